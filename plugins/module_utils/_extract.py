@@ -1,0 +1,1051 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Fast, safe extraction of release archives.
+
+PRIVATE to the atomic.deploy collection: this is not a public API and may change without notice.
+
+Pure Python (standard library only, Python 3.8+), no AnsibleModule inside, so plain pytest tests it.
+
+What an extraction guarantees:
+
+- Every member lands inside ``dest``. Refused (``ExtractError`` naming the member): absolute names, ``..``
+  components, names that are empty after normalisation, names with a NUL byte, a top-level name in
+  ``reserved``, device/fifo/other special members, symlinks whose target is absolute or leaves ``dest``
+  (lexically when the member is read, and again by real resolution once the tree is complete, which catches
+  chains of individually harmless links), hard links whose target is not an earlier regular-file member,
+  and members whose parent path goes through a symlink member or a non-directory.
+- Nothing is written through a symlink: new files are opened with ``O_CREAT|O_EXCL|O_NOFOLLOW``,
+  directories are made with ``os.mkdir``, and every parent directory is one this extraction created.
+- Modes are ``member.mode & 0o777``: setuid, setgid and sticky bits in an archive are dropped on purpose
+  (a release is application code, never a privilege boundary). Modes are exact, whatever the umask.
+  Directories are created 0700 and get their final mode (and mtime, for directory members) at the end,
+  deepest first, so a read-only directory in the archive does not block its own extraction.
+  Directories the archive implies without a member of their own get 0755.
+- Written files get the member's mtime. Ownership in the archive is ignored: files belong to the user
+  that extracts.
+- A leading ``./`` is not a path component: ``strip_components`` counts the parts left after
+  normalisation, and a ``./`` directory member (the archive's own root) is skipped.
+- A later member with the same path replaces the earlier entry (a directory stays a directory when both
+  are directories).
+
+Dedupe (``dedupe=True`` with an existing ``previous`` release): a regular file whose path in ``previous``
+is a regular file (reached without following any symlink) with the same size, the same permission bits,
+the same owner and identical content is hard-linked from ``previous`` instead of written. Anything else is
+written as a brand-new inode: an existing inode is never written into. A linked file keeps the mtime of the
+release that first shipped that content. When ``os.link`` is refused (EMLINK, EXDEV, EPERM...) a copy is
+written instead. Because linked files share their inode with ``previous``, a file changed in place in one
+release changes in the other: releases are meant to be immutable.
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno as _errno
+import gzip
+import os
+import posixpath
+import queue
+import stat
+import tarfile
+import threading
+import time
+import zipfile
+import zlib
+
+try:
+    import lzma
+except ImportError:  # pragma: no cover - Python built without liblzma
+    lzma = None  # type: ignore[assignment]
+
+try:
+    from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+except ImportError:
+    zstd = None
+
+SMALL_FILE = 8 * 1024 * 1024
+"""Files up to this size are read whole; larger ones are streamed in ``CHUNK`` pieces."""
+CHUNK = 1024 * 1024
+_RAW_CHUNK = 256 * 1024
+_OUT_LIMIT = 1024 * 1024
+_QUEUE_DEPTH = 8
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_WRITE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | _O_NOFOLLOW | _O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC
+_UTIME_FD = os.utime in os.supports_fd
+_LINK_REFUSED = frozenset(
+    code
+    for code in (
+        _errno.EMLINK,
+        _errno.EXDEV,
+        _errno.EPERM,
+        _errno.EACCES,
+        getattr(_errno, "ENOTSUP", None),
+        getattr(_errno, "EOPNOTSUPP", None),
+    )
+    if code is not None
+)
+_ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_STAT_KEYS = ("files", "dirs", "symlinks", "hardlinks", "written", "linked", "bytes_written", "bytes_linked")
+_DIR, _FILE, _LINK = "d", "f", "l"
+_IMPLICIT_DIR_MODE = 0o755
+
+
+class ExtractError(Exception):
+    """An archive was refused or could not be extracted.
+
+    ``path`` is the archive member or the file involved; ``errno`` is set when an OS error caused it.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.errno = errno
+
+
+def _refuse(raw: str, why: str) -> ExtractError:
+    return ExtractError(f"refusing archive member {raw!r}: {why}", path=raw)
+
+
+def _os_message(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading: compression detection, decompression (in a helper thread), a forward-only file object for tarfile
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _compression(head: bytes) -> str:
+    if head[:2] == b"\x1f\x8b":
+        return "gz"
+    if head[:3] == b"BZh":
+        return "bz2"
+    if head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x5d\x00\x00\x80":
+        return "xz"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zst"
+    return "tar"
+
+
+def _decompressor(kind: str, label: str):
+    if kind == "gz":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind == "xz" and lzma is not None:
+        return lzma.LZMADecompressor()
+    if kind == "zst" and zstd is not None:
+        return zstd.ZstdDecompressor()
+    raise ExtractError(f"cannot read archive {label}: {kind} compression is not available on this host", path=label)
+
+
+_DECOMPRESS_ERRORS: tuple = (zlib.error, OSError, EOFError, ValueError)
+if lzma is not None:
+    _DECOMPRESS_ERRORS += (lzma.LZMAError,)
+if zstd is not None:  # pragma: no cover - Python 3.14+
+    _DECOMPRESS_ERRORS += (zstd.ZstdError,)
+
+
+def _read_raw(raw, size: int, label: str) -> bytes:
+    try:
+        return raw.read(size)
+    except OSError as exc:
+        raise ExtractError(f"cannot read archive {label}: {_os_message(exc)}", path=label, errno=exc.errno) from exc
+
+
+def _chunks(raw, head: bytes, label: str):
+    """Yield the decompressed bytes of ``raw`` (whose first bytes ``head`` were already read) in pieces.
+
+    Concatenated compressed streams (pigz, pbzip2, ``cat a.gz b.gz``) are read as one; a stream that ends
+    before its end marker is refused as truncated, and the gzip CRC is checked by zlib.
+    """
+    kind = _compression(head)
+    if kind == "tar":
+        data = head
+        while data:
+            yield data
+            data = _read_raw(raw, CHUNK, label)
+        return
+    dec = _decompressor(kind, label)
+    data = head
+    try:
+        while True:
+            if not data:
+                data = _read_raw(raw, _RAW_CHUNK, label)
+                if not data:
+                    break
+            if kind == "gz":
+                while data:
+                    out = dec.decompress(data, _OUT_LIMIT)
+                    if out:
+                        yield out
+                    data = dec.unconsumed_tail
+                    if dec.eof:
+                        break
+            else:
+                out = dec.decompress(data, _OUT_LIMIT)
+                if out:
+                    yield out
+                while not dec.eof and not dec.needs_input:
+                    out = dec.decompress(b"", _OUT_LIMIT)
+                    if out:
+                        yield out
+                data = b""
+            if dec.eof:
+                data = dec.unused_data or _read_raw(raw, _RAW_CHUNK, label)
+                if not data or _compression(data) != kind:
+                    # Trailing bytes that do not start another stream are padding: ignored, as gzip does.
+                    return
+                dec = _decompressor(kind, label)
+    except _DECOMPRESS_ERRORS as exc:
+        raise ExtractError(f"cannot read archive {label}: invalid {kind} data ({exc})", path=label) from exc
+    if not dec.eof:
+        raise ExtractError(f"cannot read archive {label}: {kind} stream is truncated", path=label)
+
+
+class _Pump:
+    """Run a chunk generator in a helper thread.
+
+    zlib, bz2 and lzma release the GIL while they work, so decompression overlaps with writing files,
+    the way ``tar -xz`` overlaps with its ``gzip -d`` child.
+    """
+
+    _END = object()
+
+    def __init__(self, gen) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self._stop = False
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(gen,), name="atomic-deploy-extract", daemon=True)
+        self._thread.start()
+
+    def _run(self, gen) -> None:
+        try:
+            for chunk in gen:
+                if self._stop:
+                    return
+                self._queue.put(chunk)
+            self._queue.put(self._END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+            self._queue.put(exc)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is self._END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop = True
+        deadline = time.monotonic() + 5
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(0.01)
+
+
+class _ForwardReader:
+    """A read-only file object over a chunk iterator that can only seek forwards.
+
+    tarfile's own ``r|`` stream mode re-copies its whole buffer on every read; this keeps one chunk and an
+    offset, which is what makes per-member overhead small. It also remembers the last block read so the
+    caller can tell a real end-of-archive marker from a truncated or corrupt header, which tarfile accepts
+    silently.
+    """
+
+    def __init__(self, chunks) -> None:
+        self._chunks = chunks
+        self._buf = b""
+        self._off = 0
+        self._pos = 0
+        self.last = b""
+
+    def _more(self) -> bool:
+        for chunk in self._chunks:
+            if chunk:
+                self._buf = chunk
+                self._off = 0
+                return True
+        self._buf = b""
+        self._off = 0
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        off = self._off
+        end = off + size
+        if 0 <= size and end <= len(self._buf):
+            data = self._buf[off:end]
+            self._off = end
+        else:
+            parts = [self._buf[off:]]
+            got = len(parts[0])
+            while (size < 0 or got < size) and self._more():
+                take = self._buf if size < 0 else self._buf[: size - got]
+                parts.append(take)
+                got += len(take)
+                self._off = len(take)
+            data = b"".join(parts)
+            if size >= 0 and not self._buf:
+                self._off = 0
+        self._pos += len(data)
+        self.last = data
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self._pos:
+            raise OSError(_errno.ESPIPE, "archive stream cannot seek backwards")
+        while self._pos < pos:
+            avail = len(self._buf) - self._off
+            if not avail and not self._more():
+                break
+            step = min(pos - self._pos, len(self._buf) - self._off)
+            self._off += step
+            self._pos += step
+        return self._pos
+
+    def drain(self) -> None:
+        while self._more():
+            pass
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    done = os.write(fd, data)
+    if done < len(data):
+        view = memoryview(data)
+        while done < len(view):
+            done += os.write(fd, view[done:])
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    data = os.read(fd, size)
+    if len(data) < size and data:
+        parts = [data]
+        got = len(data)
+        while got < size:
+            more = os.read(fd, size - got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        data = b"".join(parts)
+    return data
+
+
+def _mtime_ns(mtime) -> int | None:
+    try:
+        return int(round(mtime * 1_000_000_000))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class _Extractor:
+    """Places members into ``dest`` and keeps the bookkeeping that makes that safe."""
+
+    def __init__(self, *, dest: str, previous: str | None, dedupe: bool, strip_components: int, reserved) -> None:
+        if isinstance(strip_components, bool) or not isinstance(strip_components, int) or strip_components < 0:
+            raise ExtractError(f"strip_components must be an integer >= 0, got {strip_components!r}")
+        dest = os.path.abspath(os.fspath(dest))
+        if not os.path.isdir(dest):
+            raise ExtractError(f"destination {dest} is not a directory", path=dest)
+        self.dest = dest.rstrip("/") or "/"
+        self.root = "" if self.dest == "/" else self.dest
+        self.strip = strip_components
+        self.reserved = frozenset(reserved or ())
+        self.previous = None
+        if dedupe and previous and os.path.isdir(previous):
+            self.previous = os.path.abspath(os.fspath(previous)).rstrip("/")
+        self.kinds: dict[str, str] = {}
+        self.dirs: dict[str, tuple[int, int | None]] = {}
+        self.prev_dirs: dict[str, bool] = {"": True}
+        self.stats = dict.fromkeys(_STAT_KEYS, 0)
+        self.umask = _current_umask()
+        self.uid = os.geteuid() if hasattr(os, "geteuid") else None
+        self.can_link = True
+
+    # ---- names ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _parts(raw: str) -> tuple[list[str] | None, str | None]:
+        if not raw:
+            return None, "empty name"
+        if "\x00" in raw:
+            return None, "name contains a nul byte"
+        if raw.startswith("/"):
+            return None, "absolute path"
+        parts = [p for p in raw.split("/") if p and p != "."]
+        if ".." in parts:
+            return None, "path contains a '..' component"
+        return parts, None
+
+    def name(self, raw: str, *, is_dir: bool) -> str | None:
+        """Return the member's path relative to dest, or None when the member is to be skipped."""
+        parts, why = self._parts(raw)
+        if parts is None:
+            raise _refuse(raw, why or "invalid name")
+        if not parts:
+            if is_dir:
+                return None
+            raise _refuse(raw, "empty name after normalisation")
+        if self.strip:
+            parts = parts[self.strip :]
+            if not parts:
+                return None
+        if parts[0] in self.reserved:
+            raise _refuse(raw, f"{parts[0]} is reserved for the release itself")
+        return "/".join(parts)
+
+    def path(self, rel: str) -> str:
+        return self.root + "/" + rel
+
+    # ---- tree bookkeeping ----------------------------------------------------------------------------------
+
+    def _mkdir(self, rel: str) -> None:
+        path = self.path(rel)
+        os.mkdir(path, 0o700)
+        if self.umask & 0o700:
+            os.chmod(path, 0o700)
+
+    def parent(self, rel: str, raw: str) -> None:
+        """Make sure every parent of rel is a real directory this extraction created."""
+        cut = rel.rfind("/")
+        if cut < 0 or rel[:cut] in self.dirs:
+            return
+        cur = ""
+        for part in rel.split("/")[:-1]:
+            cur = cur + "/" + part if cur else part
+            kind = self.kinds.get(cur)
+            if kind is None:
+                self._mkdir(cur)
+                self.kinds[cur] = _DIR
+                self.dirs[cur] = (_IMPLICIT_DIR_MODE, None)
+            elif kind == _LINK:
+                raise _refuse(raw, f"parent {cur} is a symlink")
+            elif kind != _DIR:
+                raise _refuse(raw, f"parent {cur} is not a directory")
+
+    def make_room(self, rel: str, *, for_dir: bool) -> bool:
+        """Remove an earlier entry at rel; True when it is a directory that stays (for_dir)."""
+        kind = self.kinds.get(rel)
+        if kind is None:
+            return False
+        if kind == _DIR:
+            if for_dir:
+                return True
+            _remove_tree(self.path(rel))
+            prefix = rel + "/"
+            self.kinds = {k: v for k, v in self.kinds.items() if not k.startswith(prefix)}
+            self.dirs = {k: v for k, v in self.dirs.items() if not k.startswith(prefix)}
+            del self.dirs[rel]
+        else:
+            os.unlink(self.path(rel))
+        del self.kinds[rel]
+        return False
+
+    # ---- members -------------------------------------------------------------------------------------------
+
+    def add_dir(self, rel: str, raw: str, *, mode: int, mtime) -> None:
+        self.parent(rel, raw)
+        if not self.make_room(rel, for_dir=True):
+            self._mkdir(rel)
+            self.kinds[rel] = _DIR
+        self.dirs[rel] = (mode & 0o777, _mtime_ns(mtime))
+        self.stats["dirs"] += 1
+
+    def add_symlink(self, rel: str, raw: str, *, target: str) -> None:
+        if not target:
+            raise _refuse(raw, "empty symlink target")
+        if "\x00" in target:
+            raise _refuse(raw, "symlink target contains a nul byte")
+        if target.startswith("/"):
+            raise _refuse(raw, f"absolute symlink target {target}")
+        resolved = posixpath.normpath(posixpath.join(rel.rpartition("/")[0], target))
+        if resolved == ".." or resolved.startswith("../"):
+            raise _refuse(raw, f"symlink target {target} points outside the release")
+        self.parent(rel, raw)
+        self.make_room(rel, for_dir=False)
+        os.symlink(target, self.path(rel))
+        self.kinds[rel] = _LINK
+        self.stats["symlinks"] += 1
+
+    def add_hardlink(self, rel: str, raw: str, *, target: str) -> None:
+        parts, _why = self._parts(target)
+        target_rel = "/".join(parts[self.strip :]) if parts else ""
+        if not target_rel or self.kinds.get(target_rel) != _FILE or target_rel == rel:
+            raise _refuse(raw, f"hard link target {target} is not an earlier regular file member")
+        self.parent(rel, raw)
+        self.make_room(rel, for_dir=False)
+        source = self.path(target_rel)
+        path = self.path(rel)
+        try:
+            os.link(source, path, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in _LINK_REFUSED:
+                raise
+            _copy_file(source, path)
+        self.kinds[rel] = _FILE
+        self.stats["hardlinks"] += 1
+
+    def add_file(self, rel: str, raw: str, *, mode: int, mtime, size: int, read) -> None:
+        self.parent(rel, raw)
+        self.make_room(rel, for_dir=False)
+        mode &= 0o777
+        path = self.path(rel)
+        prev = self._candidate(rel, mode, size)
+        stats = self.stats
+        stats["files"] += 1
+        if size <= SMALL_FILE:
+            data = read(size)
+            if prev is not None and _same_content(prev, data) and self._link(prev, path):
+                stats["linked"] += 1
+                stats["bytes_linked"] += size
+            else:
+                self._write_new(path, mode, mtime, data)
+                stats["written"] += 1
+                stats["bytes_written"] += size
+        elif self._spool(path, prev, mode=mode, mtime=mtime, size=size, read=read):
+            stats["linked"] += 1
+            stats["bytes_linked"] += size
+        else:
+            stats["written"] += 1
+            stats["bytes_written"] += size
+        self.kinds[rel] = _FILE
+
+    # ---- files ---------------------------------------------------------------------------------------------
+
+    def _candidate(self, rel: str, mode: int, size: int) -> str | None:
+        """The file in previous this member may share an inode with, judged on metadata only."""
+        if self.previous is None or not self.can_link:
+            return None
+        cut = rel.rfind("/")
+        if not self._prev_dir_ok(rel[:cut] if cut >= 0 else ""):
+            return None
+        path = self.previous + "/" + rel
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_size != size
+            or stat.S_IMODE(st.st_mode) != mode
+            or (self.uid is not None and st.st_uid != self.uid)
+        ):
+            return None
+        return path
+
+    def _prev_dir_ok(self, rel: str) -> bool:
+        """True when previous/rel is a directory reached without following a symlink (e.g. a shared link)."""
+        ok = self.prev_dirs.get(rel)
+        if ok is None:
+            cut = rel.rfind("/")
+            ok = self._prev_dir_ok(rel[:cut] if cut >= 0 else "")
+            if ok:
+                try:
+                    ok = stat.S_ISDIR(os.lstat(self.previous + "/" + rel).st_mode)
+                except OSError:
+                    ok = False
+            self.prev_dirs[rel] = ok
+        return ok
+
+    def _link(self, prev: str, path: str) -> bool:
+        try:
+            os.link(prev, path, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in _LINK_REFUSED:
+                raise
+            if exc.errno == _errno.EXDEV:
+                self.can_link = False
+            return False
+        return True
+
+    def _finish_fd(self, fd: int, path: str, mode: int, mtime) -> None:
+        if mode & self.umask:
+            os.fchmod(fd, mode)
+        ns = _mtime_ns(mtime)
+        if ns is not None:
+            try:
+                if _UTIME_FD:
+                    os.utime(fd, ns=(ns, ns))
+                else:  # pragma: no cover - every supported POSIX host has futimens
+                    os.utime(path, ns=(ns, ns), follow_symlinks=False)
+            except OverflowError:
+                pass
+
+    def _write_new(self, path: str, mode: int, mtime, data: bytes) -> None:
+        fd = os.open(path, _WRITE_FLAGS, mode)
+        try:
+            if data:
+                _write_all(fd, data)
+            self._finish_fd(fd, path, mode, mtime)
+        finally:
+            os.close(fd)
+
+    def _spool(self, path: str, prev: str | None, *, mode: int, mtime, size: int, read) -> bool:
+        """Stream a large member into a new file, comparing with prev on the way; True when linked instead."""
+        fd = os.open(path, _WRITE_FLAGS, mode)
+        pfd = None
+        try:
+            same = False
+            if prev is not None:
+                try:
+                    pfd = os.open(prev, _READ_FLAGS)
+                    same = True
+                except OSError:
+                    pfd = None
+            left = size
+            while left:
+                chunk = read(min(CHUNK, left))
+                left -= len(chunk)
+                _write_all(fd, chunk)
+                if same:
+                    same = _read_exact(pfd, len(chunk)) == chunk
+            if same:
+                same = os.read(pfd, 1) == b""
+            self._finish_fd(fd, path, mode, mtime)
+        finally:
+            os.close(fd)
+            if pfd is not None:
+                os.close(pfd)
+        return same and self._replace_with_link(prev, path)
+
+    def _replace_with_link(self, prev: str, path: str) -> bool:
+        """Swap the file just written for a link to prev; keep the written copy when linking is refused."""
+        folder = path.rpartition("/")[0]
+        while True:
+            temp = f"{folder}/.atomic-deploy-dedupe-{os.urandom(6).hex()}"
+            try:
+                os.link(prev, temp, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _LINK_REFUSED:
+                    raise
+                if exc.errno == _errno.EXDEV:
+                    self.can_link = False
+                return False
+            try:
+                os.rename(temp, path)
+            except OSError:
+                os.unlink(temp)
+                raise
+            return True
+
+    # ---- end -----------------------------------------------------------------------------------------------
+
+    def finish(self) -> dict:
+        links = [rel for rel, kind in self.kinds.items() if kind == _LINK]
+        if links:
+            real_dest = os.path.realpath(self.dest)
+            inside = real_dest.rstrip("/") + "/"
+            for rel in links:
+                real = os.path.realpath(self.path(rel))
+                if real != real_dest and not real.startswith(inside):
+                    raise _refuse(rel, f"symlink resolves to {real}, outside the release, through other symlinks")
+        for rel in sorted(self.dirs, key=lambda r: r.count("/"), reverse=True):
+            mode, ns = self.dirs[rel]
+            path = self.path(rel)
+            if ns is not None:
+                try:
+                    os.utime(path, ns=(ns, ns), follow_symlinks=False)
+                except OverflowError:
+                    pass
+            if mode != 0o700:
+                os.chmod(path, mode)
+        return dict(self.stats)
+
+
+def _remove_tree(path: str) -> None:
+    import shutil  # only needed for the rare directory-replaced-by-file archive
+
+    shutil.rmtree(path)
+
+
+def _same_content(prev: str, data: bytes) -> bool:
+    fd = os.open(prev, _READ_FLAGS)
+    try:
+        return _read_exact(fd, len(data) + 1) == data
+    finally:
+        os.close(fd)
+
+
+def _copy_file(source: str, path: str) -> None:
+    """Copy a file already in dest (fallback for a hard-link member that cannot be linked)."""
+    sfd = os.open(source, _READ_FLAGS)
+    try:
+        st = os.fstat(sfd)
+        fd = os.open(path, _WRITE_FLAGS, 0o600)
+        try:
+            while True:
+                data = os.read(sfd, CHUNK)
+                if not data:
+                    break
+                _write_all(fd, data)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            if _UTIME_FD:
+                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
+    finally:
+        os.close(sfd)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Archive formats
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _describe(member: tarfile.TarInfo) -> str:
+    if member.ischr():
+        return "character device"
+    if member.isblk():
+        return "block device"
+    if member.isfifo():
+        return "fifo"
+    return f"unsupported member type {member.type!r}"
+
+
+def _tar_member(ex: _Extractor, tf: tarfile.TarFile, src: _ForwardReader, member: tarfile.TarInfo, label: str):
+    raw = member.name
+    if member.isreg():
+        rel = ex.name(raw, is_dir=False)
+        if rel is None:
+            return
+        if member.sparse is None:
+            src.seek(member.offset_data)
+            stream = src
+        else:
+            stream = tf.extractfile(member)
+
+        def read(size: int) -> bytes:
+            try:
+                data = stream.read(size)
+            except tarfile.TarError as exc:
+                raise ExtractError(f"cannot read member {raw!r} of archive {label}: {exc}", path=raw) from exc
+            if len(data) != size:
+                raise ExtractError(f"cannot read member {raw!r} of archive {label}: archive is truncated", path=raw)
+            return data
+
+        ex.add_file(rel, raw, mode=member.mode, mtime=member.mtime, size=member.size, read=read)
+    elif member.isdir():
+        rel = ex.name(raw, is_dir=True)
+        if rel is not None:
+            ex.add_dir(rel, raw, mode=member.mode, mtime=member.mtime)
+    elif member.issym():
+        rel = ex.name(raw, is_dir=False)
+        if rel is not None:
+            ex.add_symlink(rel, raw, target=member.linkname)
+    elif member.islnk():
+        rel = ex.name(raw, is_dir=False)
+        if rel is not None:
+            ex.add_hardlink(rel, raw, target=member.linkname)
+    else:
+        raise _refuse(raw, _describe(member))
+
+
+def _run_member(ex: _Extractor, rel_hint: str, func, *args) -> None:
+    try:
+        func(*args)
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else ex.path(rel_hint)
+        raise ExtractError(f"cannot extract {where}: {_os_message(exc)}", path=where, errno=exc.errno) from exc
+
+
+def _open_tar(raw, label: str, *, threaded: bool) -> tuple[tarfile.TarFile, _ForwardReader, _Pump | None]:
+    head = _read_raw(raw, _RAW_CHUNK, label)
+    if not head:
+        raise ExtractError(f"cannot read archive {label}: file is empty", path=label)
+    gen = _chunks(raw, head, label)
+    pump = _Pump(gen) if threaded else None
+    src = _ForwardReader(pump if pump is not None else gen)
+    try:
+        tf = tarfile.TarFile(fileobj=src, mode="r")
+    except tarfile.TarError as exc:
+        if pump is not None:
+            pump.close()
+        raise ExtractError(f"cannot read archive {label}: not a tar archive ({exc})", path=label) from exc
+    except BaseException:
+        if pump is not None:
+            pump.close()
+        raise
+    return tf, src, pump
+
+
+def _extract_tar(raw, label: str, ex: _Extractor) -> dict:
+    tf, src, pump = _open_tar(raw, label, threaded=True)
+    try:
+        last = None
+        while True:
+            try:
+                member = tf.next()
+            except tarfile.TarError as exc:
+                raise ExtractError(f"cannot read archive {label}: {exc}", path=label) from exc
+            if member is None:
+                break
+            last = member.name
+            _run_member(ex, member.name.lstrip("/"), _tar_member, ex, tf, src, member, label)
+        if last is None and src.tell() == 0:
+            raise ExtractError(f"cannot read archive {label}: not a tar archive", path=label)
+        if src.last != _ZERO_BLOCK:
+            after = f" after member {last!r}" if last is not None else ""
+            raise ExtractError(f"cannot read archive {label}: archive is truncated or corrupt{after}", path=label)
+        src.drain()
+    finally:
+        if pump is not None:
+            pump.close()
+    try:
+        return ex.finish()
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else ex.dest
+        raise ExtractError(f"cannot extract {where}: {_os_message(exc)}", path=where, errno=exc.errno) from exc
+
+
+def _zip_member(ex: _Extractor, zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> None:
+    raw = info.filename
+    unix = info.external_attr >> 16
+    kind = stat.S_IFMT(unix)
+    is_dir = raw.endswith("/") or kind == stat.S_IFDIR
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+        raise _refuse(raw, "device, fifo or other special file")
+    rel = ex.name(raw, is_dir=is_dir)
+    if rel is None:
+        return
+    try:
+        mtime = time.mktime(info.date_time + (0, 0, -1))
+    except (OverflowError, ValueError):
+        mtime = None
+    mode = stat.S_IMODE(unix) or (0o755 if is_dir else 0o644)
+
+    def read_all(size: int = -1) -> bytes:
+        try:
+            with zf.open(info) as handle:
+                return handle.read(size)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+            raise ExtractError(f"cannot read member {raw!r} of archive {label}: {exc}", path=raw) from exc
+
+    if is_dir:
+        ex.add_dir(rel, raw, mode=mode, mtime=mtime)
+    elif kind == stat.S_IFLNK:
+        ex.add_symlink(rel, raw, target=os.fsdecode(read_all()))
+    else:
+        handle = None
+
+        def read(size: int) -> bytes:
+            nonlocal handle
+            try:
+                if handle is None:
+                    handle = zf.open(info)
+                data = handle.read(size)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+                raise ExtractError(f"cannot read member {raw!r} of archive {label}: {exc}", path=raw) from exc
+            if len(data) != size:
+                raise ExtractError(f"cannot read member {raw!r} of archive {label}: archive is truncated", path=raw)
+            return data
+
+        try:
+            ex.add_file(rel, raw, mode=mode, mtime=mtime, size=info.file_size, read=read)
+        finally:
+            if handle is not None:
+                handle.close()
+
+
+def _extract_zip(archive: str, ex: _Extractor) -> dict:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+        raise ExtractError(f"cannot read archive {archive}: {exc}", path=archive) from exc
+    except OSError as exc:
+        raise ExtractError(f"cannot read archive {archive}: {_os_message(exc)}", path=archive, errno=exc.errno) from exc
+    with zf:
+        for info in zf.infolist():
+            _run_member(ex, info.filename.lstrip("/"), _zip_member, ex, zf, info, archive)
+    try:
+        return ex.finish()
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else ex.dest
+        raise ExtractError(f"cannot extract {where}: {_os_message(exc)}", path=where, errno=exc.errno) from exc
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------------------
+
+
+def detect_format(path: str) -> str:
+    """Return ``tar`` (uncompressed or gz/bz2/xz compressed, zstd where Python has it) or ``zip``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_RAW_CHUNK)
+            if head[:4] in _ZIP_MAGICS:
+                return "zip"
+            if not head:
+                raise ExtractError(f"{path} is empty, not a tar or zip archive", path=path)
+            tf, _src, _pump = _open_tar(_Replay(head, handle), path, threaded=False)
+            tf.close()
+            return "tar"
+    except OSError as exc:
+        raise ExtractError(f"cannot read archive {path}: {_os_message(exc)}", path=path, errno=exc.errno) from exc
+    except ExtractError as exc:
+        if exc.path == path and "not a tar archive" in exc.message or "invalid" in exc.message:
+            raise ExtractError(f"{path} is not a tar or zip archive", path=path) from exc
+        raise
+
+
+class _Replay:
+    """Give back already-read leading bytes before reading the rest of a file."""
+
+    def __init__(self, head: bytes, handle) -> None:
+        self._head = head
+        self._handle = handle
+
+    def read(self, size: int) -> bytes:
+        if self._head:
+            data, self._head = self._head, b""
+            return data
+        return self._handle.read(size)
+
+
+def extract_archive(
+    *,
+    archive: str,
+    dest: str,
+    previous: str | None = None,
+    dedupe: bool = True,
+    strip_components: int = 0,
+    reserved: tuple[str, ...] = (".release.json",),
+) -> dict:
+    """Extract a tar (any compression) or zip archive into the existing directory ``dest``; return stats."""
+    fmt = detect_format(archive)
+    ex = _Extractor(
+        dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved
+    )
+    if fmt == "zip":
+        return _extract_zip(archive, ex)
+    try:
+        raw = open(archive, "rb", buffering=0)
+    except OSError as exc:
+        raise ExtractError(f"cannot read archive {archive}: {_os_message(exc)}", path=archive, errno=exc.errno) from exc
+    with raw:
+        return _extract_tar(raw, archive, ex)
+
+
+def extract_tar_stream(
+    *,
+    fileobj,
+    dest: str,
+    previous: str | None = None,
+    dedupe: bool = True,
+    strip_components: int = 0,
+    reserved: tuple[str, ...] = (".release.json",),
+) -> dict:
+    """Extract a tar stream read sequentially from ``fileobj`` (e.g. ``git archive`` output on a pipe)."""
+    ex = _Extractor(
+        dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved
+    )
+    label = getattr(fileobj, "name", None)
+    if not isinstance(label, str):
+        label = "<stream>"
+    return _extract_tar(fileobj, label, ex)
+
+
+def pack_directory(*, src: str, fileobj, compresslevel: int = 1) -> None:
+    """Write a tar.gz of the contents of directory ``src`` (not the directory itself) to ``fileobj``.
+
+    Symlinks are stored as symlinks (the extractor validates them), hard links inside ``src`` as hard-link
+    members, and nothing is skipped: a socket, fifo or device makes it fail. Members are in sorted order,
+    ownership is zeroed and the gzip header carries no name or time, so the same tree gives the same bytes.
+    """
+    try:
+        st = os.stat(src)
+    except FileNotFoundError as exc:
+        raise ExtractError(f"directory {src} does not exist", path=src, errno=exc.errno) from exc
+    except OSError as exc:
+        raise ExtractError(f"cannot read directory {src}: {_os_message(exc)}", path=src, errno=exc.errno) from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise ExtractError(f"{src} is not a directory", path=src)
+    gz = gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, compresslevel=compresslevel, mtime=0)
+    try:
+        with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            _pack_tree(tf, os.fspath(src), "", {})
+    finally:
+        gz.close()
+
+
+def _pack_tree(tf: tarfile.TarFile, top: str, rel_dir: str, inodes: dict) -> None:
+    folder = os.path.join(top, rel_dir) if rel_dir else top
+    try:
+        with os.scandir(folder) as entries:
+            found = sorted(entries, key=lambda e: e.name)
+    except OSError as exc:
+        raise ExtractError(f"cannot read directory {folder}: {_os_message(exc)}", path=folder, errno=exc.errno) from exc
+    for entry in found:
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        full = entry.path
+        try:
+            st = entry.stat(follow_symlinks=False)
+            info = tarfile.TarInfo(rel)
+            info.mode = stat.S_IMODE(st.st_mode)
+            info.mtime = int(st.st_mtime)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            elif stat.S_ISLNK(st.st_mode):
+                info.type = tarfile.SYMTYPE
+                info.linkname = os.readlink(full)
+                tf.addfile(info)
+            elif stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in inodes:
+                    info.type = tarfile.LNKTYPE
+                    info.linkname = inodes[key]
+                    tf.addfile(info)
+                else:
+                    if st.st_nlink > 1:
+                        inodes[key] = rel
+                    info.size = st.st_size
+                    with open(full, "rb") as handle:
+                        tf.addfile(info, handle)
+            else:
+                raise ExtractError(f"cannot pack {full}: sockets, fifos and devices are not supported", path=full)
+        except OSError as exc:
+            raise ExtractError(f"cannot pack {full}: {_os_message(exc)}", path=full, errno=exc.errno) from exc
+        if stat.S_ISDIR(st.st_mode):
+            _pack_tree(tf, top, rel, inodes)

@@ -1,0 +1,318 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Filesystem primitives for atomic.deploy.
+
+PRIVATE: this module is internal to the atomic.deploy collection. It is not a public API and
+may change without notice. It holds no AnsibleModule code so that plain pytest can test it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import secrets
+import shutil
+import stat
+
+# renameat2(2) flag: atomically exchange two paths (Linux >= 3.15, glibc >= 2.28).
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+class FsError(Exception):
+    """A filesystem operation failed; ``path`` names what it was about."""
+
+    def __init__(self, msg: str, *, path: str | None = None) -> None:
+        super().__init__(msg)
+        self.path = path
+
+
+def fsync_dir(path: str) -> None:
+    """Flush a directory so that a rename or create inside it survives a crash."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some filesystems (and macOS for directories) refuse fsync on a directory; the rename
+        # itself is still atomic, only its durability is then up to the filesystem.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def temp_path(*, directory: str, prefix: str) -> str:
+    """A fresh, unpredictable name inside ``directory`` (nothing is created)."""
+    return os.path.join(directory, f'{prefix}{secrets.token_hex(6)}')
+
+
+def lexists(path: str) -> bool:
+    return os.path.lexists(path)
+
+
+def read_link(path: str) -> str | None:
+    """The text of the symlink at ``path``, or None when ``path`` is absent or not a symlink."""
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.EINVAL, errno.ENOTDIR):
+            return None
+        raise
+
+
+def _make_temp_link(*, target: str, directory: str, prefix: str) -> str:
+    for _attempt in range(100):
+        tmp = temp_path(directory=directory, prefix=prefix)
+        try:
+            os.symlink(target, tmp)
+        except FileExistsError:
+            continue
+        return tmp
+    raise FsError(f'could not create a temporary link in {directory}', path=directory)
+
+
+def temp_link_prefix(path: str) -> str:
+    """Temp links for ``path`` are named ``.<name>.tmp-<random>`` next to it."""
+    return f'.{os.path.basename(path)}.tmp-'
+
+
+def stage_symlink(*, path: str, target: str) -> str:
+    """Create a uniquely named temp link next to ``path``; return its path.
+
+    Splitting stage from :func:`commit_symlink` lets a caller prepare the link, wait for an
+    agreed instant, and then do nothing but the rename.
+    """
+    directory = os.path.dirname(path) or '.'
+    return _make_temp_link(target=target, directory=directory, prefix=temp_link_prefix(path))
+
+
+def commit_symlink(*, tmp: str, path: str, fsync: bool = True) -> None:
+    """rename(2) ``tmp`` over ``path``: ``path`` is never missing. Removes ``tmp`` on failure."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+    if fsync:
+        fsync_dir(os.path.dirname(path) or '.')
+
+
+def swap_symlink(*, path: str, target: str, fsync: bool = True) -> None:
+    """Point the symlink ``path`` at ``target`` atomically (temp link + rename)."""
+    commit_symlink(tmp=stage_symlink(path=path, target=target), path=path, fsync=fsync)
+
+
+def discard(path: str) -> None:
+    """Remove a file or symlink if it exists; never raises for a missing path."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _renameat2():
+    libc_name = ctypes.util.find_library('c')
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        func = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+def exchange_supported() -> bool:
+    return _renameat2() is not None
+
+
+def exchange(*, first: str, second: str) -> None:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE).
+
+    Raises FsError when the platform or filesystem cannot do it: the caller must then refuse
+    rather than fall back to a two-step rename that would leave a window.
+    """
+    func = _renameat2()
+    if func is None:
+        raise FsError('renameat2(RENAME_EXCHANGE) is not available on this platform', path=second)
+    rc = func(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE)
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise FsError(
+                f'the filesystem holding {second} does not support renameat2(RENAME_EXCHANGE) '
+                f'({os.strerror(err).lower()})',
+                path=second,
+            )
+        raise OSError(err, os.strerror(err), second)
+
+
+def adopt_directory(*, path: str, target: str, fsync: bool = True) -> str:
+    """Replace the real directory ``path`` with a symlink to ``target`` with no window.
+
+    The directory is exchanged with a freshly made temp link, so it ends at the temp name,
+    which is returned (the backup). Nothing is deleted.
+    """
+    directory = os.path.dirname(path) or '.'
+    tmp = _make_temp_link(target=target, directory=directory, prefix=f'.{os.path.basename(path)}.backup-')
+    try:
+        exchange(first=tmp, second=path)
+    except BaseException:
+        discard(tmp)
+        raise
+    if fsync:
+        fsync_dir(directory)
+    return tmp
+
+
+def atomic_write(*, path: str, data: bytes, mode: int = 0o644, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file + rename, so readers see old or new, never half."""
+    directory = os.path.dirname(path) or '.'
+    tmp = temp_path(directory=directory, prefix=f'.{os.path.basename(path)}.tmp-')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fchmod(fd, mode)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+    if fsync:
+        fsync_dir(directory)
+
+
+def append_line(*, path: str, line: bytes, mode: int = 0o640, fsync: bool = True) -> None:
+    """Append one line with a single O_APPEND write, then fsync.
+
+    A crash can at worst leave a torn last line, which readers skip; earlier lines are never
+    rewritten.
+    """
+    if not line.endswith(b'\n'):
+        line += b'\n'
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), mode)
+    try:
+        # A torn line left by an earlier crash must not swallow this one: start on a fresh line.
+        size = os.fstat(fd).st_size
+        if size:
+            last = os.pread(fd, 1, size - 1)
+            if last != b'\n':
+                line = b'\n' + line
+        view = memoryview(line)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_within(*, root: str, path: str) -> bool:
+    """Lexically, is ``path`` ``root`` or below it (both absolute)."""
+    root = os.path.normpath(root)
+    path = os.path.normpath(path)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def resolve_link_target(*, link: str, text: str) -> str:
+    """Where the link text points, lexically, as an absolute normalised path."""
+    if os.path.isabs(text):
+        return os.path.normpath(text)
+    return os.path.normpath(os.path.join(os.path.dirname(link), text))
+
+
+def ensure_dir(*, path: str, mode: int, uid: int = -1, gid: int = -1) -> bool:
+    """Create ``path`` (one level) if missing and enforce mode/owner on it; True when it changed.
+
+    Refuses a symlink at ``path``: directories this collection manages are never followed.
+    """
+    changed = False
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.mkdir(path, 0o700)
+        st = os.lstat(path)
+        changed = True
+    if stat.S_ISLNK(st.st_mode):
+        raise FsError(f'{path} is a symlink; refusing to use it as a directory', path=path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise FsError(f'{path} exists and is not a directory', path=path)
+    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+        os.lchown(path, uid, gid)
+        changed = True
+        st = os.lstat(path)
+    # chmod after chown: chown clears setgid on some systems, and mkdir's mode is cut by umask.
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+        changed = True
+    return changed
+
+
+def undeletable(path: str) -> list[str]:
+    """Entries under ``path`` (inclusive) this process could not remove, without following links.
+
+    Used before deleting a release so that a tree holding files of another user is refused whole
+    rather than left half-deleted.
+    """
+    problems: list[str] = []
+    is_root = hasattr(os, 'geteuid') and os.geteuid() == 0
+    uid = os.geteuid() if hasattr(os, 'geteuid') else -1
+
+    def removable_from(parent: str, parent_st: os.stat_result, entry_st: os.stat_result) -> bool:
+        if is_root:
+            return True
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return False
+        if parent_st.st_mode & stat.S_ISVTX and uid not in (parent_st.st_uid, entry_st.st_uid):
+            return False
+        return True
+
+    parent = os.path.dirname(path.rstrip(os.sep)) or '.'
+    stack = [(path, os.lstat(parent), os.lstat(path))]
+    while stack:
+        current, parent_st, st = stack.pop()
+        if not removable_from(os.path.dirname(current), parent_st, st):
+            problems.append(current)
+        if stat.S_ISDIR(st.st_mode):
+            if not is_root and not os.access(current, os.R_OK | os.W_OK | os.X_OK):
+                problems.append(current)
+                continue
+            try:
+                with os.scandir(current) as it:
+                    for entry in it:
+                        stack.append((entry.path, st, entry.stat(follow_symlinks=False)))
+            except OSError:
+                problems.append(current)
+    return sorted(set(problems))
+
+
+def remove_tree(path: str) -> list[str]:
+    """Delete ``path`` without following symlinks; return the entries that could not be removed.
+
+    A symlink at ``path`` is unlinked, never followed.
+    """
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return []
+    failed: list[str] = []
+
+    def onerror(_func, failed_path, _exc_info):
+        failed.append(failed_path)
+
+    # shutil.rmtree uses the fd-based walk on Linux, which never follows a symlink planted in
+    # the tree (shutil.rmtree.avoids_symlink_attacks).
+    shutil.rmtree(path, onerror=onerror)
+    return failed

@@ -1,0 +1,470 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Releases: ids, metadata, deploy order, the rollback candidate and the pruning plan.
+
+PRIVATE: this module is internal to the atomic.deploy collection. It is not a public API and
+may change without notice. No AnsibleModule code: plain pytest tests it.
+
+Deploy order is the ``started`` time a release records in its metadata when it is created,
+then its id. It is never the filesystem mtime and never the name alone. Every caller that
+needs "newest" or "previous" goes through :func:`list_releases`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import os
+import re
+import socket
+import stat
+
+from ansible_collections.atomic.deploy.plugins.module_utils import _fs
+
+METADATA_NAME = '.release.json'
+FORMAT = 1
+RELEASE_ID_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$')
+
+COMPLETE = 'complete'
+UNFINISHED = 'unfinished'
+FAILED = 'failed'
+UNMANAGED = 'unmanaged'
+# States as stored on disk -> states as reported.
+_STORED = {'in_progress': UNFINISHED, 'complete': COMPLETE, 'failed': FAILED}
+
+TMP_PREFIX = '.tmp-'
+TRASH_PREFIX = '.trash-'
+
+
+class ReleaseError(Exception):
+    """A release operation was refused; the message is lower-case and names the path or input."""
+
+    def __init__(self, msg: str, **details) -> None:
+        super().__init__(msg)
+        self.details = details
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment: datetime.datetime | None = None) -> str:
+    """ISO 8601 UTC with microseconds and a Z; sorts lexically in time order."""
+    moment = moment or utcnow()
+    return moment.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def validate_id(value, *, name: str = 'id') -> str:
+    """Return the id or raise ReleaseError naming ``name``."""
+    if not isinstance(value, str):
+        raise ReleaseError(f'{name} must be a string, got {type(value).__name__}', name=name)
+    if value == '':
+        raise ReleaseError(f'{name} must not be empty', name=name)
+    if '\x00' in value:
+        raise ReleaseError(f'{name} {value!r} contains a nul byte', name=name)
+    if '/' in value or value in ('.', '..'):
+        raise ReleaseError(f'{name} {value!r} is a path; a release id is a single name', name=name)
+    if not RELEASE_ID_RE.match(value):
+        raise ReleaseError(
+            f'{name} {value!r} is not a valid release id: use letters, digits, ".", "_" and "-", '
+            f'at most 128 characters, not starting with "." or "-"',
+            name=name,
+        )
+    return value
+
+
+class Layout:
+    """Paths of one deploy root."""
+
+    def __init__(self, root: str) -> None:
+        if not isinstance(root, str) or not root:
+            raise ReleaseError('root must be a non-empty path', name='root')
+        if '\x00' in root:
+            raise ReleaseError('root contains a nul byte', name='root')
+        if not os.path.isabs(root):
+            raise ReleaseError(f'root {root} must be an absolute path', name='root')
+        self.root = os.path.normpath(root)
+        self.releases = os.path.join(self.root, 'releases')
+        self.shared = os.path.join(self.root, 'shared')
+        self.current = os.path.join(self.root, 'current')
+        self.deploy = os.path.join(self.root, '.deploy')
+        self.lock = os.path.join(self.deploy, 'lock')
+        self.history = os.path.join(self.deploy, 'history.jsonl')
+        self.tmp = os.path.join(self.deploy, 'tmp')
+        self.repo = os.path.join(self.deploy, 'repo.git')
+
+    def release(self, release_id: str) -> str:
+        return os.path.join(self.releases, validate_id(release_id))
+
+    def link_text(self, release_id: str, *, style: str = 'relative') -> str:
+        """Text of the ``current`` link for a release."""
+        if style == 'absolute':
+            return self.release(release_id)
+        return os.path.join('releases', validate_id(release_id))
+
+
+class Release:
+    """One entry of ``releases/`` as read from disk."""
+
+    __slots__ = ('id', 'path', 'state', 'meta', 'current')
+
+    def __init__(self, *, release_id: str, path: str, state: str, meta: dict | None) -> None:
+        self.id = release_id
+        self.path = path
+        self.state = state
+        self.meta = meta or {}
+        self.current = False
+
+    @property
+    def started(self) -> str | None:
+        value = self.meta.get('started')
+        return value if isinstance(value, str) else None
+
+    def order_key(self) -> tuple:
+        # Unmanaged directories have no start time: they sort first (oldest) and are never
+        # pruned nor offered for rollback, so their position only affects display.
+        return (0 if self.state == UNMANAGED else 1, self.started or '', self.id)
+
+    def as_dict(self) -> dict:
+        return {
+            'id': self.id,
+            'path': self.path,
+            'state': self.state,
+            'current': self.current,
+            'started': self.started,
+            'finished': self.meta.get('finished'),
+            'failed_at': self.meta.get('failed_at'),
+            'reason': self.meta.get('reason'),
+            'deployed_by': self.meta.get('deployed_by'),
+            'source': self.meta.get('source'),
+        }
+
+
+def read_metadata(release_path: str) -> dict | None:
+    """Metadata of a release directory, or None when missing or unreadable."""
+    path = os.path.join(release_path, METADATA_NAME)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, 'rb') as handle:
+            data = json.loads(handle.read().decode('utf-8'))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get('state') not in _STORED:
+        return None
+    return data
+
+
+def write_metadata(*, release_path: str, meta: dict, fsync: bool = True) -> None:
+    data = json.dumps(meta, sort_keys=True, indent=2).encode('utf-8') + b'\n'
+    _fs.atomic_write(path=os.path.join(release_path, METADATA_NAME), data=data, mode=0o644, fsync=fsync)
+
+
+def state_of(meta: dict | None) -> str:
+    if meta is None:
+        return UNMANAGED
+    return _STORED[meta['state']]
+
+
+def list_releases(layout: Layout) -> tuple[list[Release], list[str]]:
+    """Releases in deploy order (oldest first), and the names in releases/ that are not releases.
+
+    Symlinks and files in releases/ are never followed and never treated as releases.
+    In-flight temp and trash directories are listed as ignored.
+    """
+    releases: list[Release] = []
+    ignored: list[str] = []
+    try:
+        entries = list(os.scandir(layout.releases))
+    except FileNotFoundError:
+        return [], []
+    for entry in entries:
+        if entry.name.startswith('.') or not RELEASE_ID_RE.match(entry.name):
+            ignored.append(entry.name)
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            ignored.append(entry.name)
+            continue
+        meta = read_metadata(entry.path)
+        if meta is not None and meta.get('id') not in (None, entry.name):
+            # A release directory renamed by hand: its metadata describes another id.
+            meta = None
+        releases.append(Release(release_id=entry.name, path=entry.path, state=state_of(meta), meta=meta))
+    releases.sort(key=Release.order_key)
+    current = current_id(layout)
+    for release in releases:
+        release.current = release.id == current
+    return releases, sorted(ignored)
+
+
+def current_id(layout: Layout) -> str | None:
+    """The release id ``current`` points at, or None (missing, not a link, or pointing elsewhere)."""
+    text = _fs.read_link(layout.current)
+    if text is None:
+        return None
+    resolved = _fs.resolve_link_target(link=layout.current, text=text)
+    if os.path.dirname(resolved) != layout.releases:
+        return None
+    name = os.path.basename(resolved)
+    return name if RELEASE_ID_RE.match(name) else None
+
+
+def find(releases: list[Release], release_id: str | None) -> Release | None:
+    for release in releases:
+        if release.id == release_id:
+            return release
+    return None
+
+
+def rollback_candidate(releases: list[Release], current: str | None) -> Release | None:
+    """The newest complete release before ``current`` in deploy order.
+
+    Failed and unfinished releases are skipped. With no current release, the newest complete one.
+    """
+    position = len(releases)
+    if current is not None:
+        for index, release in enumerate(releases):
+            if release.id == current:
+                position = index
+                break
+    for release in reversed(releases[:position]):
+        if release.state == COMPLETE and release.id != current:
+            return release
+    return None
+
+
+def prune_plan(
+    releases: list[Release], *, current: str | None, keep: int, protect: list[str] | tuple = (), may_remove_unfinished: bool = True
+) -> tuple[list[Release], list[Release]]:
+    """Split releases into (remove, keep) by the documented rules.
+
+    - the newest ``keep`` complete releases stay; so do current and every id in ``protect``;
+    - unfinished and failed releases never count toward ``keep``; they go once they are older
+      than the current release, and only when ``may_remove_unfinished`` (no other deploy holds
+      the lock);
+    - unmanaged directories are never removed.
+    """
+    if keep < 1:
+        raise ReleaseError(f'keep must be at least 1, got {keep}', name='keep')
+    protected = set(protect)
+    if current is not None:
+        protected.add(current)
+    complete = [r for r in releases if r.state == COMPLETE]
+    newest = {r.id for r in complete[-keep:]}
+    current_index = None
+    for index, release in enumerate(releases):
+        if release.id == current:
+            current_index = index
+    remove: list[Release] = []
+    kept: list[Release] = []
+    for index, release in enumerate(releases):
+        if release.id in protected or release.state == UNMANAGED:
+            kept.append(release)
+        elif release.state == COMPLETE:
+            (kept if release.id in newest else remove).append(release)
+        elif may_remove_unfinished and current_index is not None and index < current_index:
+            remove.append(release)
+        else:
+            kept.append(release)
+    return remove, kept
+
+
+def new_metadata(*, release_id: str, owner: dict | None, source: dict | None) -> dict:
+    return {
+        'format': FORMAT,
+        'id': release_id,
+        'state': 'in_progress',
+        'started': iso(),
+        'deployed_by': owner or {},
+        'source': source or {},
+        'host': socket.gethostname(),
+    }
+
+
+def create_release(*, layout: Layout, release_id: str, meta: dict, fsync: bool = True) -> str:
+    """Create releases/<id> so that it never exists without its in-progress marker.
+
+    The directory is built under a temp name, gets its marker, and is renamed into place.
+    """
+    final = layout.release(release_id)
+    tmp = _fs.temp_path(directory=layout.releases, prefix=f'{TMP_PREFIX}{release_id}-')
+    os.mkdir(tmp, 0o755)
+    try:
+        os.chmod(tmp, 0o755)
+        write_metadata(release_path=tmp, meta=meta, fsync=fsync)
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise ReleaseError(f'release directory {final} already exists', path=final) from None
+            raise
+    except BaseException:
+        _fs.remove_tree(tmp)
+        raise
+    if fsync:
+        _fs.fsync_dir(layout.releases)
+    return final
+
+
+def discard_release(*, layout: Layout, release: Release) -> list[str]:
+    """Take a release out of releases/ at once (rename to a trash name), then delete it.
+
+    Returns what could not be removed; the trash directory is retried by the next prune.
+    """
+    trash = _fs.temp_path(directory=layout.releases, prefix=f'{TRASH_PREFIX}{release.id}-')
+    os.rename(release.path, trash)
+    return _fs.remove_tree(trash)
+
+
+def leftovers(layout: Layout) -> list[str]:
+    """Temp and trash directories left by interrupted runs."""
+    found = []
+    try:
+        entries = list(os.scandir(layout.releases))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if entry.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+            found.append(entry.path)
+    return sorted(found)
+
+
+def stale_temp_links(layout: Layout) -> list[str]:
+    """Temp links for ``current`` left by a crash between stage and commit."""
+    prefix = _fs.temp_link_prefix(layout.current)
+    found = []
+    try:
+        entries = list(os.scandir(layout.root))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if entry.name.startswith(prefix) and stat.S_ISLNK(entry.stat(follow_symlinks=False).st_mode):
+            found.append(entry.path)
+    return sorted(found)
+
+
+MAX_SWITCH_WAIT = 600.0
+
+
+def switch_current(
+    *,
+    layout: Layout,
+    release_id: str,
+    style: str = 'relative',
+    switch_at: float | None = None,
+    fsync: bool = True,
+    adopt: bool = False,
+    clock=None,
+    sleep=None,
+) -> dict:
+    """Point ``current`` at a release with one rename(2), at ``switch_at`` if given.
+
+    The temp link is made first, so all that is left at the agreed instant is the rename.
+    A real directory at ``current`` is refused unless ``adopt`` (then renameat2 exchange).
+    Returns {'previous_target', 'target', 'switched_at', 'late', 'backup'}.
+    Callers hold the deploy lock, so temp links left by a crashed switch are swept here.
+    """
+    import time
+
+    clock = clock or time.time
+    sleep = sleep or time.sleep
+    text = layout.link_text(release_id, style=style)
+    if not os.path.isdir(layout.release(release_id)):
+        raise ReleaseError(f'release directory {layout.release(release_id)} does not exist', path=layout.release(release_id))
+    try:
+        st = os.lstat(layout.current)
+    except FileNotFoundError:
+        st = None
+    is_dir = st is not None and stat.S_ISDIR(st.st_mode)
+    if st is not None and not stat.S_ISLNK(st.st_mode) and not (is_dir and adopt):
+        kind = 'directory' if is_dir else 'file'
+        raise ReleaseError(
+            f'{layout.current} is a real {kind}, not a symlink; refusing to replace it '
+            f'(set adopt=true, role variable release_adopt_current=true, to swap it for the link and keep it as a backup)',
+            path=layout.current,
+        )
+    for stale in stale_temp_links(layout):
+        _fs.discard(stale)
+    previous = None if is_dir else _fs.read_link(layout.current)
+    if switch_at is not None and switch_at - clock() > MAX_SWITCH_WAIT:
+        raise ReleaseError(f'switch_at {switch_at} is more than {int(MAX_SWITCH_WAIT)} seconds ahead of this host clock', name='switch_at')
+    tmp = None if is_dir else _fs.stage_symlink(path=layout.current, target=text)
+    try:
+        late = 0.0
+        if switch_at is not None:
+            delay = switch_at - clock()
+            if delay > 0:
+                sleep(delay)
+            else:
+                late = -delay
+        backup = None
+        if is_dir:
+            backup = _fs.adopt_directory(path=layout.current, target=text, fsync=fsync)
+            switched_at = clock()
+        else:
+            os.replace(tmp, layout.current)
+            switched_at = clock()
+            tmp = None
+            if fsync:
+                _fs.fsync_dir(layout.root)
+    finally:
+        if tmp is not None:
+            _fs.discard(tmp)
+    return {'previous_target': previous, 'target': text, 'switched_at': switched_at, 'late': round(late, 6), 'backup': backup}
+
+
+def finalize(*, release: Release, extra: dict | None = None, fsync: bool = True) -> dict:
+    """Mark an in-progress release complete; returns the new metadata."""
+    meta = dict(release.meta)
+    meta.update(extra or {})
+    meta['state'] = 'complete'
+    meta['finished'] = iso()
+    write_metadata(release_path=release.path, meta=meta, fsync=fsync)
+    release.meta = meta
+    release.state = COMPLETE
+    return meta
+
+
+def mark_failed(*, release: Release, reason: str, fsync: bool = True) -> dict:
+    meta = dict(release.meta)
+    meta['state'] = 'failed'
+    meta['failed_at'] = iso()
+    meta['reason'] = reason
+    write_metadata(release_path=release.path, meta=meta, fsync=fsync)
+    release.meta = meta
+    release.state = FAILED
+    return meta
+
+
+def execute_prune(*, layout: Layout, remove: list[Release], check_mode: bool = False) -> dict:
+    """Delete the planned releases and leftover temp/trash dirs.
+
+    A release holding entries this user cannot delete (files of the web user in a dir it does
+    not own, say) is left whole and reported, rather than half-deleted.
+    Returns {'removed': ids, 'leftovers': paths, 'blocked': {id: [paths]}}.
+    """
+    result: dict = {'removed': [], 'leftovers': [], 'blocked': {}}
+    for release in remove:
+        problems = _fs.undeletable(release.path)
+        if problems:
+            result['blocked'][release.id] = problems
+            continue
+        result['removed'].append(release.id)
+        if not check_mode:
+            failed = discard_release(layout=layout, release=release)
+            if failed:
+                result['blocked'][release.id] = failed
+    for path in leftovers(layout):
+        problems = _fs.undeletable(path)
+        if problems:
+            result['blocked'][os.path.basename(path)] = problems
+            continue
+        result['leftovers'].append(path)
+        if not check_mode:
+            _fs.remove_tree(path)
+    return result

@@ -1,0 +1,191 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: deploy_lock
+short_description: Take or release the deploy lock of a deploy root
+version_added: 0.1.0
+description:
+  - Keeps two deploys (or a deploy and a rollback or prune) from working on the same root at once.
+  - The lock is C(ROOT/.deploy/lock), a JSON record of who holds it (user, controller host,
+    playbook, AWX job), for which release, since when, and until when. It outlives the module
+    run, so one lock covers a whole deploy.
+  - Taking the lock is atomic. Every change to the record happens under C(flock(2)) on
+    C(ROOT/.deploy/lock.guard), which the kernel drops when a process dies, so a cancelled job
+    never leaves the guard held and two runs that find the same expired lock cannot both take it.
+  - A lock past its expiry is taken over with a warning. A live lock is only taken over with
+    O(steal=true).
+author:
+  - atomic.deploy contributors
+extends_documentation_fragment:
+  - atomic.deploy.common
+options:
+  state:
+    description:
+      - V(present) takes the lock, V(absent) releases it.
+    type: str
+    choices: [present, absent]
+    default: present
+  token:
+    description:
+      - Identifies the holder. With V(present), holding the lock already with this token changes
+        nothing; a new random token is made when omitted and returned as RV(token).
+      - With V(absent), only a lock held with this token is released; a lock that another run took
+        over is left alone, with a warning. Without a token any lock is released (an administrator's unlock).
+    type: str
+  release_id:
+    description: The release the lock is taken for, shown to anyone who finds the lock held.
+    type: str
+  timeout:
+    description:
+      - Seconds until the lock expires and may be taken over by the next deploy.
+      - Pick more than your longest deploy, migrations included.
+    type: int
+    default: 3600
+  steal:
+    description: Take the lock over even when another deploy holds it and it has not expired.
+    type: bool
+    default: false
+  wait:
+    description: Seconds to wait for a held lock to be released or to expire before failing.
+    type: int
+    default: 0
+  owner:
+    description:
+      - Who is deploying. The action plugin fills in C(user), C(controller), C(playbook) and, under
+        AWX, C(awx_job_id); keys given here win.
+    type: dict
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Run on each host; the lock is per deploy root on that host.
+seealso:
+  - module: atomic.deploy.release
+"""
+
+EXAMPLES = r"""
+- name: Take the deploy lock for this play
+  atomic.deploy.deploy_lock:
+    root: /srv/www/example
+    release_id: "20260112T143052Z"
+    timeout: 1800
+  register: deploy_lock
+
+- name: Release it (only if it is still ours)
+  atomic.deploy.deploy_lock:
+    root: /srv/www/example
+    state: absent
+    token: "{{ deploy_lock.token }}"
+
+- name: Take over a lock left by a cancelled job
+  atomic.deploy.deploy_lock:
+    root: /srv/www/example
+    steal: true
+"""
+
+RETURN = r"""
+token:
+  description: The token that holds the lock (V(present)), or the one given (V(absent)).
+  returned: always
+  type: str
+  sample: 4f1c0d7e9b2a4c1f8e3d5a6b7c8d9e0f
+acquired:
+  description: Whether this run holds the lock after the task.
+  returned: always
+  type: bool
+lock:
+  description: The lock record on disk after the task (V(null) when no lock is held).
+  returned: always
+  type: dict
+  sample:
+    owner: {user: deploy, controller: ci-runner-3, playbook: deploy.yml}
+    release_id: 20260112T143052Z
+    started: "2026-01-12T14:30:52.000000Z"
+    expires: "2026-01-12T15:30:52.000000Z"
+taken_over:
+  description: The record of an expired or stolen lock this run replaced, else V(null).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _lock
+
+
+def public(record: dict | None) -> dict | None:
+    """The lock record without its token: tokens are the holder's to show."""
+    if record is None:
+        return None
+    return {key: value for key, value in record.items() if key != 'token'}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            _common.ROOT_SPEC,
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            token=dict(type='str', no_log=False),
+            release_id=dict(type='str'),
+            timeout=dict(type='int', default=3600),
+            steal=dict(type='bool', default=False),
+            wait=dict(type='int', default=0),
+            owner=dict(type='dict'),
+        ),
+        supports_check_mode=True,
+    )
+    layout = _common.layout_or_fail(module)
+    params = module.params
+    if params['timeout'] < 1:
+        module.fail_json(msg=f"timeout must be at least 1 second, got {params['timeout']}")
+    if params['wait'] < 0:
+        module.fail_json(msg=f"wait must not be negative, got {params['wait']}")
+    result = dict(changed=False, token=params['token'], acquired=False, lock=None, taken_over=None)
+    try:
+        if params['state'] == 'absent':
+            outcome = _lock.release(deploy_dir=layout.deploy, token=params['token'], check_mode=module.check_mode)
+            result['changed'] = outcome['changed']
+            if outcome['warning']:
+                module.warn(outcome['warning'])
+                result['lock'] = public(outcome['record'])
+            module.exit_json(**result)
+
+        token = params['token'] or _lock.new_token()
+        result['token'] = token
+        if not module.check_mode:
+            _common.ensure_deploy_dir(layout)
+        outcome = _lock.acquire(
+            deploy_dir=layout.deploy,
+            token=token,
+            owner=params['owner'],
+            release_id=params['release_id'],
+            timeout=params['timeout'],
+            steal=params['steal'],
+            wait=params['wait'],
+            check_mode=module.check_mode,
+        )
+    except (_lock.LockHeld, OSError, ValueError) as exc:
+        _common.fail(module, exc, **result)
+    if outcome['warning']:
+        module.warn(outcome['warning'])
+    result.update(
+        changed=outcome['changed'],
+        acquired=True,
+        lock=public(outcome['record']),
+        taken_over=public(outcome['taken_over']),
+    )
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

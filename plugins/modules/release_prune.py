@@ -1,0 +1,147 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_prune
+short_description: Remove old releases without ever touching the live or last good one
+version_added: 0.1.0
+description:
+  - Keeps the newest O(keep) B(complete) releases in deploy order (the start time each release
+    recorded, never the file mtime), the release C(current) points at, and every id in O(protect).
+    After a rollback the current release may be older than newer failed ones; it is still kept.
+  - Unfinished and failed releases never count toward O(keep). They are removed once they are
+    older than the current release, and kept for inspection while newer.
+  - Directories without atomic.deploy metadata are never removed.
+  - Runs under the deploy lock. Without O(lock_token) the module takes the lock for its own run
+    and fails if another deploy holds it.
+  - A release is first renamed out of C(releases/), then deleted without following symlinks, so a
+    link planted inside a release that points at C(/) deletes nothing outside.
+  - A release holding entries this user cannot delete (files of the web server user, say) is left
+    whole and reported with the offending paths; the module then fails.
+author:
+  - atomic.deploy contributors
+extends_documentation_fragment:
+  - atomic.deploy.common
+  - atomic.deploy.common.lock
+options:
+  keep:
+    description: Complete releases to keep, at least 1.
+    type: int
+    default: 5
+  protect:
+    description: Release ids never removed.
+    type: list
+    elements: str
+    default: []
+  lock_timeout:
+    description: Expiry of the lock taken for this run when O(lock_token) is not given.
+    type: int
+    default: 3600
+  lock_steal:
+    description: Take the lock over even if another live deploy holds it.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: the diff lists the releases before and after.
+  platform:
+    platforms: posix
+seealso:
+  - module: atomic.deploy.releases_info
+  - module: atomic.deploy.release
+"""
+
+EXAMPLES = r"""
+- name: Keep the last three good releases
+  atomic.deploy.release_prune:
+    root: /srv/www/example
+    keep: 3
+
+- name: See what would go, keeping a release pinned for an audit
+  atomic.deploy.release_prune:
+    root: /srv/www/example
+    keep: 3
+    protect: ["20260110T083022Z"]
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+removed:
+  description: Ids removed (or, in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+kept:
+  description: Ids kept, in deploy order.
+  returned: always
+  type: list
+  elements: str
+leftovers:
+  description: Temp and trash directories of interrupted runs that were removed.
+  returned: always
+  type: list
+  elements: str
+blocked:
+  description: Releases left whole because they hold entries this user cannot delete, with those entries.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _lock, _release
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            _common.ROOT_SPEC,
+            **_common.INLINE_LOCK_SPEC,
+            keep=dict(type='int', default=5),
+            protect=dict(type='list', elements='str', default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    layout = _common.layout_or_fail(module)
+    result = dict(changed=False, removed=[], kept=[], leftovers=[], blocked={})
+    try:
+        for ident in module.params['protect']:
+            _release.validate_id(ident, name='protect')
+        if module.params['keep'] < 1:
+            raise _release.ReleaseError(f"keep must be at least 1, got {module.params['keep']}", name='keep')
+        if not _fs.lexists(layout.releases):
+            module.exit_json(**result)
+        with _common.held_lock(module, layout):
+            releases, _ignored = _release.list_releases(layout)
+            current = _release.current_id(layout)
+            remove, kept = _release.prune_plan(
+                releases, current=current, keep=module.params['keep'], protect=module.params['protect']
+            )
+            outcome = _release.execute_prune(layout=layout, remove=remove, check_mode=module.check_mode)
+    except (_release.ReleaseError, _lock.LockHeld, OSError) as exc:
+        _common.fail(module, exc, **result)
+    result.update(
+        removed=outcome['removed'], kept=[r.id for r in kept], leftovers=outcome['leftovers'], blocked=outcome['blocked'],
+    )
+    result['changed'] = bool(outcome['removed'] or outcome['leftovers'])
+    result['diff'] = {
+        'before': {'releases': [r.id for r in releases]},
+        'after': {'releases': [r.id for r in releases if r.id not in outcome['removed']]},
+    }
+    if outcome['blocked']:
+        details = '; '.join(f"{name}: {', '.join(paths[:10])}" for name, paths in outcome['blocked'].items())
+        module.fail_json(msg=f'could not prune releases holding entries this user cannot delete (left whole): {details}', **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

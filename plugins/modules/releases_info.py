@@ -1,0 +1,161 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: releases_info
+short_description: Read the releases, current release, lock and history of a deploy root
+version_added: 0.1.0
+description:
+  - Read-only. Lists the releases of C(ROOT/releases/) in deploy order (the start time each
+    release recorded when it was created, never the file mtime), with their state, which one is
+    live, and the rollback candidate.
+  - The rollback candidate is the newest complete release older than the current one in deploy
+    order; failed and unfinished releases are skipped.
+  - Also returns the deploy lock, if held, and the last O(history) history entries. A torn last
+    history line left by a crash is skipped.
+author:
+  - atomic.deploy contributors
+extends_documentation_fragment:
+  - atomic.deploy.common
+options:
+  history:
+    description: How many of the latest history entries to return.
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    details: the module never changes anything.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+seealso:
+  - module: atomic.deploy.release
+  - module: atomic.deploy.release_rollback
+"""
+
+EXAMPLES = r"""
+- name: Read the deploy state
+  atomic.deploy.releases_info:
+    root: /srv/www/example
+  register: info
+
+- name: Show what a rollback would go back to
+  ansible.builtin.debug:
+    msg: "live {{ info.current }}, rollback would go to {{ info.previous }}"
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the deploy root exists.
+  returned: always
+  type: bool
+releases:
+  description: Releases in deploy order, oldest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id: {description: The release id., type: str, returned: always}
+    path: {description: The release directory., type: str, returned: always}
+    state: {description: "V(complete), V(unfinished), V(failed) or V(unmanaged) (no metadata).", type: str, returned: always}
+    current: {description: Whether C(current) points at it., type: bool, returned: always}
+    started: {description: When it was created (ISO 8601 UTC); this is the deploy order., type: str, returned: always}
+    finished: {description: When it was finalized., type: str, returned: always}
+    failed_at: {description: When it was marked failed., type: str, returned: always}
+    reason: {description: Why it failed., type: str, returned: always}
+    deployed_by: {description: Who deployed it (user, controller, playbook, AWX job)., type: dict, returned: always}
+    source: {description: What it was built from., type: dict, returned: always}
+current:
+  description: The id C(current) points at, V(null) if none (or if it points outside C(releases/)).
+  returned: always
+  type: str
+current_target:
+  description: The text of the C(current) link.
+  returned: always
+  type: str
+previous:
+  description: The rollback candidate id, V(null) if there is none.
+  returned: always
+  type: str
+lock:
+  description: The deploy lock record (without its token) and whether it has expired, V(null) when free.
+  returned: always
+  type: dict
+history:
+  description: The latest history entries, oldest first.
+  returned: always
+  type: list
+  elements: dict
+ignored:
+  description: Entries of C(releases/) that are not releases (symlinks, files, temp directories).
+  returned: always
+  type: list
+  elements: str
+table:
+  description: A readable table of the releases, one line per release.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _history, _lock, _release
+
+
+def table(releases: list[_release.Release]) -> list[str]:
+    rows = [('', 'release', 'state', 'started', 'by')]
+    for release in releases:
+        by = release.meta.get('deployed_by') or {}
+        who = by.get('user') or '-'
+        if by.get('controller'):
+            who += f"@{by['controller']}"
+        rows.append(('*' if release.current else '', release.id, release.state, release.started or '-', who))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ['  '.join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(_common.ROOT_SPEC, history=dict(type='int', default=10)),
+        supports_check_mode=True,
+    )
+    layout = _common.layout_or_fail(module)
+    if module.params['history'] < 0:
+        module.fail_json(msg=f"history must not be negative, got {module.params['history']}")
+    try:
+        releases, ignored = _release.list_releases(layout)
+        current = _release.current_id(layout)
+        candidate = _release.rollback_candidate(releases, current)
+        lock = _lock.read(layout.lock)
+        if lock is not None:
+            lock = {key: value for key, value in lock.items() if key != 'token'}
+            lock['expired'] = _lock.expired(lock)
+        entries = _history.read(path=layout.history, last=module.params['history'])
+    except OSError as exc:
+        _common.fail(module, exc)
+    module.exit_json(
+        changed=False,
+        exists=os.path.isdir(layout.root),
+        releases=[release.as_dict() for release in releases],
+        current=current,
+        current_target=_fs.read_link(layout.current),
+        previous=candidate.id if candidate else None,
+        lock=lock,
+        history=entries,
+        ignored=ignored,
+        table=table(releases),
+    )
+
+
+if __name__ == '__main__':
+    main()
