@@ -8,7 +8,8 @@
 #
 #   sanity       ansible-test sanity --venv --python 3.11 (every test; ignore files kept empty)
 #   units        ansible-test units --local --python 3.11 (tests/unit, plain pytest style)
-#   integration  ansible-test integration --local --python 3.11 (tests/integration/targets)
+#   integration  ansible-test integration --local --allow-destructive --python 3.11
+#                (tests/integration/targets)
 #
 # Why a copy and not the symlink tree of scripts/collection-tree.sh (which ansible-playbook,
 # ansible-doc and pytest use): ansible-test and pytest take their paths from getcwd()/realpath, which
@@ -65,6 +66,46 @@ sync_test_tree() {
     ln -sfn "${REPO_ROOT}/tests/output" "${TEST_TREE}/tests/output"
 }
 
+summarize_sanity() {
+    # ansible-test only warns when it skips a sanity test (a missing tool, interpreter or venv
+    # support): turn such a skip into a failure. "No tests applicable" (no files of that kind, e.g.
+    # pslint without PowerShell) is not a skip of anything and is listed as such.
+    python3 - tests/output/junit <<'PYTHON'
+import glob
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+junit_dir = sys.argv[1]
+passed, failed, skipped, not_applicable = [], [], [], []
+for path in sorted(glob.glob(os.path.join(junit_dir, "ansible-test-sanity-*.xml"))):
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name")
+        skip = case.find("skipped")
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(name)
+        elif skip is None:
+            passed.append(name)
+        elif (skip.text or "").strip() == "No tests applicable.":
+            not_applicable.append(name)
+        else:
+            skipped.append(f"{name} ({(skip.text or '').strip()})")
+if not (passed or failed or skipped or not_applicable):
+    print(f"sanity: no junit results in {junit_dir}: ansible-test did not run any sanity test", file=sys.stderr)
+    sys.exit(1)
+if not_applicable:
+    print("sanity: not applicable (no files of their kind): " + ", ".join(not_applicable))
+for item in skipped:
+    print(f"sanity: skipped, which counts as a failure here: {item}", file=sys.stderr)
+print(f"sanity: {len(passed)} passed, {len(failed) + len(skipped)} failed")
+sys.exit(1 if failed or skipped else 0)
+PYTHON
+}
+
+# Engineers share one working tree: a second run would wipe the copy under the first one's feet.
+mkdir -p "${REPO_ROOT}/build"
+exec 8>"${REPO_ROOT}/build/ansible-test.lock"
+flock 8
 sync_test_tree
 cd "${TEST_TREE}"
 # Without this ansible-test walks up from the tree, finds the checkout's .git and asks git for the
@@ -85,7 +126,11 @@ case "${command}" in
             die "no get-pip stand-in in ${cache}; run scripts/bootstrap.sh (ansible-test cannot download it here)"
         fi
         command -v shellcheck >/dev/null 2>&1 || die "shellcheck not found; run scripts/bootstrap.sh"
-        exec ansible-test sanity --venv "${common[@]}" "$@"
+        rm -f tests/output/junit/ansible-test-sanity-*.xml
+        status=0
+        ansible-test sanity --venv "${common[@]}" --junit "$@" || status=$?
+        summarize_sanity || status=1
+        exit "${status}"
         ;;
     units)
         [[ -d tests/unit ]] || die "no unit tests: ${REPO_ROOT}/tests/unit does not exist"
@@ -93,7 +138,9 @@ case "${command}" in
         ;;
     integration)
         [[ -d tests/integration/targets ]] || die "no integration targets: ${REPO_ROOT}/tests/integration/targets does not exist"
-        exec ansible-test integration --local "${common[@]}" "$@"
+        # Targets marked "destructive" run too: these machines are disposable and tests run as root,
+        # and ansible-test would otherwise leave them out with no more than a warning.
+        exec ansible-test integration --local --allow-destructive "${common[@]}" "$@"
         ;;
     *)
         die "unknown command ${command}; usage: scripts/ansible-test.sh sanity|units|integration [args...]"

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -43,12 +42,15 @@ release changes in the other: releases are meant to be immutable.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import errno as _errno
 import gzip
 import os
 import posixpath
 import queue
+import shutil
 import stat
+import sys
 import tarfile
 import threading
 import time
@@ -60,10 +62,12 @@ try:
 except ImportError:  # pragma: no cover - Python built without liblzma
     lzma = None  # type: ignore[assignment]
 
-try:
-    from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
-except ImportError:
-    zstd = None
+zstd = None
+if sys.version_info >= (3, 14):  # pragma: no cover - tarfile reads zstd from Python 3.14 on
+    try:
+        from compression import zstd  # type: ignore[import-not-found,no-redef]
+    except ImportError:
+        zstd = None
 
 SMALL_FILE = 8 * 1024 * 1024
 """Files up to this size are read whole; larger ones are streamed in ``CHUNK`` pieces."""
@@ -107,6 +111,10 @@ class ExtractError(Exception):
         self.message = message
         self.path = path
         self.errno = errno
+
+
+class _NotArchiveError(ExtractError):
+    """The bytes are not a (valid) tar stream: lets detect_format tell "not an archive" from other failures."""
 
 
 def _refuse(raw: str, why: str) -> ExtractError:
@@ -234,7 +242,7 @@ class _Pump:
                     return
                 self._queue.put(chunk)
             self._queue.put(self._END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+        except BaseException as exc:  # handed to the reading thread, which raises it
             self._queue.put(exc)
 
     def __iter__(self):
@@ -291,22 +299,23 @@ class _ForwardReader:
         return False
 
     def read(self, size: int = -1) -> bytes:
+        buf = self._buf
         off = self._off
-        end = off + size
-        if 0 <= size and end <= len(self._buf):
-            data = self._buf[off:end]
-            self._off = end
+        if 0 <= size <= len(buf) - off:
+            data = buf[off : off + size]
+            self._off = off + size
         else:
-            parts = [self._buf[off:]]
-            got = len(parts[0])
+            parts = [buf[off:]]
+            got = len(buf) - off
+            self._buf = b""
+            self._off = 0
             while (size < 0 or got < size) and self._more():
-                take = self._buf if size < 0 else self._buf[: size - got]
-                parts.append(take)
-                got += len(take)
-                self._off = len(take)
+                chunk = self._buf
+                need = len(chunk) if size < 0 else min(size - got, len(chunk))
+                parts.append(chunk if need == len(chunk) else chunk[:need])
+                self._off = need
+                got += need
             data = b"".join(parts)
-            if size >= 0 and not self._buf:
-                self._off = 0
         self._pos += len(data)
         self.last = data
         return data
@@ -370,7 +379,7 @@ def _read_exact(fd: int, size: int) -> bytes:
 
 def _mtime_ns(mtime) -> int | None:
     try:
-        return int(round(mtime * 1_000_000_000))
+        return round(mtime * 1_000_000_000)
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -398,6 +407,7 @@ class _Extractor:
         self.umask = _current_umask()
         self.uid = os.geteuid() if hasattr(os, "geteuid") else None
         self.can_link = True
+        self.current = self.dest
 
     # ---- names ---------------------------------------------------------------------------------------------
 
@@ -468,7 +478,7 @@ class _Extractor:
         if kind == _DIR:
             if for_dir:
                 return True
-            _remove_tree(self.path(rel))
+            shutil.rmtree(self.path(rel))
             prefix = rel + "/"
             self.kinds = {k: v for k, v in self.kinds.items() if not k.startswith(prefix)}
             self.dirs = {k: v for k, v in self.dirs.items() if not k.startswith(prefix)}
@@ -481,6 +491,7 @@ class _Extractor:
     # ---- members -------------------------------------------------------------------------------------------
 
     def add_dir(self, rel: str, raw: str, *, mode: int, mtime) -> None:
+        self.current = self.path(rel)
         self.parent(rel, raw)
         if not self.make_room(rel, for_dir=True):
             self._mkdir(rel)
@@ -489,6 +500,7 @@ class _Extractor:
         self.stats["dirs"] += 1
 
     def add_symlink(self, rel: str, raw: str, *, target: str) -> None:
+        self.current = self.path(rel)
         if not target:
             raise _refuse(raw, "empty symlink target")
         if "\x00" in target:
@@ -505,6 +517,7 @@ class _Extractor:
         self.stats["symlinks"] += 1
 
     def add_hardlink(self, rel: str, raw: str, *, target: str) -> None:
+        self.current = self.path(rel)
         parts, _why = self._parts(target)
         target_rel = "/".join(parts[self.strip :]) if parts else ""
         if not target_rel or self.kinds.get(target_rel) != _FILE or target_rel == rel:
@@ -523,6 +536,7 @@ class _Extractor:
         self.stats["hardlinks"] += 1
 
     def add_file(self, rel: str, raw: str, *, mode: int, mtime, size: int, read) -> None:
+        self.current = self.path(rel)
         self.parent(rel, raw)
         self.make_room(rel, for_dir=False)
         mode &= 0o777
@@ -600,13 +614,11 @@ class _Extractor:
             os.fchmod(fd, mode)
         ns = _mtime_ns(mtime)
         if ns is not None:
-            try:
+            with contextlib.suppress(OverflowError):
                 if _UTIME_FD:
                     os.utime(fd, ns=(ns, ns))
                 else:  # pragma: no cover - every supported POSIX host has futimens
                     os.utime(path, ns=(ns, ns), follow_symlinks=False)
-            except OverflowError:
-                pass
 
     def _write_new(self, path: str, mode: int, mtime, data: bytes) -> None:
         fd = os.open(path, _WRITE_FLAGS, mode)
@@ -677,24 +689,18 @@ class _Extractor:
             for rel in links:
                 real = os.path.realpath(self.path(rel))
                 if real != real_dest and not real.startswith(inside):
+                    # The caller removes the partial release, but never leave an escaping link behind meanwhile.
+                    os.unlink(self.path(rel))
                     raise _refuse(rel, f"symlink resolves to {real}, outside the release, through other symlinks")
         for rel in sorted(self.dirs, key=lambda r: r.count("/"), reverse=True):
             mode, ns = self.dirs[rel]
             path = self.path(rel)
             if ns is not None:
-                try:
+                with contextlib.suppress(OverflowError):
                     os.utime(path, ns=(ns, ns), follow_symlinks=False)
-                except OverflowError:
-                    pass
             if mode != 0o700:
                 os.chmod(path, mode)
         return dict(self.stats)
-
-
-def _remove_tree(path: str) -> None:
-    import shutil  # only needed for the rare directory-replaced-by-file archive
-
-    shutil.rmtree(path)
 
 
 def _same_content(prev: str, data: bytes) -> bool:
@@ -779,11 +785,11 @@ def _tar_member(ex: _Extractor, tf: tarfile.TarFile, src: _ForwardReader, member
         raise _refuse(raw, _describe(member))
 
 
-def _run_member(ex: _Extractor, rel_hint: str, func, *args) -> None:
+def _run_member(ex: _Extractor, func, *args) -> None:
     try:
         func(*args)
     except OSError as exc:
-        where = exc.filename if isinstance(exc.filename, str) else ex.path(rel_hint)
+        where = exc.filename if isinstance(exc.filename, str) else ex.current
         raise ExtractError(f"cannot extract {where}: {_os_message(exc)}", path=where, errno=exc.errno) from exc
 
 
@@ -799,7 +805,7 @@ def _open_tar(raw, label: str, *, threaded: bool) -> tuple[tarfile.TarFile, _For
     except tarfile.TarError as exc:
         if pump is not None:
             pump.close()
-        raise ExtractError(f"cannot read archive {label}: not a tar archive ({exc})", path=label) from exc
+        raise _NotArchiveError(f"cannot read archive {label}: not a tar archive ({exc})", path=label) from exc
     except BaseException:
         if pump is not None:
             pump.close()
@@ -819,9 +825,7 @@ def _extract_tar(raw, label: str, ex: _Extractor) -> dict:
             if member is None:
                 break
             last = member.name
-            _run_member(ex, member.name.lstrip("/"), _tar_member, ex, tf, src, member, label)
-        if last is None and src.tell() == 0:
-            raise ExtractError(f"cannot read archive {label}: not a tar archive", path=label)
+            _run_member(ex, _tar_member, ex, tf, src, member, label)
         if src.last != _ZERO_BLOCK:
             after = f" after member {last!r}" if last is not None else ""
             raise ExtractError(f"cannot read archive {label}: archive is truncated or corrupt{after}", path=label)
@@ -847,7 +851,7 @@ def _zip_member(ex: _Extractor, zf: zipfile.ZipFile, info: zipfile.ZipInfo, labe
     if rel is None:
         return
     try:
-        mtime = time.mktime(info.date_time + (0, 0, -1))
+        mtime = time.mktime((*info.date_time, 0, 0, -1))
     except (OverflowError, ValueError):
         mtime = None
     mode = stat.S_IMODE(unix) or (0o755 if is_dir else 0o644)
@@ -894,7 +898,7 @@ def _extract_zip(archive: str, ex: _Extractor) -> dict:
         raise ExtractError(f"cannot read archive {archive}: {_os_message(exc)}", path=archive, errno=exc.errno) from exc
     with zf:
         for info in zf.infolist():
-            _run_member(ex, info.filename.lstrip("/"), _zip_member, ex, zf, info, archive)
+            _run_member(ex, _zip_member, ex, zf, info, archive)
     try:
         return ex.finish()
     except OSError as exc:
@@ -921,10 +925,8 @@ def detect_format(path: str) -> str:
             return "tar"
     except OSError as exc:
         raise ExtractError(f"cannot read archive {path}: {_os_message(exc)}", path=path, errno=exc.errno) from exc
-    except ExtractError as exc:
-        if exc.path == path and "not a tar archive" in exc.message or "invalid" in exc.message:
-            raise ExtractError(f"{path} is not a tar or zip archive", path=path) from exc
-        raise
+    except _NotArchiveError as exc:
+        raise ExtractError(f"{path} is not a tar or zip archive", path=path) from exc
 
 
 class _Replay:
@@ -952,17 +954,14 @@ def extract_archive(
 ) -> dict:
     """Extract a tar (any compression) or zip archive into the existing directory ``dest``; return stats."""
     fmt = detect_format(archive)
-    ex = _Extractor(
-        dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved
-    )
+    ex = _Extractor(dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved)
     if fmt == "zip":
         return _extract_zip(archive, ex)
     try:
-        raw = open(archive, "rb", buffering=0)
+        with open(archive, "rb", buffering=0) as raw:
+            return _extract_tar(raw, archive, ex)
     except OSError as exc:
         raise ExtractError(f"cannot read archive {archive}: {_os_message(exc)}", path=archive, errno=exc.errno) from exc
-    with raw:
-        return _extract_tar(raw, archive, ex)
 
 
 def extract_tar_stream(
@@ -975,9 +974,7 @@ def extract_tar_stream(
     reserved: tuple[str, ...] = (".release.json",),
 ) -> dict:
     """Extract a tar stream read sequentially from ``fileobj`` (e.g. ``git archive`` output on a pipe)."""
-    ex = _Extractor(
-        dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved
-    )
+    ex = _Extractor(dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved)
     label = getattr(fileobj, "name", None)
     if not isinstance(label, str):
         label = "<stream>"

@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import stat
+import sys
 
 # renameat2(2) flag: atomically exchange two paths (Linux >= 3.15, glibc >= 2.28).
 RENAME_EXCHANGE = 2
@@ -309,10 +310,13 @@ def remove_tree(path: str) -> list[str]:
         return []
     failed: list[str] = []
 
-    def onerror(_func, failed_path, _exc_info):
+    def record(_func, failed_path, _exc):
         failed.append(failed_path)
 
     # shutil.rmtree uses the fd-based walk on Linux, which never follows a symlink planted in
     # the tree (shutil.rmtree.avoids_symlink_attacks).
-    shutil.rmtree(path, onerror=onerror)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=record)
+    else:
+        shutil.rmtree(path, onerror=record)
     return failed

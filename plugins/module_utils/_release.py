@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import stat
+import time
 
 from ansible_collections.atomic.deploy.plugins.module_utils import _fs
 
@@ -239,14 +240,13 @@ def rollback_candidate(releases: list[Release], current: str | None) -> Release 
 
 
 def prune_plan(
-    releases: list[Release], *, current: str | None, keep: int, protect: list[str] | tuple = (), may_remove_unfinished: bool = True
+    releases: list[Release], *, current: str | None, keep: int, protect: list[str] | tuple = ()
 ) -> tuple[list[Release], list[Release]]:
     """Split releases into (remove, keep) by the documented rules.
 
     - the newest ``keep`` complete releases stay; so do current and every id in ``protect``;
     - unfinished and failed releases never count toward ``keep``; they go once they are older
-      than the current release, and only when ``may_remove_unfinished`` (no other deploy holds
-      the lock);
+      than the current release (callers hold the deploy lock, so none of them is being built);
     - unmanaged directories are never removed.
     """
     if keep < 1:
@@ -267,7 +267,7 @@ def prune_plan(
             kept.append(release)
         elif release.state == COMPLETE:
             (kept if release.id in newest else remove).append(release)
-        elif may_remove_unfinished and current_index is not None and index < current_index:
+        elif current_index is not None and index < current_index:
             remove.append(release)
         else:
             kept.append(release)
@@ -369,8 +369,6 @@ def switch_current(
     Returns {'previous_target', 'target', 'switched_at', 'late', 'backup'}.
     Callers hold the deploy lock, so temp links left by a crashed switch are swept here.
     """
-    import time
-
     clock = clock or time.time
     sleep = sleep or time.sleep
     text = layout.link_text(release_id, style=style)
@@ -468,3 +466,11 @@ def execute_prune(*, layout: Layout, remove: list[Release], check_mode: bool = F
         if not check_mode:
             _fs.remove_tree(path)
     return result
+
+
+def blocked_messages(pruned: dict) -> list[str]:
+    """One line per release that pruning left whole, listing what this user cannot delete."""
+    return [
+        f"{name}: {', '.join(paths[:10])}" + (f' and {len(paths) - 10} more' if len(paths) > 10 else '')
+        for name, paths in pruned['blocked'].items()
+    ]

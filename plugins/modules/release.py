@@ -633,7 +633,7 @@ def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
         remove, _kept = R.prune_plan(releases, current=release_id, keep=p['keep'], protect=p['protect'])
         pruned = R.execute_prune(layout=layout, remove=remove)
         result['removed'] = pruned['removed']
-        warnings.extend(blocked_warnings(pruned))
+        warnings.extend(f'could not prune {line} (left whole: this user cannot delete them)' for line in R.blocked_messages(pruned))
         result['changed'] = result['changed'] or bool(pruned['removed'] or pruned['leftovers'])
     if switch or not was_complete:
         history(
@@ -644,15 +644,6 @@ def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
     if p['unlock'] and p['lock_token']:
         _lock.release(deploy_dir=layout.deploy, token=p['lock_token'])
         result['unlocked'] = True
-
-
-def blocked_warnings(pruned: dict) -> list[str]:
-    """One warning per release that pruning left whole, listing what this user cannot delete."""
-    return [
-        f"could not prune {name}, left whole because this user cannot delete: {', '.join(paths[:10])}"
-        + (f' and {len(paths) - 10} more' if len(paths) > 10 else '')
-        for name, paths in pruned['blocked'].items()
-    ]
 
 
 def do_complete(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:

@@ -138,7 +138,7 @@ def main() -> None:
         'after': {'releases': [r.id for r in releases if r.id not in outcome['removed']]},
     }
     if outcome['blocked']:
-        details = '; '.join(f"{name}: {', '.join(paths[:10])}" for name, paths in outcome['blocked'].items())
+        details = '; '.join(_release.blocked_messages(outcome))
         module.fail_json(msg=f'could not prune releases holding entries this user cannot delete (left whole): {details}', **result)
     module.exit_json(**result)
 

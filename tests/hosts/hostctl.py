@@ -108,8 +108,14 @@ def log(*, msg: str) -> None:
     print(f"hostctl: {msg}", file=sys.stderr, flush=True)
 
 
-def run(*, argv: list[str], check: bool = True, capture: bool = True, env: dict[str, str] | None = None,
-        timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    *,
+    argv: list[str],
+    check: bool = True,
+    capture: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float | None = 120,
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, capture_output=capture, text=True, env=env, timeout=timeout, check=False)
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout or "").strip() if capture else ""
@@ -127,7 +133,8 @@ def state_root() -> Path:
 
 
 def name_tag(*, name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()[:6]
+    """Short hash of the state dir and the name: two state dirs may use the same name at once."""
+    return hashlib.sha256(f"{state_root().resolve()}\0{name}".encode()).hexdigest()[:6]
 
 
 def check_name(*, name: str) -> str:
@@ -144,10 +151,12 @@ def fault(*, step: str) -> None:
 
 @contextlib.contextmanager
 def global_lock() -> Iterator[None]:
-    """Serialise up/down of all names: subnet choice and link names must not race."""
-    root = state_root()
-    root.mkdir(parents=True, exist_ok=True, mode=0o755)
-    with open(root / ".lock", "a+") as handle:
+    """Serialise up/down of all names, whatever their state dir: subnet choice must not race."""
+    state_root().mkdir(parents=True, exist_ok=True, mode=0o755)
+    lock = Path("/run/lock/atomic-deploy-hostctl.lock")
+    if not lock.parent.is_dir():
+        lock = state_root() / ".lock"
+    with open(lock, "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -160,16 +169,20 @@ class Names:
 
     def __init__(self, *, name: str) -> None:
         self.name = name
-        tag = name_tag(name=name)
+        self.tag = tag = name_tag(name=name)
         self.dir = state_root() / name
         self.state_file = self.dir / "state.json"
         self.bridge = f"adbr{tag}"
         self.veth_prefix = f"adve{tag}h"
         self.peer_prefix = f"advp{tag}h"
-        self.netns_prefix = f"atomic-{name}-"
+        self.netns_prefix = f"atomic-{tag}-{name}-"
 
     def netns(self, *, index: int) -> str:
         return f"{self.netns_prefix}{index}"
+
+    def owns_netns(self, *, netns: str) -> bool:
+        # exact shape, so that name "web" never sweeps the namespaces of name "web-2"
+        return re.fullmatch(rf"{re.escape(self.netns_prefix)}[0-9]+", netns) is not None
 
     def veth(self, *, index: int) -> str:
         return f"{self.veth_prefix}{index}"
@@ -205,10 +218,10 @@ def save_state(*, names: Names, state: dict[str, Any]) -> None:
 # rootfs cache
 
 
-def apt_mirror() -> str:
+def apt_mirror(*, apt_dir: Path = Path("/etc/apt")) -> str:
     """The Debian mirror this machine's apt uses (one-line and deb822 sources)."""
-    files = [Path("/etc/apt/sources.list")]
-    source_dir = Path("/etc/apt/sources.list.d")
+    files = [apt_dir / "sources.list"]
+    source_dir = apt_dir / "sources.list.d"
     if source_dir.is_dir():
         files += sorted(source_dir.glob("*.list")) + sorted(source_dir.glob("*.sources"))
     for path in files:
@@ -233,7 +246,7 @@ def apt_mirror() -> str:
                 words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
                 if len(words) >= 3 and words[0] == "deb" and words[2] == SUITE:
                     return words[1]
-    raise HostctlError(f"no apt source for debian {SUITE} found in /etc/apt/sources.list or /etc/apt/sources.list.d")
+    raise HostctlError(f"no apt source for debian {SUITE} found in {apt_dir}/sources.list or {source_dir}")
 
 
 def package_set(*, extra: list[str]) -> list[str]:
@@ -279,6 +292,7 @@ def ensure_rootfs(*, packages: list[str]) -> Path:
 def build_rootfs(*, path: Path, packages: list[str]) -> None:
     if shutil.which("debootstrap") is None:
         log(msg="debootstrap is missing: installing it with apt-get")
+        run(argv=["apt-get", "update", "-q"], capture=False, timeout=900)
         run(argv=["apt-get", "install", "-y", "-q", "debootstrap"], capture=False, timeout=900)
     mirror = apt_mirror()
     started = time.monotonic()
@@ -288,9 +302,22 @@ def build_rootfs(*, path: Path, packages: list[str]) -> None:
     try:
         # A private mount namespace: debootstrap's /proc and /sys mounts vanish with it, even if
         # the build is killed half way.
-        run(argv=["unshare", "--mount", "--propagation", "private", "debootstrap", "--variant=minbase",
-                  f"--include={','.join(packages)}", SUITE, str(tmp), mirror],
-            capture=False, timeout=3600)
+        run(
+            argv=[
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(packages)}",
+                SUITE,
+                str(tmp),
+                mirror,
+            ],
+            capture=False,
+            timeout=3600,
+        )
         configure_rootfs(root=tmp)
         (tmp / STAMP_FILE).write_text(json.dumps(rootfs_stamp(packages=packages), indent=2) + "\n")
         if path.exists():
@@ -305,8 +332,22 @@ def build_rootfs(*, path: Path, packages: list[str]) -> None:
 
 
 def configure_rootfs(*, root: Path) -> None:
-    run(argv=["chroot", str(root), "/usr/sbin/useradd", "--create-home", "--shell", "/bin/bash",
-              "--user-group", "--groups", "www-data", "--password", "*", DEPLOY_USER])
+    run(
+        argv=[
+            "chroot",
+            str(root),
+            "/usr/sbin/useradd",
+            "--create-home",
+            "--shell",
+            "/bin/bash",
+            "--user-group",
+            "--groups",
+            "www-data",
+            "--password",
+            "*",
+            DEPLOY_USER,
+        ]
+    )
     sudoers = root / "etc" / "sudoers.d" / DEPLOY_USER
     sudoers.write_text(f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
     os.chmod(sudoers, 0o440)
@@ -338,7 +379,7 @@ def pick_subnet(*, names: Names) -> ipaddress.IPv4Network:
             network = ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}").network
             if network.overlaps(SUBNET_BASE):
                 used.add(ipaddress.ip_network(f"{addr['local']}/24", strict=False))
-    start = int(name_tag(name=names.name), 16) % 254
+    start = int(names.tag, 16) % 254
     for offset in range(254):
         subnet = ipaddress.ip_network(f"10.99.{(start + offset) % 254 + 1}.0/24")
         if subnet not in used:
@@ -347,12 +388,19 @@ def pick_subnet(*, names: Names) -> ipaddress.IPv4Network:
 
 
 def links_with_prefixes(*, prefixes: tuple[str, ...]) -> list[str]:
-    return [link["ifname"] for link in ip_json(argv=["link", "show"])
-            if link.get("ifname", "").split("@")[0].startswith(prefixes)]
+    return [
+        link["ifname"]
+        for link in ip_json(argv=["link", "show"])
+        if link.get("ifname", "").split("@")[0].startswith(prefixes)
+    ]
 
 
-def netns_with_prefix(*, prefix: str) -> list[str]:
-    return [entry["name"] for entry in ip_json(argv=["netns", "list"]) if entry.get("name", "").startswith(prefix)]
+def all_netns() -> list[str]:
+    return [entry["name"] for entry in ip_json(argv=["netns", "list"]) if entry.get("name")]
+
+
+def owned_netns(*, names: Names) -> list[str]:
+    return [netns for netns in all_netns() if names.owns_netns(netns=netns)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +418,7 @@ def owned_pids(*, names: Names, state: dict[str, Any]) -> set[int]:
     """Processes of this name: in its namespaces, or started with its state directory."""
     marker = f"{names.dir}/"
     pids: set[int] = set()
-    for netns in netns_with_prefix(prefix=names.netns_prefix):
+    for netns in owned_netns(names=names):
         out = run(argv=["ip", "netns", "pids", netns], check=False).stdout
         pids.update(int(word) for word in out.split() if word.isdigit())
     for host in state.get("hosts", []):
@@ -432,19 +480,25 @@ def do_down(*, names: Names, quiet: bool = False) -> dict[str, list[str]]:
         if run(argv=["umount", mount_point], check=False).returncode != 0:
             run(argv=["umount", "--lazy", mount_point])
         removed["mounts"].append(mount_point)
-    recorded = [host.get("veth") for host in state.get("hosts", [])] + [state.get("bridge")]
-    links = set(links_with_prefixes(prefixes=(names.veth_prefix, names.peer_prefix, names.bridge)))
-    links.update(link for link in recorded if link and link in set(links_with_prefixes(prefixes=(link,))))
+    existing = set(links_with_prefixes(prefixes=("",)))
+    recorded = {host.get("veth") for host in state.get("hosts", [])} | {state.get("bridge")}
+    links = {link for link in existing if link.startswith((names.veth_prefix, names.peer_prefix, names.bridge))}
+    links |= recorded & existing
     # veths first (deleting one end deletes its peer), then the bridge
-    for link in sorted(links, key=lambda item: item == names.bridge):
+    for link in sorted(links, key=lambda item: (item == state.get("bridge", names.bridge), item)):
         result = run(argv=["ip", "link", "delete", link], check=False)
         if result.returncode == 0:
             removed["links"].append(link)
         elif link in links_with_prefixes(prefixes=(link,)):
             raise HostctlError(f"cannot delete link {link}: {result.stderr.strip()}")
-    for netns in netns_with_prefix(prefix=names.netns_prefix):
+    recorded_netns = {host.get("netns") for host in state.get("hosts", [])}
+    for netns in sorted(set(owned_netns(names=names)) | (recorded_netns & set(all_netns()))):
         run(argv=["ip", "netns", "delete", netns])
         removed["netns"].append(netns)
+    # a process forked by an `up` killed a moment ago may have exec'd since the first sweep
+    late = owned_pids(names=names, state=state)
+    kill_all(pids=late, what=names.name)
+    removed["processes"] += [str(pid) for pid in sorted(late)]
     leftover = mounts_under(path=names.dir)
     if leftover:
         raise HostctlError(f"mounts {leftover} under {names.dir} are still present; not removing {names.dir}")
@@ -468,7 +522,14 @@ def make_keypair(*, names: Names) -> Path:
     return key
 
 
-def start_host(*, names: Names, state: dict[str, Any], host: dict[str, Any], rootfs: Path) -> None:
+def start_host(
+    *,
+    names: Names,
+    state: dict[str, Any],
+    host: dict[str, Any],
+    rootfs: Path,
+    processes: dict[str, subprocess.Popen[bytes]],
+) -> None:
     index = host["index"]
     hdir = Path(host["dir"])
     for sub in ("upper", "work", "root"):
@@ -498,12 +559,32 @@ def start_host(*, names: Names, state: dict[str, Any], host: dict[str, Any], roo
     config_path.write_text(json.dumps(config, indent=2))
     with open(hdir / "log", "ab") as log_file:
         process = subprocess.Popen(
-            ["ip", "netns", "exec", host["netns"], "unshare", "--mount", "--uts", "--pid", "--fork",
-             "--kill-child", "--propagation", "private", sys.executable, str(Path(__file__).resolve()),
-             "_init", "--config", str(config_path)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                "ip",
+                "netns",
+                "exec",
+                host["netns"],
+                "unshare",
+                "--mount",
+                "--uts",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "_init",
+                "--config",
+                str(config_path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     host["pid"] = process.pid
+    processes[host["name"]] = process
     fault(step=f"started-{index}")
 
 
@@ -514,39 +595,66 @@ def tail(*, path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def wait_ready(*, names: Names, state: dict[str, Any], key: Path) -> None:
+def wait_ready(
+    *, names: Names, state: dict[str, Any], key: Path, processes: dict[str, subprocess.Popen[bytes]]
+) -> None:
     """Wait until every host accepts an SSH login as the deploy user."""
     deadline = time.monotonic() + READY_TIMEOUT
     pending = list(state["hosts"])
     while pending:
         for host in list(pending):
-            if not Path(f"/proc/{host['pid']}").exists() or names.dir.as_posix() not in pid_cmdline(pid=host["pid"]):
-                raise HostctlError(f"host {host['name']} exited during start; log {host['dir']}/log:\n"
-                                   f"{tail(path=Path(host['dir']) / 'log')}")
+            # poll(), not /proc: a process in the middle of execve() shows an empty cmdline
+            if processes[host["name"]].poll() is not None:
+                raise HostctlError(
+                    f"host {host['name']} exited during start; log {host['dir']}/log:\n"
+                    f"{tail(path=Path(host['dir']) / 'log')}"
+                )
             with contextlib.suppress(OSError), socket.create_connection((host["address"], 22), timeout=0.2) as conn:
                 if conn.recv(4).startswith(b"SSH-"):
                     pending.remove(host)
         if pending and time.monotonic() > deadline:
-            raise HostctlError(f"sshd of {', '.join(h['name'] for h in pending)} not reachable after "
-                               f"{READY_TIMEOUT:.0f} s; see {names.dir}/hosts/*/log")
+            raise HostctlError(
+                f"sshd of {', '.join(h['name'] for h in pending)} not reachable after "
+                f"{READY_TIMEOUT:.0f} s; see {names.dir}/hosts/*/log"
+            )
         if pending:
             time.sleep(0.05)
     probes = {
         host["name"]: subprocess.Popen(
             ["ssh", *ssh_args(key=key), f"{DEPLOY_USER}@{host['address']}", "sudo", "-n", "true"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for host in state["hosts"]
     }
     for host_name, probe in probes.items():
         out, err = probe.communicate(timeout=30)
         if probe.returncode != 0:
-            raise HostctlError(f"ssh login as {DEPLOY_USER} with sudo to {host_name} failed "
-                               f"(exit {probe.returncode}): {(err or out).strip()}")
+            raise HostctlError(
+                f"ssh login as {DEPLOY_USER} with sudo to {host_name} failed "
+                f"(exit {probe.returncode}): {(err or out).strip()}"
+            )
 
 
 def ssh_args(*, key: Path) -> list[str]:
-    return ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
+    return [
+        "-i",
+        str(key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=5",
+    ]
 
 
 def render_inventory(*, state: dict[str, Any]) -> str:
@@ -580,8 +688,12 @@ def do_up(*, names: Names, count: int, inventory: Path, packages: list[str]) -> 
     rootfs = ensure_rootfs(packages=packages)
     do_down(names=names, quiet=True)
     state: dict[str, Any] = {
-        "format": STATE_FORMAT, "name": names.name, "rootfs": str(rootfs), "inventory": str(inventory),
-        "bridge": names.bridge, "hosts": [],
+        "format": STATE_FORMAT,
+        "name": names.name,
+        "rootfs": str(rootfs),
+        "inventory": str(inventory),
+        "bridge": names.bridge,
+        "hosts": [],
     }
     names.dir.mkdir(parents=True, exist_ok=True)
     save_state(names=names, state=state)
@@ -595,16 +707,23 @@ def do_up(*, names: Names, count: int, inventory: Path, packages: list[str]) -> 
     key = make_keypair(names=names)
     state.update(private_key=str(key), public_key=Path(f"{key}.pub").read_text().strip())
     state["hosts"] = [
-        {"index": index, "name": f"{names.name}-{index}", "netns": names.netns(index=index),
-         "veth": names.veth(index=index), "address": str(subnet.network_address + 1 + index),
-         "dir": str(names.host_dir(index=index)), "pid": None}
+        {
+            "index": index,
+            "name": f"{names.name}-{index}",
+            "netns": names.netns(index=index),
+            "veth": names.veth(index=index),
+            "address": str(subnet.network_address + 1 + index),
+            "dir": str(names.host_dir(index=index)),
+            "pid": None,
+        }
         for index in range(1, count + 1)
     ]
     save_state(names=names, state=state)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     for host in state["hosts"]:
-        start_host(names=names, state=state, host=host, rootfs=rootfs)
+        start_host(names=names, state=state, host=host, rootfs=rootfs, processes=processes)
         save_state(names=names, state=state)
-    wait_ready(names=names, state=state, key=key)
+    wait_ready(names=names, state=state, key=key, processes=processes)
     fault(step="ready")
     inventory.parent.mkdir(parents=True, exist_ok=True)
     tmp = inventory.with_name(f".{inventory.name}.tmp")
@@ -622,16 +741,29 @@ def summary(*, state: dict[str, Any]) -> dict[str, Any]:
         "private_key": state.get("private_key"),
         "subnet": state.get("subnet"),
         "up_seconds": state.get("up_seconds"),
-        "hosts": [{"name": h["name"], "address": h["address"], "user": DEPLOY_USER, "port": 22,
-                   "netns": h["netns"], "pid": h["pid"]} for h in state.get("hosts", [])],
+        "hosts": [
+            {
+                "name": h["name"],
+                "address": h["address"],
+                "user": DEPLOY_USER,
+                "port": 22,
+                "netns": h["netns"],
+                "pid": h["pid"],
+            }
+            for h in state.get("hosts", [])
+        ],
     }
 
 
 def do_status(*, names: Names) -> tuple[bool, dict[str, Any]]:
     state = load_state(names=names)
-    netns = set(netns_with_prefix(prefix=names.netns_prefix))
-    result: dict[str, Any] = {"name": names.name, "state_file": str(names.state_file) if state else None,
-                              "subnet": state.get("subnet"), "hosts": []}
+    netns = set(owned_netns(names=names))
+    result: dict[str, Any] = {
+        "name": names.name,
+        "state_file": str(names.state_file) if state else None,
+        "subnet": state.get("subnet"),
+        "hosts": [],
+    }
     healthy = bool(state.get("hosts"))
     for host in state.get("hosts", []):
         alive = bool(host.get("pid")) and names.dir.as_posix() in pid_cmdline(pid=host["pid"])
@@ -640,11 +772,22 @@ def do_status(*, names: Names) -> tuple[bool, dict[str, Any]]:
             ssh = conn.recv(4).startswith(b"SSH-")
         up = alive and ssh and host["netns"] in netns
         healthy = healthy and up
-        result["hosts"].append({"name": host["name"], "address": host["address"], "pid": host.get("pid"),
-                                "process": alive, "netns": host["netns"] in netns, "ssh": ssh, "up": up})
+        result["hosts"].append(
+            {
+                "name": host["name"],
+                "address": host["address"],
+                "pid": host.get("pid"),
+                "process": alive,
+                "netns": host["netns"] in netns,
+                "ssh": ssh,
+                "up": up,
+            }
+        )
+    expected_links = {host["veth"] for host in state.get("hosts", [])} | ({state["bridge"]} if state else set())
+    found_links = set(links_with_prefixes(prefixes=(names.veth_prefix, names.peer_prefix, names.bridge)))
     result["leftovers"] = {
         "netns": sorted(netns - {host["netns"] for host in state.get("hosts", [])}),
-        "links": links_with_prefixes(prefixes=(names.veth_prefix, names.peer_prefix, names.bridge)) if not state else [],
+        "links": sorted(found_links - expected_links),
         "mounts": mounts_under(path=names.dir),
     }
     result["up"] = healthy
@@ -662,8 +805,12 @@ def mount(*, source: str, target: str, fstype: str, options: str) -> None:
 def init_host(*, config_path: Path) -> int:
     config = json.loads(config_path.read_text())
     root = config["root"]
-    mount(source="overlay", target=root, fstype="overlay",
-          options=f"lowerdir={config['rootfs']},upperdir={config['upper']},workdir={config['work']}")
+    mount(
+        source="overlay",
+        target=root,
+        fstype="overlay",
+        options=f"lowerdir={config['rootfs']},upperdir={config['upper']},workdir={config['work']}",
+    )
     mount(source="proc", target=f"{root}/proc", fstype="proc", options="nosuid,nodev,noexec")
     mount(source="sysfs", target=f"{root}/sys", fstype="sysfs", options="ro,nosuid,nodev,noexec")
     dev = f"{root}/dev"
@@ -673,8 +820,14 @@ def init_host(*, config_path: Path) -> int:
         os.chmod(f"{dev}/{node}", 0o666)
     os.mknod(f"{dev}/tty", 0o666 | stat.S_IFCHR, os.makedev(5, 0))
     os.chmod(f"{dev}/tty", 0o666)
-    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                         ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")):
+    for link, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ):
         os.symlink(target, f"{dev}/{link}")
     os.mkdir(f"{dev}/pts")
     os.mkdir(f"{dev}/shm")
@@ -698,8 +851,20 @@ def init_host(*, config_path: Path) -> int:
     (keys / DEPLOY_USER).write_text(config["authorized_key"] + "\n")
     os.chmod(keys / DEPLOY_USER, 0o644)
     if not Path("/etc/ssh/ssh_host_ed25519_key").exists():
-        run(argv=["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{hostname}",
-                  "-f", "/etc/ssh/ssh_host_ed25519_key"])
+        run(
+            argv=[
+                "/usr/bin/ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"root@{hostname}",
+                "-f",
+                "/etc/ssh/ssh_host_ed25519_key",
+            ]
+        )
 
     # huge descriptor limits make some daemons (and old sudo) loop over every possible fd
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -1,0 +1,136 @@
+# atomic.deploy entry points. Every target sets itself up through scripts/bootstrap.sh (idempotent:
+# Debian packages, .venv, get-pip stand-in), so a fresh Debian 12 machine with python3 and make is
+# enough. A missing tool fails the target; nothing is skipped silently.
+#
+#   make demo         run scripts/demo.sh (needs only .venv with ansible-core)
+#   make test         every stage below, in order; ends with "stages: N passed, N failed"
+#   make lint         ruff check, yamllint --strict, ansible-lint --profile production, changelog lint
+#   make sanity       ansible-test sanity --venv --python 3.11, every test, empty ignore files
+#   make units        ansible-test units --local --python 3.11, then plain pytest tests/unit
+#   make build-test   build + offline install of the collection tarball (tests/build/run.sh)
+#   make integration  ansible-test integration --local --python 3.11 (tests/integration/targets)
+#   make role-tests | reliability | ecosystem   tests/<suite>/run.sh
+#   make host-tests   pytest tests/hosts (the SSH test hosts molecule uses), rootfs built first
+#   make molecule     molecule test --all (in `make test` once molecule/*/molecule.yml exists)
+#   make bench        bench/run.sh
+#   make build        ansible-galaxy collection build into build/dist
+#   make clean        remove build output, test output and caches; `make distclean` also .venv
+#
+# Sanity tests: none is skipped. pslint reports "no tests applicable" because the collection has no
+# PowerShell; shellcheck runs because bootstrap installs it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# Stages share build/ and tests/output: never run them in parallel.
+.NOTPARALLEL:
+
+REPO_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(REPO_ROOT)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+# ansible-lint and molecule (ansible-compat) keep their collection cache in $VIRTUAL_ENV/.ansible;
+# without it they install a copy of this collection into ~/.ansible/collections, which then
+# shadows the checkout for any later ansible run that does not set ANSIBLE_COLLECTIONS_PATH.
+export VIRTUAL_ENV := $(VENV)
+# scripts/collection-tree.sh makes build/collections/ansible_collections/atomic/deploy -> checkout.
+export ANSIBLE_COLLECTIONS_PATH := $(REPO_ROOT)/build/collections
+export ANSIBLE_NOCOLOR := 1
+export PY_COLORS := 0
+
+BOOTSTRAP := bash scripts/bootstrap.sh
+TREE := bash scripts/collection-tree.sh >/dev/null
+
+MOLECULE_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
+HOST_TESTS := $(sort $(wildcard tests/hosts/test_*.py))
+TEST_STAGES := lint sanity units build-test integration role-tests reliability ecosystem \
+	$(if $(HOST_TESTS),host-tests) $(if $(MOLECULE_SCENARIOS),molecule)
+
+.PHONY: help setup setup-demo demo test lint sanity units build-test integration role-tests \
+	reliability ecosystem host-tests molecule bench build clean distclean
+
+help:
+	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
+
+setup:
+	@$(BOOTSTRAP)
+	@$(TREE)
+
+setup-demo:
+	@$(BOOTSTRAP) --demo
+	@$(TREE)
+
+demo: setup-demo
+	bash scripts/demo.sh
+
+# Runs every stage even after a failure, so one CI run reports all of them; exits non-zero if any
+# stage failed.
+test:
+	@passed=0; failed=0; failed_stages=""; \
+	for stage in $(TEST_STAGES); do \
+		echo "==> make $$stage"; \
+		started=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$stage; then \
+			passed=$$((passed + 1)); \
+			echo "==> $$stage passed in $$(( $$(date +%s) - started ))s"; \
+		else \
+			failed=$$((failed + 1)); failed_stages="$$failed_stages $$stage"; \
+			echo "==> $$stage FAILED after $$(( $$(date +%s) - started ))s"; \
+		fi; \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "failed stages:$$failed_stages"; fi; \
+	echo "stages: $$passed passed, $$failed failed"; \
+	[ $$failed -eq 0 ]
+
+# Every linter runs even when one fails, so a single run reports every finding.
+lint: setup
+	@rc=0; \
+	for cmd in "ruff check ." "yamllint --strict ." "ansible-lint --profile production" "antsibull-changelog lint"; do \
+		echo "--> $$cmd"; \
+		$$cmd || { rc=1; echo "--> $$cmd FAILED"; }; \
+	done; \
+	exit $$rc
+
+sanity: setup
+	bash scripts/ansible-test.sh sanity
+
+units: setup
+	bash scripts/ansible-test.sh units
+	pytest tests/unit
+
+build-test: setup
+	bash tests/build/run.sh
+
+integration: setup
+	bash scripts/ansible-test.sh integration
+
+role-tests: setup
+	bash tests/role/run.sh
+
+reliability: setup
+	bash tests/reliability/run.sh
+
+ecosystem: setup
+	bash tests/ecosystem/run.sh
+
+# The rootfs is built first so the real up/ssh/down cases run instead of being skipped.
+host-tests: setup
+	python3 tests/hosts/hostctl.py build
+	pytest tests/hosts
+
+molecule: setup
+	@if [ -z "$(MOLECULE_SCENARIOS)" ]; then echo "molecule: no scenario (molecule/*/molecule.yml)" >&2; exit 1; fi
+	molecule test --all
+
+bench: setup
+	bash bench/run.sh
+
+build: setup
+	ansible-galaxy collection build --force --output-path build/dist
+
+clean:
+	rm -rf build tests/output demo-root .pytest_cache .ruff_cache .ansible .cache
+	rm -f atomic-deploy-*.tar.gz
+	find . -path ./.venv -prune -o -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf .venv

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# make bench: the deploy benchmark (see bench/README.md).
+#
+#  1. bench/.venv: ansible (pinned; provides community.general for the deploy_helper case) and the same
+#     ansible-core as the project. Every case runs with this venv's ansible-playbook and python.
+#  2. The artifacts (bench/generate.py, deterministic) cached in bench/.cache/artifacts.
+#  3. A tmpfs for every deploy root and Ansible's temp files (the VM disk is ~10x noisier), unmounted at exit.
+#  4. bench/bench.py: runs the cases, prints the table, writes bench/results/latest.json (and raw/), and
+#     rewrites the results section of bench/README.md.
+#
+# Environment:
+#   BENCH_RUNS         timed runs per case after one warm-up (default 5)
+#   BENCH_SCALE_RUNS   timed runs per host count in the scaling case (default BENCH_RUNS)
+#   BENCH_HOSTS        host counts for the scaling case (default "1 8 32")
+#   BENCH_CASES        subset of: shell_floor ansible_floor one_task deploy_helper deploy noop rollback scale disk
+#   BENCH_TMPFS_SIZE   size of the tmpfs (default 6g; 32 roots of ~55 MB plus archives in flight)
+#   BENCH_DEPLOY_PLAYBOOK    our deploy playbook (default atomic.deploy.deploy)
+#   BENCH_ROLLBACK_PLAYBOOK  our rollback playbook (default <repo>/playbooks/rollback.yml)
+#   BENCH_README       0 to leave bench/README.md alone (quick or partial runs)
+#   BENCH_STRICT       1 to exit 1 when a target is missed
+#   BENCH_PYTHON       interpreter that creates bench/.venv (default python3)
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+VENV="${BENCH_DIR}/.venv"
+CACHE="${BENCH_DIR}/.cache"
+PYTHON="${BENCH_PYTHON:-python3}"
+# Same ansible-core as requirements.txt; ansible 12 is the package line built on ansible-core 2.19.
+ANSIBLE_CORE_PIN="ansible-core==2.19.14"
+ANSIBLE_PIN="ansible==12.3.0"
+
+die() {
+    printf 'bench: error: %s\n' "$*" >&2
+    exit 1
+}
+
+log() {
+    printf 'bench: %s\n' "$*" >&2
+}
+
+ensure_venv() {
+    local stamp="${VENV}/.bench-requirements"
+    local wanted="${ANSIBLE_CORE_PIN} ${ANSIBLE_PIN}"
+    if [[ -x "${VENV}/bin/ansible-playbook" && -f "${stamp}" && "$(cat "${stamp}")" == "${wanted}" ]]; then
+        return 0
+    fi
+    log "creating ${VENV} with ${wanted}"
+    "${PYTHON}" -m venv "${VENV}" || die "cannot create ${VENV} with ${PYTHON} (on Debian: apt-get install python3-venv)"
+    "${VENV}/bin/pip" install --quiet --disable-pip-version-check "${ANSIBLE_CORE_PIN}" "${ANSIBLE_PIN}" \
+        || die "pip install ${wanted} into ${VENV} failed"
+    compgen -G "${VENV}/lib/python3*/site-packages/ansible_collections/community/general/plugins/modules/deploy_helper.py" \
+        >/dev/null || die "${VENV} has no community.general (expected from ${ANSIBLE_PIN})"
+    printf '%s' "${wanted}" >"${stamp}"
+}
+
+# More than one bench at a time would measure each other.
+exec 9<"${BASH_SOURCE[0]}"
+flock -n 9 || die "another bench/run.sh is running (lock on ${BASH_SOURCE[0]})"
+
+ensure_venv
+
+mkdir -p "${CACHE}"
+log "generating the artifacts (cached in ${CACHE}/artifacts)"
+"${VENV}/bin/python" "${BENCH_DIR}/generate.py" --out "${CACHE}/artifacts" >"${CACHE}/manifest.out" \
+    || die "bench/generate.py failed"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/atomic-bench.XXXXXX")"
+mounted=false
+cleanup() {
+    if [[ "${mounted}" == true ]]; then
+        umount "${WORK}" 2>/dev/null || umount -l "${WORK}" || log "could not unmount ${WORK}"
+    else
+        rm -rf "${WORK}"
+    fi
+    rmdir "${WORK}" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if mount -t tmpfs -o "size=${BENCH_TMPFS_SIZE:-6g},mode=0755" tmpfs "${WORK}"; then
+    mounted=true
+elif grep -qs ' /dev/shm tmpfs ' /proc/mounts; then
+    # Not allowed to mount (not root): /dev/shm is a tmpfs too.
+    rmdir "${WORK}"
+    WORK="$(mktemp -d /dev/shm/atomic-bench.XXXXXX)"
+    log "cannot mount a tmpfs; using ${WORK}"
+else
+    die "cannot mount a tmpfs on ${WORK} and /dev/shm is not a tmpfs: the figures would measure the disk"
+fi
+
+args=(
+    --work "${WORK}"
+    --artifacts "${CACHE}/artifacts"
+    --venv "${VENV}"
+    --runs "${BENCH_RUNS:-5}"
+    --hosts "${BENCH_HOSTS:-1 8 32}"
+)
+if [[ -n "${BENCH_SCALE_RUNS:-}" ]]; then
+    args+=(--scale-runs "${BENCH_SCALE_RUNS}")
+fi
+if [[ -n "${BENCH_CASES:-}" ]]; then
+    args+=(--cases "${BENCH_CASES}")
+fi
+if [[ -n "${BENCH_DEPLOY_PLAYBOOK:-}" ]]; then
+    args+=(--deploy-playbook "${BENCH_DEPLOY_PLAYBOOK}")
+fi
+if [[ -n "${BENCH_ROLLBACK_PLAYBOOK:-}" ]]; then
+    args+=(--rollback-playbook "${BENCH_ROLLBACK_PLAYBOOK}")
+fi
+if [[ "${BENCH_README:-1}" == 0 ]]; then
+    args+=(--no-readme)
+fi
+if [[ "${BENCH_STRICT:-0}" == 1 ]]; then
+    args+=(--strict)
+fi
+
+"${VENV}/bin/python" "${BENCH_DIR}/bench.py" "${args[@]}"
