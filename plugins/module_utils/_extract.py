@@ -1,7 +1,7 @@
+# -*- coding: utf-8 -*-
 # Copyright (c) atomic.deploy contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-
 """Fast, safe extraction of release archives.
 
 PRIVATE to the atomic.deploy collection: this is not a public API and may change without notice.
@@ -396,7 +396,7 @@ class _Extractor:
         self.dest = dest.rstrip("/") or "/"
         self.root = "" if self.dest == "/" else self.dest
         self.strip = strip_components
-        self.reserved = frozenset(reserved or ())
+        self.reserved = frozenset((reserved,) if isinstance(reserved, str) else reserved or ())
         self.previous = None
         if dedupe and previous and os.path.isdir(previous):
             self.previous = os.path.abspath(os.fspath(previous)).rstrip("/")
@@ -408,6 +408,7 @@ class _Extractor:
         self.uid = os.geteuid() if hasattr(os, "geteuid") else None
         self.can_link = True
         self.current = self.dest
+        self.up_links: set[str] = set()
 
     # ---- names ---------------------------------------------------------------------------------------------
 
@@ -514,6 +515,9 @@ class _Extractor:
         self.make_room(rel, for_dir=False)
         os.symlink(target, self.path(rel))
         self.kinds[rel] = _LINK
+        if ".." in target.split("/"):
+            # Only a link that climbs can leave dest through other links: finish() resolves these for real.
+            self.up_links.add(rel)
         self.stats["symlinks"] += 1
 
     def add_hardlink(self, rel: str, raw: str, *, target: str) -> None:
@@ -682,7 +686,7 @@ class _Extractor:
     # ---- end -----------------------------------------------------------------------------------------------
 
     def finish(self) -> dict:
-        links = [rel for rel, kind in self.kinds.items() if kind == _LINK]
+        links = sorted(rel for rel in self.up_links if self.kinds.get(rel) == _LINK)
         if links:
             real_dest = os.path.realpath(self.dest)
             inside = real_dest.rstrip("/") + "/"
@@ -824,6 +828,8 @@ def _extract_tar(raw, label: str, ex: _Extractor) -> dict:
                 raise ExtractError(f"cannot read archive {label}: {exc}", path=label) from exc
             if member is None:
                 break
+            # tarfile keeps every member it has read; nothing here looks back, so keep memory flat.
+            tf.members.clear()
             last = member.name
             _run_member(ex, _tar_member, ex, tf, src, member, label)
         if src.last != _ZERO_BLOCK:

@@ -31,8 +31,15 @@ def collection(built_tarball: Path, tmp_path_factory: pytest.TempPathFactory) ->
     installed.collections_path.mkdir()
     (installed.home / "tmp").mkdir(parents=True)
     run(
-        [tool("ansible-galaxy"), "collection", "install", "--offline", "-p", str(installed.collections_path),
-         str(built_tarball)],
+        [
+            tool("ansible-galaxy"),
+            "collection",
+            "install",
+            "--offline",
+            "-p",
+            str(installed.collections_path),
+            str(built_tarball),
+        ],
         env=installed.env(),
         cwd=root,
     )

@@ -8,7 +8,6 @@ environment in which only an explicitly named collections path is searched (neve
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

@@ -55,7 +55,9 @@ def test_lint_catches_a_broken_fragment(tmp_path: Path) -> None:
     shutil.copy2(REPO_ROOT / "galaxy.yml", copy / "galaxy.yml")
     shutil.copytree(REPO_ROOT / "changelogs", copy / "changelogs", ignore=shutil.ignore_patterns(".plugin-cache.yaml"))
     bad = copy / "changelogs" / "fragments" / "broken.yml"
-    bad.write_text("---\nnot_a_section:\n  - atomic.deploy - an entry in a section antsibull-changelog does not know.\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "---\nnot_a_section:\n  - atomic.deploy - an entry in a section antsibull-changelog does not know.\n",
+        encoding="utf-8",
+    )
     rc, output = lint(root=copy, home=tmp_path / "home")
     assert rc != 0 and "broken.yml" in output, f"antsibull-changelog lint accepted {bad}:\n{output}"

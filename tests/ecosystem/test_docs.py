@@ -75,7 +75,9 @@ def module_docs(collection: Collection, tmp_path_factory: pytest.TempPathFactory
     docs: dict[str, dict] = {}
     for module in MODULES:
         fqcn = f"{FQCN}.{module}"
-        proc = run([tool("ansible-doc"), "-t", "module", "--json", fqcn], env=collection.env(), cwd=workdir, check=False)
+        proc = run(
+            [tool("ansible-doc"), "-t", "module", "--json", fqcn], env=collection.env(), cwd=workdir, check=False
+        )
         try:
             docs[fqcn] = json.loads(proc.stdout)[fqcn] if proc.returncode == 0 else {"error": proc.stderr}
         except (ValueError, KeyError):
@@ -125,7 +127,7 @@ def test_module_examples_use_documented_options(module: str, module_docs: dict[s
         options = module_doc(module_docs, action)["doc"].get("options") or {}
         names = {name: name for name in options}
         for name, spec in options.items():
-            names.update({alias: name for alias in spec.get("aliases", [])})
+            names.update(dict.fromkeys(spec.get("aliases", []), name))
         args = task[action] or {}
         assert isinstance(args, dict), f"{where}: task {task.get('name')!r} passes {action} free-form arguments"
         unknown = sorted(set(args) - set(names))
@@ -153,8 +155,9 @@ def test_module_examples_pass_syntax_check(module: str, collection: Collection, 
 def test_syntax_check_resolves_modules_from_the_install(collection: Collection, tmp_path: Path) -> None:
     """Control: the syntax check above would catch a module name the installed collection lacks."""
     tasks = [{"name": "Call a module that does not exist", f"{FQCN}.no_such_module": {"root": "/srv/www/example"}}]
-    rc, output = syntax_check(collection=collection, plays=play_of(tasks, name="control"), workdir=tmp_path,
-                              name="control")
+    rc, output = syntax_check(
+        collection=collection, plays=play_of(tasks, name="control"), workdir=tmp_path, name="control"
+    )
     assert rc != 0 and "no_such_module" in output, f"--syntax-check accepted {FQCN}.no_such_module:\n{output}"
 
 
@@ -183,7 +186,9 @@ def test_ansible_doc_renders_the_role(collection: Collection, role_doc: dict, tm
         f"ansible-doc -t role {FQCN}.release did not render the main entry point:\n{proc.stdout[:3000]}"
     )
     listing = run([tool("ansible-doc"), "-t", "role", "-l", FQCN], env=collection.env(), cwd=tmp_path)
-    assert f"{FQCN}.release" in listing.stdout, f"ansible-doc -t role -l {FQCN} does not list the role:\n{listing.stdout}"
+    assert f"{FQCN}.release" in listing.stdout, (
+        f"ansible-doc -t role -l {FQCN} does not list the role:\n{listing.stdout}"
+    )
 
 
 # --- the guides in docs/ -------------------------------------------------------------------------------------

@@ -28,12 +28,14 @@ def offline_prefix() -> list[str]:
     """Run a command in a new network namespace: only a loopback interface that is down."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.fail("unshare (util-linux) not found: cannot prove ansible-builder create needs no network",
-                    pytrace=False)
+        pytest.fail(
+            "unshare (util-linux) not found: cannot prove ansible-builder create needs no network", pytrace=False
+        )
     probe = subprocess.run([unshare, "-n", "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        pytest.fail(f"unshare -n does not work here ({probe.stderr.strip()}); it needs root or user namespaces",
-                    pytrace=False)
+        pytest.fail(
+            f"unshare -n does not work here ({probe.stderr.strip()}); it needs root or user namespaces", pytrace=False
+        )
     return [unshare, "-n"]
 
 
@@ -45,8 +47,19 @@ def context(built_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     shutil.copy2(built_tarball, work / built_tarball.name)
     home = work / "home"
     run(
-        [*offline_prefix(), tool("ansible-builder"), "create", "-f", "execution-environment/execution-environment.yml",
-         "-c", "context", "--output-filename", "Containerfile", "-v", "3"],
+        [
+            *offline_prefix(),
+            tool("ansible-builder"),
+            "create",
+            "-f",
+            "execution-environment/execution-environment.yml",
+            "-c",
+            "context",
+            "--output-filename",
+            "Containerfile",
+            "-v",
+            "3",
+        ],
         env=ansible_env(collections_path=work / "none", home=home),
         cwd=work,
         timeout=120,
@@ -70,8 +83,14 @@ def test_create_writes_containerfile(context: Path) -> None:
     containerfile = context / "Containerfile"
     assert containerfile.is_file(), f"ansible-builder create wrote no {containerfile}"
     text = containerfile.read_text(encoding="utf-8")
-    for needle in ("FROM $EE_BASE_IMAGE AS base", "ansible-galaxy collection install", "-r requirements.yml",
-                   "introspect.py introspect", "ansible-core==2.19.14", "ansible-runner=="):
+    for needle in (
+        "FROM $EE_BASE_IMAGE AS base",
+        "ansible-galaxy collection install",
+        "-r requirements.yml",
+        "introspect.py introspect",
+        "ansible-core==2.19.14",
+        "ansible-runner==",
+    ):
         assert needle in text, f"{containerfile} does not contain {needle!r}"
 
 
@@ -91,8 +110,17 @@ def image_collections(context: Path, tmp_path_factory: pytest.TempPathFactory) -
     target = tmp_path_factory.mktemp("usr-share-ansible") / "collections"
     target.mkdir()
     run(
-        [*offline_prefix(), tool("ansible-galaxy"), "collection", "install", "--offline", "-r", "requirements.yml",
-         "--collections-path", str(target)],
+        [
+            *offline_prefix(),
+            tool("ansible-galaxy"),
+            "collection",
+            "install",
+            "--offline",
+            "-r",
+            "requirements.yml",
+            "--collections-path",
+            str(target),
+        ],
         env=ansible_env(collections_path=target, home=target.parent / "home"),
         cwd=context / "_build",
     )
@@ -111,8 +139,14 @@ def test_introspect_reads_the_collection_requirements(context: Path, image_colle
     bindep = tmp_path / "bindep.txt"
     pip = tmp_path / "requirements.txt"
     run(
-        [tool("python3"), str(context / "_build" / "scripts" / "introspect.py"), "introspect", str(image_collections),
-         f"--write-bindep={bindep}", f"--write-pip={pip}"],
+        [
+            tool("python3"),
+            str(context / "_build" / "scripts" / "introspect.py"),
+            "introspect",
+            str(image_collections),
+            f"--write-bindep={bindep}",
+            f"--write-pip={pip}",
+        ],
         env=ansible_env(collections_path=image_collections, home=tmp_path / "home"),
         cwd=tmp_path,
     )

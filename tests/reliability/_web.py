@@ -90,7 +90,7 @@ class Nginx:
             encoding="utf-8",
         )
         argv = [binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log"), "-g", "daemon off;"]
-        self.proc = subprocess.Popen(  # noqa: S603 - argv list
+        self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
         register_group(self.proc.pid)
@@ -252,7 +252,7 @@ class LoadClient:
         for _ in self._procs:
             try:
                 stats.merge(self._queue.get(timeout=30))
-            except Exception as exc:  # noqa: BLE001 - queue.Empty: a worker died
+            except Exception as exc:
                 stats.conn_errors += 1
                 stats.samples.append(f"load worker gave no result: {exc!r}")
         for proc in self._procs:

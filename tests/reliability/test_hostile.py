@@ -17,6 +17,7 @@ Every case runs against a fresh copy of one baseline root (two complete releases
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import http.server
@@ -36,6 +37,7 @@ from _harness import (
     ROLLBACK_PLAYBOOK,
     Ansible,
     Archive,
+    Run,
     Snapshot,
     build_archive,
     can_mount,
@@ -74,6 +76,7 @@ class Case:
     trace: str = "none"  # none | lock | failed_release
     setup: Callable[[Path, World], None] | None = None
     allow: tuple[str, ...] = ()  # further paths (relative to the root) a failed_release run may add, empty
+    module: str | None = None  # a module-level case: ansible -m atomic.deploy.<module> -a <vars + root>
 
 
 def deploy_vars(root: Path, world: World, **overrides) -> dict:
@@ -151,8 +154,12 @@ CASES = [
     Case("release id with ../", (r"\.\./evil",), vars={"release_id": "../evil"}),
     Case("release id with /", (r"a/b",), vars={"release_id": "a/b"}),
     Case("release id ..", (r"'\.\.'|\"\.\.\"|release_id",), vars={"release_id": ".."}),
-    Case("release id empty", (r"release_id|\bid\b",), vars={"release_id": ""}),
-    Case("release id with nul byte", (r"nul|\\x00|\\u0000|null byte",), vars={"release_id": "a\x00b"}),
+    # The role documents release_id "" as "generate a UTC timestamp id", so an empty id can only be
+    # given to the module.
+    Case("module: release id empty", (r"\bid must not be empty",), module="release", vars={"id": ""}),
+    # The NUL byte must be visible in the message (a raw NUL is dropped by terminals and log viewers).
+    Case("release id with nul byte", (r"release_id", r"nul|\\x00|\\u0000"), vars={"release_id": "a\x00b"}),
+    Case("module: release id with nul byte", (r"\bid\b", r"nul byte"), module="release", vars={"id": "a\x00b"}),
     Case("release id option-like", (r"-rf",), vars={"release_id": "-rf"}),
     Case("shared dir absolute", (r"/etc",), vars={"release_shared_dirs": ["/etc"]}),
     Case("shared dir with ..", (r"\.\./outside",), vars={"release_shared_dirs": ["storage", "../outside"]}),
@@ -160,6 +167,10 @@ CASES = [
     Case("shared file with ..", (r"config/\.\./\.\./x",), vars={"release_shared_files": ["config/../../x"]}),
     Case("keep 0", (r"keep", r"\b0\b"), vars={"release_keep": 0}),
     Case("keep negative", (r"keep", r"-1"), vars={"release_keep": -1}),
+    Case("module: prune keep 0", (r"keep", r"\b0\b"), module="release_prune", vars={"keep": 0}),
+    Case("module: prune keep negative", (r"keep", r"-3"), module="release_prune", vars={"keep": -3}),
+    Case("module: rollback to ../base1", (r"\.\./base1",), module="release_rollback", vars={"to": "../base1"}),
+    Case("module: lock timeout 0", (r"timeout", r"\b0\b"), module="deploy_lock", vars={"timeout": 0}),
     Case(
         "archive member with ../",
         (r"\.\./\.\./\.\./escape\.txt",),
@@ -203,6 +214,9 @@ CASES = [
         (r"nope",),
         playbook="rollback",
         vars={"release_rollback_to": "nope"},
+        # The target is judged under the deploy lock (so no deploy can change releases/ meanwhile): the
+        # lock file is created and removed, which only moves the mtime of ROOT/.deploy.
+        trace="lock",
     ),
     Case(
         "rollback target failed",
@@ -210,6 +224,7 @@ CASES = [
         playbook="rollback",
         vars={"release_rollback_to": "base1"},
         setup=mark_failed_by_hand("base1"),
+        trace="lock",
     ),
     Case(
         "symlink planted in shared/ leading out",
@@ -362,43 +377,180 @@ def assert_trace(*, case: Case, before: Snapshot, after: Snapshot, root: Path, r
 # Tests
 # ------------------------------------------------------------------------------------------------------------
 
-_OUTCOMES: list[str] = []
+@dataclasses.dataclass
+class Outcome:
+    case: Case
+    root: Path
+    release_id: str
+    before: Snapshot
+    after: Snapshot
+    outside_before: Snapshot
+    outside_after: Snapshot
+    history_before: list[dict]
+    run: Run | None = None
+    result: dict = dataclasses.field(default_factory=dict)
+    error: BaseException | None = None
+
+    @property
+    def messages(self) -> str:
+        if self.case.module is not None:
+            return str(self.result.get("msg") or (self.run.text if self.run else ""))
+        return "\n".join(self.run.failure_messages) if self.run else ""
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_input(case: Case, world: World, baseline: Path, ansible: Ansible, tmp_path: Path) -> None:
-    root = tmp_path / "root"
+def run_case(case: Case, *, world: World, baseline: Path, ansible: Ansible, work: Path) -> Outcome:
+    root = work / re.sub(r"[^A-Za-z0-9]+", "-", case.name).strip("-") / "root"
+    root.parent.mkdir(parents=True)
     copy_root(baseline, root)
     if case.setup is not None:
         case.setup(root, world)
     extra = {key: fill(value, world) for key, value in case.vars.items()}
-    if case.playbook == "deploy":
-        variables = deploy_vars(root, world, **extra)
-        variables = {k: v for k, v in variables.items() if v is not None}
-        playbook = DEPLOY_PLAYBOOK
-    else:
-        variables = {"release_root": str(root), **extra}
-        playbook = ROLLBACK_PLAYBOOK
-    release_id = variables.get("release_id", "")
-    before = snapshot(root)
-    outside_before = snapshot(world.outside)
     history_before, _torn = read_history(root)
-    run = ansible.playbook(playbook=playbook, extra_vars=variables)
-    after = snapshot(root)
-    messages = "\n".join(run.failure_messages) or run.text
-    _OUTCOMES.append(f"{case.name}: rc={run.rc} {messages.splitlines()[0][:160] if messages else ''}")
+    outcome = Outcome(case=case, root=root, release_id="", before=snapshot(root), after={},
+                      outside_before=snapshot(world.outside), outside_after={}, history_before=history_before)
+    if case.module is not None:
+        outcome.run, outcome.result = ansible.module(case.module, {"root": str(root), **extra})
+        outcome.release_id = str(extra.get("id", ""))
+    else:
+        if case.playbook == "deploy":
+            variables = {k: v for k, v in deploy_vars(root, world, **extra).items() if v is not None}
+            playbook = DEPLOY_PLAYBOOK
+        else:
+            variables = {"release_root": str(root), **extra}
+            playbook = ROLLBACK_PLAYBOOK
+        outcome.release_id = str(variables.get("release_id", ""))
+        outcome.run = ansible.playbook(playbook=playbook, extra_vars=variables)
+    outcome.after = snapshot(root)
+    outcome.outside_after = snapshot(world.outside)
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def outcomes(world: World, baseline: Path, ansible: Ansible, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every case, run two at a time (each on its own copy of the baseline): the runs are what takes time."""
+    work = tmp_path_factory.mktemp("hostile-cases")
+    results: dict[str, Outcome] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        futures = {
+            pool.submit(run_case, case, world=world, baseline=baseline, ansible=ansible, work=work): case
+            for case in CASES
+        }
+        for future in concurrent.futures.as_completed(futures):
+            case = futures[future]
+            try:
+                results[case.name] = future.result()
+            except BaseException as exc:
+                results[case.name] = exc
+    return results
+
+
+PARALLEL = 2
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_input(case: Case, outcomes: dict) -> None:
+    outcome = outcomes[case.name]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    run = outcome.run
+    messages = outcome.messages
+    first = messages.strip().splitlines()[0][:220] if messages.strip() else "(no message)"
+    print(f"\n[case] {case.name}: rc={run.rc} {first!r}")
     assert run.rc != 0, f"{case.name}: the run succeeded\n{run.describe()}"
-    assert run.failures, f"{case.name}: no task failed (the playbook itself did not run?)\n{run.describe()}"
+    if case.module is None:
+        assert run.failures, f"{case.name}: no task failed (the playbook itself did not run?)\n{run.describe()}"
+    else:
+        assert outcome.result.get("failed"), f"{case.name}: the module did not fail: {outcome.result}\n{run.describe()}"
     for pattern in case.expect:
-        assert re.search(pattern, messages), f"{case.name}: the error does not name the input ({pattern}):\n{messages}"
+        assert re.search(pattern, messages), f"{case.name}: the error does not name the input ({pattern}):\n{messages!r}"
+    root = outcome.root
     assert lock_record(root) is None, f"{case.name}: a lock was left behind: {lock_record(root)}"
-    assert snapshot(world.outside) == outside_before, f"{case.name}: something outside the root changed"
+    assert outcome.outside_after == outcome.outside_before, f"{case.name}: something outside the root changed"
     assert not Path("/tmp/atomic-reliability-absolute.txt").exists()
     assert not (root.parent / "escape.txt").exists() and not (root.parents[1] / "escape.txt").exists()
-    assert_trace(case=case, before=before, after=after, root=root, release_id=release_id, history_before=history_before)
+    assert_trace(case=case, before=outcome.before, after=outcome.after, root=root, release_id=outcome.release_id,
+                 history_before=outcome.history_before)
 
 
-def test_hostile_summary(figures) -> None:
-    figures(cases=len(CASES), outcomes=len(_OUTCOMES))
-    for line in _OUTCOMES:
-        print(f"  {line}")
+def test_hostile_summary(outcomes: dict, figures) -> None:
+    failed_runs = sum(1 for o in outcomes.values() if not isinstance(o, BaseException) and o.run and o.run.rc != 0)
+    playbook = sum(1 for c in CASES if c.module is None)
+    figures(cases=len(CASES), playbook_cases=playbook, module_cases=len(CASES) - playbook, runs_that_failed=failed_runs)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Filesystems: releases/ on its own mount, and a disk that fills during extraction
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not can_mount(), reason="needs root to mount tmpfs")
+def test_releases_on_a_separate_filesystem(world: World, baseline: Path, ansible: Ansible, tmp_path: Path,
+                                           figures) -> None:
+    """releases/ is its own tmpfs: the deploy works, because nothing is ever renamed across directories.
+
+    A release is built as releases/.tmp-<id>-<r> and renamed to releases/<id> (same directory), pruning
+    renames releases/<id> to releases/.trash-... (same directory), and the switch renames ROOT/.current.*
+    over ROOT/current (same directory). So EXDEV cannot happen whatever is mounted where.
+    """
+    root = tmp_path / "root"
+    copy_root(baseline, root)
+    saved = tmp_path / "saved-releases"
+    shutil.move(root / "releases", saved)
+    with tmpfs(root / "releases", size="64m"):
+        for entry in saved.iterdir():
+            shutil.copytree(entry, root / "releases" / entry.name, symlinks=True, copy_function=shutil.copy2)
+        assert os.stat(root / "releases").st_dev != os.stat(root).st_dev, "releases/ is not a separate filesystem"
+        shared_before = snapshot(root / "shared")
+        runs = []
+        for release_id in ("sep1", "sep2", "sep3", "sep4"):
+            run = ansible.deploy(**deploy_vars(root, world, release_id=release_id, release_keep=2))
+            runs.append(run)
+            assert run.rc == 0, f"deploy {release_id} with releases/ on its own filesystem failed:\n{run.describe()}"
+        rollback = ansible.rollback(release_root=str(root))
+        assert rollback.rc == 0, rollback.describe()
+        assert current_id(root) == "sep3"
+        assert os.stat(root / "releases" / "sep3").st_dev == os.stat(root / "releases").st_dev
+        assert release_manifest(root / "releases" / "sep3") == world.archives["good"].manifest
+        kept = sorted(e.name for e in os.scandir(root / "releases"))
+        assert "base1" not in kept and "base2" not in kept, f"pruning did not work across the mount: {kept}"
+        assert not [k for k in kept if k.startswith(".")], f"temp or trash dirs left: {kept}"
+        assert snapshot(root / "shared") == shared_before
+        assert lock_record(root) is None
+    figures(deploys=len(runs), rollbacks=1, releases_kept=len(kept),
+            outcome="works: every rename stays inside one directory")
+
+
+@pytest.mark.skipif(not can_mount(), reason="needs root to mount tmpfs")
+def test_disk_fills_during_extraction(world: World, ansible: Ansible, tmp_path: Path, figures) -> None:
+    """A 2 MiB root and a 3 MiB incompressible archive: the deploy fails naming the disk problem, current stays
+    on the old release, the partial release is emptied and marked failed, one failed history line, no lock."""
+    big = build_archive(dest=tmp_path / "big.tar.gz", version="big", random_bytes=3 * 1024 * 1024)
+    small = world.archives["base1"]
+    mount = tmp_path / "disk"
+    with tmpfs(mount, size="2m"):
+        root = mount / "root"
+        first = ansible.deploy(**deploy_vars(root, world, release_id="small", release_archive=str(small.path)))
+        assert first.rc == 0, first.describe()
+        shared_before = snapshot(root / "shared")
+        before = snapshot(root)
+        history_before, _torn = read_history(root)
+        run = ansible.deploy(**deploy_vars(root, world, release_id="big", release_archive=str(big.path)))
+        after = snapshot(root)
+        messages = "\n".join(run.failure_messages)
+        print(f"\n[case] disk full: rc={run.rc} {messages.splitlines()[0][:220] if messages else ''!r}")
+        assert run.rc != 0, run.describe()
+        assert re.search(r"no space left on device", messages, re.I), messages
+        assert current_id(root) == "small"
+        assert release_manifest(root / "releases" / "small") == small.manifest
+        assert sorted(os.listdir(root / "releases" / "big")) == [".release.json"], "the partial release was not emptied"
+        meta = metadata(root, "big")
+        assert meta["state"] == "failed" and re.search(r"no space left", meta.get("reason", ""), re.I), meta
+        assert snapshot(root / "shared") == shared_before
+        assert lock_record(root) is None
+        entries, torn = read_history(root)
+        assert not torn and entries[: len(history_before)] == history_before
+        assert [(e["event"], e["id"]) for e in entries[len(history_before):]] == [("failed", "big")]
+        case = Case("disk full", (), trace="failed_release")
+        assert_trace(case=case, before=before, after=after, root=root, release_id="big", history_before=history_before)
+        free = shutil.disk_usage(mount).free
+    figures(tmpfs="2m", archive_bytes=big.path.stat().st_size, free_after=free, current="small")

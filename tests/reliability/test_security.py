@@ -13,12 +13,8 @@
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
-
 import pytest
-from _harness import REPO_ROOT, Ansible, build_archive, current_id, metadata, read_history, snapshot, snapshot_diff
+from _harness import REPO_ROOT
 from _static import check_python_text, check_yaml_text, yaml_task_files
 
 # ------------------------------------------------------------------------------------------------------------

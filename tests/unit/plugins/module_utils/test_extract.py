@@ -1,7 +1,7 @@
+# -*- coding: utf-8 -*-
 # Copyright (c) atomic.deploy contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-
 """Unit tests for plugins/module_utils/_extract.py."""
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from ansible_collections.atomic.deploy.plugins.module_utils import _extract
 from ansible_collections.atomic.deploy.plugins.module_utils._extract import (
     ExtractError,
@@ -821,7 +820,7 @@ def make_release(tmp_path: Path, name: str, members: list[dict], **kwargs) -> tu
 
 
 def test_dedupe_links_unchanged_files_and_writes_changed_ones(tmp_path):
-    prev, _ = make_release(tmp_path, "v1", V1)
+    prev = make_release(tmp_path, "v1", V1)[0]
     new, stats = make_release(tmp_path, "v2", V2, previous=str(prev))
     assert ino(new / "app" / "same.py") == ino(prev / "app" / "same.py")
     assert ino(new / "top.txt") == ino(prev / "top.txt")
@@ -842,7 +841,7 @@ def test_dedupe_links_unchanged_files_and_writes_changed_ones(tmp_path):
 
 
 def test_dedupe_off(tmp_path):
-    prev, _ = make_release(tmp_path, "v1", V1)
+    prev = make_release(tmp_path, "v1", V1)[0]
     new, stats = make_release(tmp_path, "v2", V1, previous=str(prev), dedupe=False)
     assert stats["linked"] == 0
     assert ino(new / "app" / "same.py") != ino(prev / "app" / "same.py")
@@ -856,7 +855,7 @@ def test_dedupe_with_missing_previous(tmp_path):
 
 
 def test_dedupe_skips_a_previous_file_modified_in_place(tmp_path):
-    prev, _ = make_release(tmp_path, "v1", V1)
+    prev = make_release(tmp_path, "v1", V1)[0]
     with open(prev / "app" / "same.py", "r+b") as handle:  # same size, edited on the server after its release
         handle.write(b"X")
     new, stats = make_release(tmp_path, "v2", V1, previous=str(prev))
@@ -869,7 +868,7 @@ def test_dedupe_skips_a_previous_file_modified_in_place(tmp_path):
 
 def test_dedupe_never_links_a_previous_symlink(tmp_path):
     # the link's lstat looks like the member (size 8 = len("real.txt"), mode 0777) and it points at equal content
-    prev, _ = make_release(tmp_path, "v1", [reg("real.txt", b"ABCDEFGH", mode=0o777), symlink("alias.txt", "real.txt")])
+    prev = make_release(tmp_path, "v1", [reg("real.txt", b"ABCDEFGH", mode=0o777), symlink("alias.txt", "real.txt")])[0]
     new, stats = make_release(tmp_path, "v2", [reg("alias.txt", b"ABCDEFGH", mode=0o777)], previous=str(prev))
     assert stats["linked"] == 0
     assert not (new / "alias.txt").is_symlink()
@@ -881,7 +880,7 @@ def test_dedupe_never_follows_a_symlinked_directory_in_previous(tmp_path):
     shared = tmp_path / "shared" / "storage"
     shared.mkdir(parents=True)
     (shared / "data.txt").write_bytes(SAME)
-    prev, _ = make_release(tmp_path, "v1", [reg("app.py", b"1")])
+    prev = make_release(tmp_path, "v1", [reg("app.py", b"1")])[0]
     os.symlink("../../shared/storage", prev / "storage")
     new, stats = make_release(tmp_path, "v2", [reg("app.py", b"1"), reg("storage/data.txt", SAME)], previous=str(prev))
     assert stats["linked"] == 1
@@ -892,7 +891,7 @@ def test_dedupe_never_follows_a_symlinked_directory_in_previous(tmp_path):
 def test_dedupe_skips_files_owned_by_someone_else(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("chown needs root")
-    prev, _ = make_release(tmp_path, "v1", V1)
+    prev = make_release(tmp_path, "v1", V1)[0]
     os.chown(prev / "top.txt", NOBODY, NOBODY)
     new, _stats = make_release(tmp_path, "v2", V2, previous=str(prev))
     assert ino(new / "top.txt") != ino(prev / "top.txt")
@@ -901,7 +900,7 @@ def test_dedupe_skips_files_owned_by_someone_else(tmp_path):
 
 @pytest.mark.parametrize("code", [errno.EMLINK, errno.EXDEV, errno.EPERM])
 def test_dedupe_link_failure_falls_back_to_a_copy(tmp_path, monkeypatch, code):
-    prev, _ = make_release(tmp_path, "v1", V1)
+    prev = make_release(tmp_path, "v1", V1)[0]
     real_link = os.link
 
     def refusing_link(src, dst, *args, **kwargs):
@@ -918,7 +917,7 @@ def test_dedupe_link_failure_falls_back_to_a_copy(tmp_path, monkeypatch, code):
 
 
 def test_dedupe_unexpected_link_error_is_reported(tmp_path, monkeypatch):
-    prev, _ = make_release(tmp_path, "v1", V1)
+    prev = make_release(tmp_path, "v1", V1)[0]
 
     def broken_link(*_args, **_kwargs):
         raise OSError(errno.EIO, "input/output error")
@@ -950,7 +949,7 @@ def test_dedupe_large_files(tmp_path):
         reg("head.bin", head_changed),
         reg("grown.bin", BIG + b"x"),
     ]
-    prev, _ = make_release(tmp_path, "v1", v1)
+    prev = make_release(tmp_path, "v1", v1)[0]
     new, stats = make_release(tmp_path, "v2", v2, previous=str(prev))
     assert ino(new / "same.bin") == ino(prev / "same.bin")
     for name, data in (("tail.bin", tail_changed), ("head.bin", head_changed), ("grown.bin", BIG + b"x")):
@@ -968,7 +967,7 @@ def test_dedupe_large_files(tmp_path):
 def test_dedupe_compare_catches_a_previous_file_that_grew(tmp_path, monkeypatch, size):
     # the metadata check saw equal sizes, then the previous file grew before its content was read
     data = BIG[:size]
-    prev, _ = make_release(tmp_path, "v1", [reg("f.bin", data + b"appended")])
+    prev = make_release(tmp_path, "v1", [reg("f.bin", data + b"appended")])[0]
     monkeypatch.setattr(_extract._Extractor, "_candidate", lambda self, rel, mode, size: str(prev / rel))
     new, stats = make_release(tmp_path, "v2", [reg("f.bin", data)], previous=str(prev))
     assert stats["linked"] == 0
@@ -977,7 +976,7 @@ def test_dedupe_compare_catches_a_previous_file_that_grew(tmp_path, monkeypatch,
 
 @pytest.mark.usefixtures("small_limits")
 def test_dedupe_large_file_link_failure_keeps_the_written_copy(tmp_path, monkeypatch):
-    prev, _ = make_release(tmp_path, "v1", [reg("same.bin", BIG)])
+    prev = make_release(tmp_path, "v1", [reg("same.bin", BIG)])[0]
 
     def refusing_link(*_args, **_kwargs):
         raise OSError(errno.EMLINK, "too many links")
@@ -1108,7 +1107,7 @@ class OneWayStream:
 
 
 def test_tar_stream_from_a_non_seekable_object(tmp_path):
-    prev, _ = make_release(tmp_path, "v1", V1)
+    prev = make_release(tmp_path, "v1", V1)[0]
     new = new_release(tmp_path, "v2")
     stats = extract_tar_stream(fileobj=OneWayStream(tar_bytes(V2)), dest=str(new), previous=str(prev))
     assert (new / "app" / "changed.py").read_bytes() == b"bbbb"

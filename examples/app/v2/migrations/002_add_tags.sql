@@ -1,0 +1,2 @@
+ALTER TABLE notes ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+INSERT INTO notes (body, tags) VALUES ('hello from version 2', 'demo');
