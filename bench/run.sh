@@ -16,6 +16,7 @@
 #   BENCH_TMPFS_SIZE   size of the tmpfs (default 6g; 32 roots of ~55 MB plus archives in flight)
 #   BENCH_DEPLOY_PLAYBOOK    our deploy playbook (default atomic.deploy.deploy)
 #   BENCH_ROLLBACK_PLAYBOOK  our rollback playbook (default <repo>/playbooks/rollback.yml)
+#   BENCH_RESULTS      directory for latest.json and raw/ (default bench/results)
 #   BENCH_README       0 to leave bench/README.md alone (quick or partial runs)
 #   BENCH_STRICT       1 to exit 1 when a target is missed
 #   BENCH_PYTHON       interpreter that creates bench/.venv (default python3)
@@ -106,6 +107,9 @@ if [[ -n "${BENCH_DEPLOY_PLAYBOOK:-}" ]]; then
 fi
 if [[ -n "${BENCH_ROLLBACK_PLAYBOOK:-}" ]]; then
     args+=(--rollback-playbook "${BENCH_ROLLBACK_PLAYBOOK}")
+fi
+if [[ -n "${BENCH_RESULTS:-}" ]]; then
+    args+=(--results "${BENCH_RESULTS}")
 fi
 if [[ "${BENCH_README:-1}" == 0 ]]; then
     args+=(--no-readme)

@@ -45,6 +45,9 @@ class ActionModule(OwnerActionBase):
             try:
                 with os.fdopen(fd, 'wb') as handle:
                     _extract.pack_directory(src=path, fileobj=handle)
+            except _extract.ExtractError as exc:
+                os.unlink(packed)
+                raise AnsibleActionFail(f'cannot pack directory {path}: {exc}') from None
             except BaseException:
                 os.unlink(packed)
                 raise
@@ -81,7 +84,9 @@ class ActionModule(OwnerActionBase):
                     self._fixup_perms2((tmpdir, remote))
                     args['archive'] = remote
                     args['remote_src'] = True
-            result.update(self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars))
+            result.update(
+                self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars)
+            )
         finally:
             if cleanup is not None:
                 os.unlink(cleanup)

@@ -85,8 +85,12 @@ def held_lock(module, layout: _release.Layout, *, release_id: str | None = None)
         return
     ensure_deploy_dir(layout)
     outcome = _lock.acquire(
-        deploy_dir=layout.deploy, token=token, owner=params.get('owner'), release_id=release_id,
-        timeout=params['lock_timeout'], steal=params['lock_steal'],
+        deploy_dir=layout.deploy,
+        token=token,
+        owner=params.get('owner'),
+        release_id=release_id,
+        timeout=params['lock_timeout'],
+        steal=params['lock_steal'],
     )
     if outcome['warning']:
         module.warn(outcome['warning'])

@@ -90,18 +90,18 @@ def expired(record: dict, *, now: float | None = None) -> bool:
 def describe(record: dict) -> str:
     """'USER@CONTROLLER (playbook P, release R) since T, expires E' for error messages."""
     if record.get('corrupt'):
-        return f"an unknown owner ({record.get('reason')})"
+        return f'an unknown owner ({record.get("reason")})'
     owner = record.get('owner') or {}
-    who = f"{owner.get('user') or 'unknown user'}@{owner.get('controller') or 'unknown controller'}"
+    who = f'{owner.get("user") or "unknown user"}@{owner.get("controller") or "unknown controller"}'
     details = []
     if owner.get('playbook'):
-        details.append(f"playbook {owner['playbook']}")
+        details.append(f'playbook {owner["playbook"]}')
     if owner.get('awx_job_id'):
-        details.append(f"awx job {owner['awx_job_id']}")
+        details.append(f'awx job {owner["awx_job_id"]}')
     if record.get('release_id'):
-        details.append(f"release {record['release_id']}")
-    text = who + (f" ({', '.join(details)})" if details else '')
-    return f"{text} since {record.get('started')}, expires {record.get('expires')}"
+        details.append(f'release {record["release_id"]}')
+    text = who + (f' ({", ".join(details)})' if details else '')
+    return f'{text} since {record.get("started")}, expires {record.get("expires")}'
 
 
 def _record(*, token: str, owner: dict | None, release_id: str | None, timeout: int, now: float) -> dict:

@@ -373,7 +373,9 @@ def switch_current(
     sleep = sleep or time.sleep
     text = layout.link_text(release_id, style=style)
     if not os.path.isdir(layout.release(release_id)):
-        raise ReleaseError(f'release directory {layout.release(release_id)} does not exist', path=layout.release(release_id))
+        raise ReleaseError(
+            f'release directory {layout.release(release_id)} does not exist', path=layout.release(release_id)
+        )
     try:
         st = os.lstat(layout.current)
     except FileNotFoundError:
@@ -383,14 +385,18 @@ def switch_current(
         kind = 'directory' if is_dir else 'file'
         raise ReleaseError(
             f'{layout.current} is a real {kind}, not a symlink; refusing to replace it '
-            f'(set adopt=true, role variable release_adopt_current=true, to swap it for the link and keep it as a backup)',
+            '(set adopt=true, role variable release_adopt_current=true, to swap it for the link '
+            'and keep it as a backup)',
             path=layout.current,
         )
     for stale in stale_temp_links(layout):
         _fs.discard(stale)
     previous = None if is_dir else _fs.read_link(layout.current)
     if switch_at is not None and switch_at - clock() > MAX_SWITCH_WAIT:
-        raise ReleaseError(f'switch_at {switch_at} is more than {int(MAX_SWITCH_WAIT)} seconds ahead of this host clock', name='switch_at')
+        raise ReleaseError(
+            f'switch_at {switch_at} is more than {int(MAX_SWITCH_WAIT)} seconds ahead of this host clock',
+            name='switch_at',
+        )
     tmp = None if is_dir else _fs.stage_symlink(path=layout.current, target=text)
     try:
         late = 0.0
@@ -413,7 +419,13 @@ def switch_current(
     finally:
         if tmp is not None:
             _fs.discard(tmp)
-    return {'previous_target': previous, 'target': text, 'switched_at': switched_at, 'late': round(late, 6), 'backup': backup}
+    return {
+        'previous_target': previous,
+        'target': text,
+        'switched_at': switched_at,
+        'late': round(late, 6),
+        'backup': backup,
+    }
 
 
 def finalize(*, release: Release, extra: dict | None = None, fsync: bool = True) -> dict:
@@ -471,6 +483,6 @@ def execute_prune(*, layout: Layout, remove: list[Release], check_mode: bool = F
 def blocked_messages(pruned: dict) -> list[str]:
     """One line per release that pruning left whole, listing what this user cannot delete."""
     return [
-        f"{name}: {', '.join(paths[:10])}" + (f' and {len(paths) - 10} more' if len(paths) > 10 else '')
+        f'{name}: {", ".join(paths[:10])}' + (f' and {len(paths) - 10} more' if len(paths) > 10 else '')
         for name, paths in pruned['blocked'].items()
     ]

@@ -115,7 +115,9 @@ def ensure_shared(
         if check_mode:
             if st is None:
                 result['created'].append(path)
-            elif stat.S_IMODE(st.st_mode) != mode or (gid != -1 and st.st_gid != gid) or (uid != -1 and st.st_uid != uid):
+            elif (
+                stat.S_IMODE(st.st_mode) != mode or (gid != -1 and st.st_gid != gid) or (uid != -1 and st.st_uid != uid)
+            ):
                 result['fixed'].append(path)
             return
         if _fs.ensure_dir(path=path, mode=mode, uid=uid, gid=gid):
@@ -183,7 +185,9 @@ def link_into_release(
                     f'cannot link shared path {rel}: {current} in the release is a symlink', path=current
                 )
             if not stat.S_ISDIR(st.st_mode):
-                raise ReleaseError(f'cannot link shared path {rel}: {current} in the release is not a directory', path=current)
+                raise ReleaseError(
+                    f'cannot link shared path {rel}: {current} in the release is not a directory', path=current
+                )
         text = target_abs if style == 'absolute' else os.path.relpath(target_abs, os.path.dirname(link))
         existing = _fs.read_link(link)
         if existing == text:
@@ -193,7 +197,9 @@ def link_into_release(
             if not check_mode:
                 failed = _fs.remove_tree(link)
                 if failed:
-                    raise ReleaseError(f'could not remove {link} from the release to link shared/{rel}: {failed}', path=link)
+                    raise ReleaseError(
+                        f'could not remove {link} from the release to link shared/{rel}: {failed}', path=link
+                    )
         result['linked'].append(link)
         if not check_mode:
             os.symlink(text, link)

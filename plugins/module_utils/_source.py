@@ -105,7 +105,9 @@ def git_export(*, run, repo: str, version: str, mirror: str) -> tuple[str, bytes
     def git(*args: str) -> bytes:
         rc, out, err = run(['git', f'--git-dir={mirror}', *args])
         if rc != 0:
-            raise ReleaseError(f"git {args[0]} failed for git_repo {repo}: {err.strip() or 'no output'}", name='git_repo')
+            raise ReleaseError(
+                f'git {args[0]} failed for git_repo {repo}: {err.strip() or "no output"}', name='git_repo'
+            )
         return out
 
     if not os.path.isdir(mirror):
@@ -113,7 +115,7 @@ def git_export(*, run, repo: str, version: str, mirror: str) -> tuple[str, bytes
         if rc != 0:
             if os.path.lexists(mirror):
                 _fs.remove_tree(mirror)
-            raise ReleaseError(f"git clone of git_repo {repo} failed: {err.strip() or 'no output'}", name='git_repo')
+            raise ReleaseError(f'git clone of git_repo {repo} failed: {err.strip() or "no output"}', name='git_repo')
     else:
         git('remote', 'set-url', 'origin', repo)
         git('fetch', '--prune', '--quiet', 'origin', '+refs/*:refs/*')

@@ -25,7 +25,9 @@ description:
     available the module fails rather than open a window.
   - Pure Python, no shelling out, so Linux and macOS/BSD behave the same.
 author:
-  - atomic.deploy contributors
+  - atomic.deploy maintainers (@atomic-deploy)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description:
@@ -63,6 +65,7 @@ attributes:
   diff_mode:
     support: full
   platform:
+    support: full
     platforms: posix
   safe_file_operations:
     support: full
@@ -171,7 +174,9 @@ def main() -> None:
     if st is not None and not stat.S_ISLNK(st.st_mode):
         kind = 'directory' if stat.S_ISDIR(st.st_mode) else 'file'
         if not module.params['force']:
-            module.fail_json(msg=f'refusing to replace {kind} {path} with a symlink; set force=true to adopt it', **result)
+            module.fail_json(
+                msg=f'refusing to replace {kind} {path} with a symlink; set force=true to adopt it', **result
+            )
     else:
         result['previous_target'] = _fs.read_link(path)
 
@@ -180,7 +185,9 @@ def main() -> None:
     result['diff'] = dict(before=dict(path=path, target=before), after=dict(path=path, target=target))
     if not result['changed'] or module.check_mode:
         if module.check_mode and kind == 'directory' and not _fs.exchange_supported():
-            module.fail_json(msg=f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available', **result)
+            module.fail_json(
+                msg=f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available', **result
+            )
         module.exit_json(**result)
 
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -193,7 +200,9 @@ def main() -> None:
     except _fs.FsError as exc:
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:
-        module.fail_json(msg=f'could not switch {path} to {target}: {exc.strerror.lower() if exc.strerror else exc}', **result)
+        module.fail_json(
+            msg=f'could not switch {path} to {target}: {exc.strerror.lower() if exc.strerror else exc}', **result
+        )
     module.exit_json(**result)
 
 

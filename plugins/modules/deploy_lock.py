@@ -22,8 +22,9 @@ description:
   - A lock past its expiry is taken over with a warning. A live lock is only taken over with
     O(steal=true).
 author:
-  - atomic.deploy contributors
+  - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - atomic.deploy.common
 options:
   state:
@@ -67,6 +68,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - Run on each host; the lock is per deploy root on that host.
@@ -147,9 +149,9 @@ def main() -> None:
     layout = _common.layout_or_fail(module)
     params = module.params
     if params['timeout'] < 1:
-        module.fail_json(msg=f"timeout must be at least 1 second, got {params['timeout']}")
+        module.fail_json(msg=f'timeout must be at least 1 second, got {params["timeout"]}')
     if params['wait'] < 0:
-        module.fail_json(msg=f"wait must not be negative, got {params['wait']}")
+        module.fail_json(msg=f'wait must not be negative, got {params["wait"]}')
     result = dict(changed=False, token=params['token'], acquired=False, lock=None, taken_over=None)
     try:
         if params['state'] == 'absent':

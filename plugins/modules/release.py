@@ -29,8 +29,9 @@ description:
   - Release metadata is C(ROOT/releases/<id>/.release.json); the deploy order used everywhere is
     the start time recorded there, never the file mtime.
 author:
-  - atomic.deploy contributors
+  - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - atomic.deploy.common
   - atomic.deploy.common.lock
 options:
@@ -203,9 +204,11 @@ attributes:
     support: full
     details: the diff shows the C(current) link and, with O(state=present), the release created.
   platform:
+    support: full
     platforms: posix
   safe_file_operations:
     support: full
+    description: Every change is a rename of a fully written temp file or link in the same directory.
 notes:
   - A release whose metadata says C(in_progress) is reported as C(unfinished) by
     M(atomic.deploy.releases_info) and pruned once older than the current release.
@@ -325,6 +328,10 @@ source:
   description: What the release was built from (type, archive or URL, checksum, git sha).
   returned: always
   type: dict
+backup:
+  description: Where an adopted C(current) directory was moved, with O(adopt=true). V(null) otherwise.
+  returned: when switched
+  type: str
 """
 
 import io
@@ -334,7 +341,16 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
-from ansible_collections.atomic.deploy.plugins.module_utils import _common, _extract, _fs, _history, _lock, _release, _shared, _source
+from ansible_collections.atomic.deploy.plugins.module_utils import (
+    _common,
+    _extract,
+    _fs,
+    _history,
+    _lock,
+    _release,
+    _shared,
+    _source,
+)
 
 R = _release
 
@@ -354,7 +370,9 @@ class Stage:
         self.shared_files = [_shared.normalize_rel_path(v, name='shared_files') for v in p['shared_files']]
         overlap = set(self.shared_dirs) & set(self.shared_files)
         if overlap:
-            raise R.ReleaseError(f'{sorted(overlap)[0]} is listed in both shared_dirs and shared_files', name='shared_files')
+            raise R.ReleaseError(
+                f'{sorted(overlap)[0]} is listed in both shared_dirs and shared_files', name='shared_files'
+            )
         self.writable = [_shared.normalize_rel_path(v, name='writable_dirs') for v in p['writable_dirs']]
         self.shared_mode = _shared.parse_mode(p['shared_mode'], name='shared_mode')
         self.writable_mode = _shared.parse_mode(p['writable_mode'], name='writable_mode')
@@ -372,7 +390,7 @@ class Stage:
             info['archive' if kind == 'archive' else 'directory'] = p['directory'] or p['archive']
             if not self.check or p['remote_src']:
                 if not os.path.isfile(p['archive']):
-                    raise R.ReleaseError(f"archive {p['archive']} does not exist on this host", path=p['archive'])
+                    raise R.ReleaseError(f'archive {p["archive"]} does not exist on this host', path=p['archive'])
                 _extract.detect_format(p['archive'])
             if p['checksum']:
                 _source.parse_checksum(p['checksum'])
@@ -381,7 +399,7 @@ class Stage:
                 raise R.ReleaseError('source=url needs url (role variable release_url)', name='url')
             if not p['checksum']:
                 raise R.ReleaseError(
-                    f"source=url needs checksum for {p['url']} (role variable release_checksum, e.g. sha256:<hex>)",
+                    f'source=url needs checksum for {p["url"]} (role variable release_checksum, e.g. sha256:<hex>)',
                     name='checksum',
                 )
             _source.parse_checksum(p['checksum'])
@@ -411,9 +429,16 @@ class Stage:
                 path=self.layout.current,
             )
         _shared.ensure_shared(
-            root=self.layout.root, shared=self.layout.shared, dirs=self.shared_dirs, files=self.shared_files,
-            mode=self.shared_mode, uid=self.uid, gid=self.gid, strict=self.params['shared_strict'],
-            allow_external=self.params['shared_allow_external'], check_mode=True,
+            root=self.layout.root,
+            shared=self.layout.shared,
+            dirs=self.shared_dirs,
+            files=self.shared_files,
+            mode=self.shared_mode,
+            uid=self.uid,
+            gid=self.gid,
+            strict=self.params['shared_strict'],
+            allow_external=self.params['shared_allow_external'],
+            check_mode=True,
         )
 
     def previous_for_dedupe(self, releases: list[R.Release], current: str | None) -> str | None:
@@ -439,18 +464,23 @@ class Stage:
             def opener(url: str):
                 return open_url(url, timeout=p['url_timeout'], http_agent='atomic.deploy')
 
-            download, checksum = _source.download(url=p['url'], directory=self.layout.tmp, checksum=p['checksum'], opener=opener)
+            download, checksum = _source.download(
+                url=p['url'], directory=self.layout.tmp, checksum=p['checksum'], opener=opener
+            )
             self.source['checksum'] = checksum
             try:
                 return _extract.extract_archive(archive=download, **common)
             finally:
                 _fs.discard(download)
         if kind == 'git':
+
             def run(argv: list[str]):
                 rc, out, err = self.module.run_command(argv, encoding=None)
                 return rc, out, err.decode('utf-8', 'replace') if isinstance(err, bytes) else err
 
-            sha, tar = _source.git_export(run=run, repo=p['git_repo'], version=p['git_version'], mirror=self.layout.repo)
+            sha, tar = _source.git_export(
+                run=run, repo=p['git_repo'], version=p['git_version'], mirror=self.layout.repo
+            )
             self.source['git_sha'] = sha
             return _extract.extract_tar_stream(fileobj=io.BytesIO(tar), **common)
         return {}
@@ -458,23 +488,40 @@ class Stage:
     def link(self, path: str) -> dict:
         p = self.params
         shared = _shared.ensure_shared(
-            root=self.layout.root, shared=self.layout.shared, dirs=self.shared_dirs, files=self.shared_files,
-            mode=self.shared_mode, uid=self.uid, gid=self.gid, strict=p['shared_strict'],
-            allow_external=p['shared_allow_external'], check_mode=self.check,
+            root=self.layout.root,
+            shared=self.layout.shared,
+            dirs=self.shared_dirs,
+            files=self.shared_files,
+            mode=self.shared_mode,
+            uid=self.uid,
+            gid=self.gid,
+            strict=p['shared_strict'],
+            allow_external=p['shared_allow_external'],
+            check_mode=self.check,
         )
         self.warnings.extend(shared['warnings'])
         links = _shared.link_into_release(
-            release=path, shared=self.layout.shared, paths=self.shared_dirs + self.shared_files,
-            style=p['link_style'], check_mode=self.check,
+            release=path,
+            shared=self.layout.shared,
+            paths=self.shared_dirs + self.shared_files,
+            style=p['link_style'],
+            check_mode=self.check,
         )
-        writable = _shared.ensure_writable(release=path, paths=self.writable, mode=self.writable_mode, check_mode=self.check)
+        writable = _shared.ensure_writable(
+            release=path, paths=self.writable, mode=self.writable_mode, check_mode=self.check
+        )
         return {'shared_created': shared['created'], 'shared_fixed': shared['fixed'], 'writable': writable, **links}
 
 
 def history(layout: R.Layout, module: AnsibleModule, event: str, release_id: str | None, **fields) -> dict:
     return _history.append(
-        path=layout.history, event=event, release_id=release_id, fsync=module.params['fsync'],
-        host=socket.gethostname(), by=module.params.get('owner') or None, **fields,
+        path=layout.history,
+        event=event,
+        release_id=release_id,
+        fsync=module.params['fsync'],
+        host=socket.gethostname(),
+        by=module.params.get('owner') or None,
+        **fields,
     )
 
 
@@ -503,14 +550,24 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
         token = token or _lock.new_token()
         if module.check_mode:
             try:
-                _lock.acquire(deploy_dir=layout.deploy, token=token, timeout=p['lock_timeout'], steal=p['lock_steal'], check_mode=True)
+                _lock.acquire(
+                    deploy_dir=layout.deploy,
+                    token=token,
+                    timeout=p['lock_timeout'],
+                    steal=p['lock_steal'],
+                    check_mode=True,
+                )
             except _lock.LockHeld as exc:
                 module.warn(f'check mode: {exc}')
         else:
             _common.ensure_deploy_dir(layout)
             outcome = _lock.acquire(
-                deploy_dir=layout.deploy, token=token, owner=p['owner'], release_id=release_id,
-                timeout=p['lock_timeout'], steal=p['lock_steal'],
+                deploy_dir=layout.deploy,
+                token=token,
+                owner=p['owner'],
+                release_id=release_id,
+                timeout=p['lock_timeout'],
+                steal=p['lock_steal'],
             )
             acquired_here = outcome['changed']
             if outcome['warning']:
@@ -525,7 +582,9 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
         # Built by an earlier run and not live: keep it, only re-check its shared links.
         result.update(state=R.COMPLETE, source=existing.meta.get('source') or stage.source)
         links = stage.link(existing.path)
-        result['changed'] = bool(links['linked'] or links['shared_created'] or links['shared_fixed'] or links['writable'])
+        result['changed'] = bool(
+            links['linked'] or links['shared_created'] or links['shared_fixed'] or links['writable']
+        )
         result['links'] = links
         warnings.extend(stage.warnings)
         return
@@ -543,7 +602,9 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
         if existing is not None:
             leftover = R.discard_release(layout=layout, release=existing)
             if leftover:
-                raise R.ReleaseError(f'could not remove the earlier attempt of {existing.path}: {leftover[:10]}', path=existing.path)
+                raise R.ReleaseError(
+                    f'could not remove the earlier attempt of {existing.path}: {leftover[:10]}', path=existing.path
+                )
         meta = R.new_metadata(release_id=release_id, owner=p['owner'], source=stage.source)
         path = R.create_release(layout=layout, release_id=release_id, meta=meta, fsync=p['fsync'])
     except BaseException:
@@ -602,7 +663,9 @@ def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
             # --check of a whole deploy: the staging task did not really create it.
             result.update(changed=True, state=R.UNFINISHED)
             return
-        raise R.ReleaseError(f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id))
+        raise R.ReleaseError(
+            f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id)
+        )
     if release.state in (R.FAILED, R.UNMANAGED):
         raise R.ReleaseError(
             f'refusing to activate release {release_id} at {release.path}: it is {release.state}', path=release.path
@@ -622,24 +685,38 @@ def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
         R.finalize(release=release, fsync=p['fsync'])
     if switch:
         outcome = R.switch_current(
-            layout=layout, release_id=release_id, style=p['link_style'], switch_at=p['switch_at'],
-            fsync=p['fsync'], adopt=p['adopt'],
+            layout=layout,
+            release_id=release_id,
+            style=p['link_style'],
+            switch_at=p['switch_at'],
+            fsync=p['fsync'],
+            adopt=p['adopt'],
         )
         result.update(switched_at=outcome['switched_at'], switch_late=outcome['late'], backup=outcome['backup'])
         if outcome['late'] > 0.5:
-            warnings.append(f"switched {outcome['late']:.3f}s after the agreed instant switch_at; other hosts switched earlier")
+            warnings.append(
+                f'switched {outcome["late"]:.3f}s after the agreed instant switch_at; other hosts switched earlier'
+            )
     if p['prune']:
         releases, _ignored = R.list_releases(layout)
         remove, _kept = R.prune_plan(releases, current=release_id, keep=p['keep'], protect=p['protect'])
         pruned = R.execute_prune(layout=layout, remove=remove)
         result['removed'] = pruned['removed']
-        warnings.extend(f'could not prune {line} (left whole: this user cannot delete them)' for line in R.blocked_messages(pruned))
+        warnings.extend(
+            f'could not prune {line} (left whole: this user cannot delete them)' for line in R.blocked_messages(pruned)
+        )
         result['changed'] = result['changed'] or bool(pruned['removed'] or pruned['leftovers'])
     if switch or not was_complete:
         history(
-            layout, module, 'deploy' if not was_complete else 'activate', release_id, previous=current,
-            switched_at=result.get('switched_at'), switch_late=result.get('switch_late'),
-            removed=result['removed'] or None, source=release.meta.get('source') or None,
+            layout,
+            module,
+            'deploy' if not was_complete else 'activate',
+            release_id,
+            previous=current,
+            switched_at=result.get('switched_at'),
+            switch_late=result.get('switch_late'),
+            removed=result['removed'] or None,
+            source=release.meta.get('source') or None,
         )
     if p['unlock'] and p['lock_token']:
         _lock.release(deploy_dir=layout.deploy, token=p['lock_token'])
@@ -653,9 +730,13 @@ def do_complete(module: AnsibleModule, layout: R.Layout, release_id: str, result
         if module.check_mode:
             result.update(changed=True, state=R.COMPLETE)
             return
-        raise R.ReleaseError(f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id))
+        raise R.ReleaseError(
+            f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id)
+        )
     if release.state in (R.FAILED, R.UNMANAGED):
-        raise R.ReleaseError(f'refusing to finalize release {release_id} at {release.path}: it is {release.state}', path=release.path)
+        raise R.ReleaseError(
+            f'refusing to finalize release {release_id} at {release.path}: it is {release.state}', path=release.path
+        )
     if module.params['lock_token'] and not module.check_mode:
         _lock.verify(deploy_dir=layout.deploy, token=module.params['lock_token'])
     result['state'] = R.COMPLETE
@@ -673,13 +754,17 @@ def do_failed(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
     if release is None:
         result['state'] = 'absent'
     elif release.state == R.UNMANAGED:
-        raise R.ReleaseError(f'refusing to mark {release.path} failed: it is not a release made by atomic.deploy', path=release.path)
+        raise R.ReleaseError(
+            f'refusing to mark {release.path} failed: it is not a release made by atomic.deploy', path=release.path
+        )
     elif release.state == R.FAILED:
         result['state'] = R.FAILED
     else:
         result.update(changed=True, state=R.FAILED)
         if release.current:
-            warnings.append(f'release {release_id} is live; marking it failed does not roll it back (use release_rollback)')
+            warnings.append(
+                f'release {release_id} is live; marking it failed does not roll it back (use release_rollback)'
+            )
         if not module.check_mode:
             R.mark_failed(release=release, reason=p['reason'], fsync=p['fsync'])
             history(layout, module, 'failed', release_id, reason=p['reason'], previous=result['previous'])
@@ -733,15 +818,24 @@ def main() -> None:
     warnings: list[str] = []
     layout = _common.layout_or_fail(module)
     result = dict(
-        changed=False, id=module.params['id'], release_path=None, state='absent', live=False, created=False,
-        rebuilt=False, previous=None, removed=[], token=module.params['lock_token'], source={},
+        changed=False,
+        id=module.params['id'],
+        release_path=None,
+        state='absent',
+        live=False,
+        created=False,
+        rebuilt=False,
+        previous=None,
+        removed=[],
+        token=module.params['lock_token'],
+        source={},
     )
     started = time.monotonic()
     try:
         release_id = R.validate_id(module.params['id'], name='id')
         result['release_path'] = layout.release(release_id)
         if module.params['keep'] < 1:
-            raise R.ReleaseError(f"keep must be at least 1, got {module.params['keep']}", name='keep')
+            raise R.ReleaseError(f'keep must be at least 1, got {module.params["keep"]}', name='keep')
         for ident in module.params['protect']:
             R.validate_id(ident, name='protect')
         handler = {'present': do_present, 'active': do_active, 'complete': do_complete, 'failed': do_failed}

@@ -25,8 +25,9 @@ description:
   - A release holding entries this user cannot delete (files of the web server user, say) is left
     whole and reported with the offending paths; the module then fails.
 author:
-  - atomic.deploy contributors
+  - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - atomic.deploy.common
   - atomic.deploy.common.lock
 options:
@@ -54,6 +55,7 @@ attributes:
     support: full
     details: the diff lists the releases before and after.
   platform:
+    support: full
     platforms: posix
 seealso:
   - module: atomic.deploy.releases_info
@@ -117,7 +119,7 @@ def main() -> None:
         for ident in module.params['protect']:
             _release.validate_id(ident, name='protect')
         if module.params['keep'] < 1:
-            raise _release.ReleaseError(f"keep must be at least 1, got {module.params['keep']}", name='keep')
+            raise _release.ReleaseError(f'keep must be at least 1, got {module.params["keep"]}', name='keep')
         if not _fs.lexists(layout.releases):
             module.exit_json(**result)
         with _common.held_lock(module, layout):
@@ -130,7 +132,10 @@ def main() -> None:
     except (_release.ReleaseError, _lock.LockHeld, OSError) as exc:
         _common.fail(module, exc, **result)
     result.update(
-        removed=outcome['removed'], kept=[r.id for r in kept], leftovers=outcome['leftovers'], blocked=outcome['blocked'],
+        removed=outcome['removed'],
+        kept=[r.id for r in kept],
+        leftovers=outcome['leftovers'],
+        blocked=outcome['blocked'],
     )
     result['changed'] = bool(outcome['removed'] or outcome['leftovers'])
     result['diff'] = {
@@ -139,7 +144,9 @@ def main() -> None:
     }
     if outcome['blocked']:
         details = '; '.join(_release.blocked_messages(outcome))
-        module.fail_json(msg=f'could not prune releases holding entries this user cannot delete (left whole): {details}', **result)
+        module.fail_json(
+            msg=f'could not prune releases holding entries this user cannot delete (left whole): {details}', **result
+        )
     module.exit_json(**result)
 
 

@@ -12,7 +12,7 @@ module: release_rollback
 short_description: Switch current back to the previous complete release, or to a named one
 version_added: 0.1.0
 description:
-  - One module run: takes the deploy lock (unless O(lock_token) says the caller holds it), picks
+  - One module run takes the deploy lock (unless O(lock_token) says the caller holds it), picks
     the target, switches C(current) with one C(rename(2)), marks the release rolled back from as
     failed (kept for inspection), records the rollback in the history, and releases the lock.
   - Without O(to), the target is the newest complete release older than the current one in deploy
@@ -20,8 +20,9 @@ description:
   - An unfinished, failed or missing target is refused with a clear error and nothing changes.
   - Rolling back to the release that is already live changes nothing.
 author:
-  - atomic.deploy contributors
+  - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - atomic.deploy.common
   - atomic.deploy.common.lock
 options:
@@ -62,6 +63,7 @@ attributes:
   diff_mode:
     support: full
   platform:
+    support: full
     platforms: posix
 seealso:
   - module: atomic.deploy.releases_info
@@ -97,7 +99,8 @@ switched_at:
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _history, _lock, _release as R
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _history, _lock
+from ansible_collections.atomic.deploy.plugins.module_utils import _release as R
 
 
 def main() -> None:
@@ -129,17 +132,21 @@ def main() -> None:
             if p['to'] is not None:
                 target = R.find(releases, p['to'])
                 if target is None:
-                    raise R.ReleaseError(f"rollback target {p['to']} does not exist in {layout.releases}", path=layout.release(p['to']))
+                    raise R.ReleaseError(
+                        f'rollback target {p["to"]} does not exist in {layout.releases}', path=layout.release(p['to'])
+                    )
                 if target.state != R.COMPLETE:
                     raise R.ReleaseError(
-                        f"refusing to roll back to {p['to']}: it is {target.state} ({target.meta.get('reason') or 'never finished'})",
+                        f'refusing to roll back to {p["to"]}: it is {target.state} '
+                        f'({target.meta.get("reason") or "never finished"})',
                         path=target.path,
                     )
             else:
                 target = R.rollback_candidate(releases, current)
                 if target is None:
                     raise R.ReleaseError(
-                        f'no complete release older than {current or "the current one"} to roll back to in {layout.releases}',
+                        f'no complete release older than {current or "the current one"} '
+                        f'to roll back to in {layout.releases}',
                         path=layout.releases,
                     )
             text = layout.link_text(target.id, style=p['link_style'])
@@ -154,11 +161,23 @@ def main() -> None:
             )
             result['switched_at'] = outcome['switched_at']
             left = R.find(releases, current)
-            if p['mark_failed'] and left is not None and left.id != target.id and left.state in (R.COMPLETE, R.UNFINISHED):
+            if (
+                p['mark_failed']
+                and left is not None
+                and left.id != target.id
+                and left.state in (R.COMPLETE, R.UNFINISHED)
+            ):
                 R.mark_failed(release=left, reason=p['reason'], fsync=p['fsync'])
             _history.append(
-                path=layout.history, event='rollback', release_id=target.id, fsync=p['fsync'], previous=current,
-                reason=p['reason'], switched_at=outcome['switched_at'], host=socket.gethostname(), by=p['owner'] or None,
+                path=layout.history,
+                event='rollback',
+                release_id=target.id,
+                fsync=p['fsync'],
+                previous=current,
+                reason=p['reason'],
+                switched_at=outcome['switched_at'],
+                host=socket.gethostname(),
+                by=p['owner'] or None,
             )
     except (R.ReleaseError, _lock.LockHeld, OSError) as exc:
         _common.fail(module, exc, **result)

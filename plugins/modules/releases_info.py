@@ -20,8 +20,9 @@ description:
   - Also returns the deploy lock, if held, and the last O(history) history entries. A torn last
     history line left by a crash is skipped.
 author:
-  - atomic.deploy contributors
+  - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - atomic.deploy.common
 options:
   history:
@@ -35,6 +36,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 seealso:
   - module: atomic.deploy.release
@@ -63,16 +65,46 @@ releases:
   type: list
   elements: dict
   contains:
-    id: {description: The release id., type: str, returned: always}
-    path: {description: The release directory., type: str, returned: always}
-    state: {description: "V(complete), V(unfinished), V(failed) or V(unmanaged) (no metadata).", type: str, returned: always}
-    current: {description: Whether C(current) points at it., type: bool, returned: always}
-    started: {description: When it was created (ISO 8601 UTC); this is the deploy order., type: str, returned: always}
-    finished: {description: When it was finalized., type: str, returned: always}
-    failed_at: {description: When it was marked failed., type: str, returned: always}
-    reason: {description: Why it failed., type: str, returned: always}
-    deployed_by: {description: Who deployed it (user, controller, playbook, AWX job)., type: dict, returned: always}
-    source: {description: What it was built from., type: dict, returned: always}
+    id:
+      description: The release id.
+      type: str
+      returned: always
+    path:
+      description: The release directory.
+      type: str
+      returned: always
+    state:
+      description: V(complete), V(unfinished), V(failed) or V(unmanaged) (no metadata).
+      type: str
+      returned: always
+    current:
+      description: Whether C(current) points at it.
+      type: bool
+      returned: always
+    started:
+      description: When it was created (ISO 8601 UTC); this is the deploy order.
+      type: str
+      returned: always
+    finished:
+      description: When it was finalized.
+      type: str
+      returned: always
+    failed_at:
+      description: When it was marked failed.
+      type: str
+      returned: always
+    reason:
+      description: Why it failed.
+      type: str
+      returned: always
+    deployed_by:
+      description: Who deployed it (user, controller, playbook, AWX job).
+      type: dict
+      returned: always
+    source:
+      description: What it was built from.
+      type: dict
+      returned: always
 current:
   description: The id C(current) points at, V(null) if none (or if it points outside C(releases/)).
   returned: always
@@ -118,7 +150,7 @@ def table(releases: list[_release.Release]) -> list[str]:
         by = release.meta.get('deployed_by') or {}
         who = by.get('user') or '-'
         if by.get('controller'):
-            who += f"@{by['controller']}"
+            who += f'@{by["controller"]}'
         rows.append(('*' if release.current else '', release.id, release.state, release.started or '-', who))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ['  '.join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
@@ -131,7 +163,7 @@ def main() -> None:
     )
     layout = _common.layout_or_fail(module)
     if module.params['history'] < 0:
-        module.fail_json(msg=f"history must not be negative, got {module.params['history']}")
+        module.fail_json(msg=f'history must not be negative, got {module.params["history"]}')
     try:
         releases, ignored = _release.list_releases(layout)
         current = _release.current_id(layout)

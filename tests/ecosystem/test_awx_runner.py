@@ -362,7 +362,7 @@ def tree(pid: int) -> dict[int, str]:
     grew = True
     while grew:
         grew = False
-        for child, (parent, _) in table.items():
+        for child, (parent, _cmdline) in table.items():
             if parent in members and child not in members:
                 members.add(child)
                 grew = True
@@ -401,8 +401,14 @@ def kill_mid_migration(*, jobs: Jobs, job_id: int, extravars: dict) -> dict:
     finally:
         kill_tree(proc.pid)
         proc.wait(timeout=30)
-    table = processes()
-    survivors = {pid: cmd for pid, cmd in members.items() if pid in table and table[pid][1] == cmd}
+    # the kernel finishes killing asynchronously: give the processes a moment to be gone
+    deadline = time.monotonic() + 15
+    while True:
+        table = processes()
+        survivors = {pid: cmd for pid, cmd in members.items() if pid in table and table[pid][1] == cmd}
+        if not survivors or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert not survivors, f"job {job_id}: processes survived SIGKILL: {survivors}"
     return json.loads(lock.read_text(encoding="utf-8"))
 

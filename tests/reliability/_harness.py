@@ -259,6 +259,7 @@ class Running:
         self.started = time.monotonic()
         self.killed_by: int | None = None
         self.killed_at_task: str | None = None
+        self.ended: float | None = None
         out = tempfile.TemporaryFile()
         err = tempfile.TemporaryFile()
         self._out, self._err = out, err
@@ -302,6 +303,8 @@ class Running:
     def wait(self, *, timeout: float = 180) -> Run:
         try:
             rc = self.proc.wait(timeout=timeout)
+            if self.ended is None:
+                self.ended = time.monotonic()
         except subprocess.TimeoutExpired:
             self.signal_group(signal.SIGKILL)
             self.proc.wait()
@@ -318,9 +321,20 @@ class Running:
         self._out.close()
         self._err.close()
         return Run(
-            argv=self.argv, rc=rc, stdout=stdout, stderr=stderr, elapsed=time.monotonic() - self.started,
+            argv=self.argv, rc=rc, stdout=stdout, stderr=stderr, elapsed=(self.ended or time.monotonic()) - self.started,
             marker=self.records(), killed_by=self.killed_by, killed_at_task=self.killed_at_task,
         )
+
+
+def wait_all(runnings: list[Running], *, timeout: float = 180) -> list[Run]:
+    """Wait for several runs at once, noting when each one really ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(r.ended is None for r in runnings):
+        for running in runnings:
+            if running.ended is None and running.proc.poll() is not None:
+                running.ended = time.monotonic()
+        time.sleep(0.005)
+    return [running.wait(timeout=max(1.0, deadline - time.monotonic())) for running in runnings]
 
 
 def group_alive(pgid: int) -> bool:
@@ -336,11 +350,12 @@ def group_alive(pgid: int) -> bool:
 def kill_run(
     running: Running, *, sig: int, task: int | None = None, delay: float = 0.0, grace: float = 30.0
 ) -> Run:
-    """Signal the run's process group once task ``task`` has started (+ ``delay`` seconds) and wait for it.
+    """Signal the run's whole process group once task ``task`` has started (+ ``delay`` seconds), like a
+    kill -9 of the job or a ^C in its terminal, and wait until every process of the group is gone.
 
-    With ``task`` None the signal goes ``delay`` seconds after the start. A SIGINT that does not end the
-    run within ``grace`` seconds is followed by SIGKILL and reported in the Run (killed_by stays SIGINT,
-    and ``rc`` is the SIGKILL status, so the caller can tell).
+    With ``task`` None the signal goes ``delay`` seconds after the start. After a SIGINT the group gets
+    ``grace`` seconds to finish what it does on an interrupt (a module's own cleanup included); whatever
+    is still running then is SIGKILLed and ``Run.killed_at_task`` says so.
     """
     if task is not None:
         record = running.wait_for_task(task)
@@ -356,18 +371,20 @@ def kill_run(
         run.killed_at_task = None
         return run
     running.signal_group(sig)
-    try:
-        running.proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        running.signal_group(signal.SIGKILL)
-        running.killed_by = sig
-    run = running.wait(timeout=30)
-    # Wait for the group to vanish: a module process must not keep writing while the next deploy starts.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + (grace if sig != signal.SIGKILL else 10)
     while group_alive(running.proc.pid) and time.monotonic() < deadline:
+        running.proc.poll()
+        time.sleep(0.01)
+    forced = group_alive(running.proc.pid)
+    if forced:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(running.proc.pid, signal.SIGKILL)
-        time.sleep(0.02)
+    run = running.wait(timeout=30)
+    if forced and run.killed_at_task:
+        run.killed_at_task += f" (still running {grace:.0f}s after signal {sig}: SIGKILLed)"
+    settle = time.monotonic() + 5
+    while group_alive(running.proc.pid) and time.monotonic() < settle:
+        time.sleep(0.01)
     return run
 
 
