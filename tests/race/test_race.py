@@ -14,6 +14,7 @@ which prints both counts.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import multiprocessing
 import os
@@ -26,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 SWAPS = 100_000
-CONTROL_SWAPS = 20_000
-BUSYBOX_SWAPS = 2_000
+CONTROL_SWAPS = 5_000
+BUSYBOX_SWAPS = 500
 
 
 def _import_fs():
@@ -39,6 +40,7 @@ def _import_fs():
         tree = Path(tempfile.mkdtemp(prefix='atomic-deploy-race-'))
         (tree / 'ansible_collections' / 'atomic').mkdir(parents=True)
         (tree / 'ansible_collections' / 'atomic' / 'deploy').symlink_to(repo)
+        atexit.register(shutil.rmtree, tree, True)
         sys.path.insert(0, str(tree))
         from ansible_collections.atomic.deploy.plugins.module_utils import _fs
     return _fs
@@ -105,6 +107,11 @@ def run_harness(*, swap: Callable[[str, str], None], swaps: int, base: str) -> d
     return counts
 
 
+def summary(name: str, counts: dict) -> str:
+    total = counts['reads'] + counts['enoent'] + counts['other']
+    return f"{name}: {counts['enoent']} errors in {total} reads / {counts['swaps']} swaps ({counts['seconds']} s)"
+
+
 def atomic_swap(link: str, target: str) -> None:
     # fsync is about durability, not atomicity: leave it out to swap at full speed
     _fs.swap_symlink(path=link, target=target, fsync=False)
@@ -119,15 +126,9 @@ def busybox_swap(link: str, target: str) -> None:
     subprocess.run(['busybox', 'ln', '-sfn', target, link], check=True)
 
 
-def _in_tmp(tmp_path_factory=None) -> str:
-    if tmp_path_factory is not None:
-        return str(tmp_path_factory.mktemp('race'))
-    return tempfile.mkdtemp(prefix='atomic-deploy-race-')
-
-
 def test_atomic_swap_never_loses_current(tmp_path):
     counts = run_harness(swap=atomic_swap, swaps=SWAPS, base=str(tmp_path))
-    print(f"atomic: {counts['enoent']} errors in {counts['reads']} reads / {counts['swaps']} swaps ({counts['seconds']} s)")
+    print(summary('atomic', counts))
     assert counts['reads'] > 0
     assert counts['enoent'] == 0
     assert counts['other'] == 0 and counts['wrong'] == 0
@@ -137,7 +138,7 @@ def test_atomic_swap_never_loses_current(tmp_path):
 
 def test_unlink_symlink_swap_is_caught(tmp_path):
     counts = run_harness(swap=unlink_symlink_swap, swaps=CONTROL_SWAPS, base=str(tmp_path))
-    print(f"unlink+symlink: {counts['enoent']} errors in {counts['reads'] + counts['enoent']} reads / {counts['swaps']} swaps")
+    print(summary('unlink+symlink', counts))
     assert counts['enoent'] > 0, counts
 
 
@@ -147,7 +148,7 @@ def test_busybox_ln_sfn_is_caught(tmp_path):
     if shutil.which('busybox') is None:
         pytest.skip('busybox is not installed (apt-get install busybox)')
     counts = run_harness(swap=busybox_swap, swaps=BUSYBOX_SWAPS, base=str(tmp_path))
-    print(f"busybox ln -sfn: {counts['enoent']} errors in {counts['reads'] + counts['enoent']} reads / {counts['swaps']} swaps")
+    print(summary('busybox ln -sfn', counts))
     assert counts['enoent'] > 0, counts
 
 
@@ -157,13 +158,12 @@ def main() -> int:
     if shutil.which('busybox'):
         runs.append(('busybox ln -sfn', busybox_swap, BUSYBOX_SWAPS))
     for name, swap, swaps in runs:
-        base = _in_tmp()
+        base = tempfile.mkdtemp(prefix='atomic-deploy-race-')
         try:
             counts = run_harness(swap=swap, swaps=swaps, base=base)
         finally:
             shutil.rmtree(base)
-        total = counts['reads'] + counts['enoent'] + counts['other']
-        print(f"{name}: {counts['enoent']} errors in {total} reads / {counts['swaps']} swaps ({counts['seconds']} s)")
+        print(summary(name, counts))
         ok = counts['enoent'] == 0 if name == 'atomic' else counts['enoent'] > 0
         failed = failed or not ok
     return 1 if failed else 0

@@ -198,9 +198,8 @@ class Ansible:
     ) -> Running:
         vars_file, marker = self._files(extra_vars)
         argv = self.playbook_argv(playbook=playbook, vars_file=vars_file, options=options)
-        return Running(
-            argv=argv, env=self.env(marker=marker, pause_at=pause_at, go=go), marker=marker, cwd=self.workdir, umask=umask
-        )
+        env = self.env(marker=marker, pause_at=pause_at, go=go)
+        return Running(argv=argv, env=env, marker=marker, cwd=self.workdir, umask=umask)
 
     def playbook(
         self,
@@ -321,7 +320,8 @@ class Running:
         self._out.close()
         self._err.close()
         return Run(
-            argv=self.argv, rc=rc, stdout=stdout, stderr=stderr, elapsed=(self.ended or time.monotonic()) - self.started,
+            argv=self.argv, rc=rc, stdout=stdout, stderr=stderr,
+            elapsed=(self.ended or time.monotonic()) - self.started,
             marker=self.records(), killed_by=self.killed_by, killed_at_task=self.killed_at_task,
         )
 

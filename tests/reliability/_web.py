@@ -89,7 +89,9 @@ class Nginx:
             NGINX_CONF.format(prefix=self.prefix, port=self.port, docroot=self.docroot, user=web_user()),
             encoding="utf-8",
         )
-        argv = [binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log"), "-g", "daemon off;"]
+        argv = [
+            binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log"), "-g", "daemon off;"
+        ]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
@@ -97,7 +99,8 @@ class Nginx:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise HarnessError(f"nginx exited: {self.proc.stderr.read().decode(errors='replace')} {self.error_log()}")
+                said = self.proc.stderr.read().decode(errors="replace")
+                raise HarnessError(f"nginx exited: {said} {self.error_log()}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return self
             time.sleep(0.05)
@@ -238,10 +241,8 @@ class LoadClient:
     def start(self) -> LoadClient:
         self._started = time.monotonic()
         deadline = self._started + self.max_seconds
-        self._procs = [
-            self._ctx.Process(target=_worker, args=(self.port, self.paths, self._stop, deadline, self._queue), daemon=True)
-            for _ in range(self.workers)
-        ]
+        args = (self.port, self.paths, self._stop, deadline, self._queue)
+        self._procs = [self._ctx.Process(target=_worker, args=args, daemon=True) for _ in range(self.workers)]
         for proc in self._procs:
             proc.start()
         return self
@@ -286,13 +287,18 @@ def naive_swaps(*, link: Path, targets: list[str], seconds: float) -> int:
     return count
 
 
-def rename_swaps(*, link: Path, targets: list[str], seconds: float) -> int:
-    """The collection's method: a temp link, then rename(2) over ``current``. Returns swaps done."""
-    count = 0
+def rename_link(*, link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` the collection's way: a temp link, then rename(2) over it."""
     tmp = link.parent / f".{link.name}.swaptest"
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def rename_swaps(*, link: Path, targets: list[str], seconds: float) -> int:
+    """rename_link in a tight loop, alternating targets. Returns swaps done."""
+    count = 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        os.symlink(targets[count % len(targets)], tmp)
-        os.replace(tmp, link)
+        rename_link(link=link, target=targets[count % len(targets)])
         count += 1
     return count

@@ -35,7 +35,7 @@ def base(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             break
     for parent in top.parents:
         if not os.stat(parent).st_mode & 0o001:
-            pytest.fail(f"{parent} is not traversable by other users; run tests/reliability/run.sh (it sets --basetemp)")
+            pytest.fail(f"{parent} is not traversable by others; run tests/reliability/run.sh (it sets --basetemp)")
     return tmp_path
 
 

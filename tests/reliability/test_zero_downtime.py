@@ -32,7 +32,7 @@ from _harness import (
     metadata,
     read_history,
 )
-from _web import LoadClient, Nginx, naive_swaps, rename_swaps
+from _web import LoadClient, Nginx, naive_swaps, rename_link, rename_swaps
 
 DEPLOYS = 20
 ROLLBACK_EVERY = 4  # a rollback after every 4th deploy: 5 rollbacks
@@ -135,6 +135,8 @@ def test_rm_and_ln_swap_fails_where_rename_does_not(site: dict, figures) -> None
             swaps = swap(link=root / "current", targets=targets, seconds=SWAP_SECONDS)
             time.sleep(0.3)
             stats = load.stop()
+        # Put the live release back (with a rename: nginx is still serving).
+        rename_link(link=root / "current", target=f"releases/{live}")
         results[name] = (swaps, stats)
         print(f"\n[load] {name} swap loop, {swaps} swaps: {stats.summary()}")
         for sample in stats.samples[:3]:

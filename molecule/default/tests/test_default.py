@@ -18,6 +18,7 @@ SHARED_DIRS: list[str] = role_var("release_shared_dirs")
 SHARED_FILES: list[str] = role_var("release_shared_files")
 SHARED_GROUP: str = role_var("release_shared_group")
 KEEP = int(role_var("release_keep"))
+DOTENV: str = role_var("default_dotenv")
 
 ROLLED_BACK_TO = "v1.1"
 ROLLED_BACK_FROM = "v2.0"
@@ -90,6 +91,12 @@ def test_shared_links(snap: Snapshot, release_id: str) -> None:
         assert link["kind"] == "link", f"{where} is a {link['kind']}, not a link"
         assert not link["target"].startswith("/"), f"{where} is not a relative link: {link['target']}"
         assert link["resolved"] == f"{ROOT}/shared/{shared_path}", where
+
+
+def test_shared_file_kept_its_content(snap: Snapshot) -> None:
+    # written by prepare.yml before the first deploy; no deploy or rollback may touch it
+    assert snap.text(f"{ROOT}/shared/.env") == DOTENV
+    assert snap[f"{ROOT}/releases/{ROLLED_BACK_TO}/.env"]["resolved"] == f"{ROOT}/shared/.env"
 
 
 @pytest.mark.parametrize("shared_dir", SHARED_DIRS)

@@ -324,6 +324,20 @@ def test_ensure_dir_never_follows_a_symlink(tmp_path):
     assert st.st_gid == 0
 
 
+def test_ensure_dir_when_another_process_creates_it_first(tmp_path, monkeypatch):
+    # two deploys creating ROOT/.deploy at once: the one that loses the mkdir must carry on
+    path = str(tmp_path / '.deploy')
+    real_mkdir = os.mkdir
+
+    def mkdir_after_the_other_process(target, mode=0o777):
+        real_mkdir(target, 0o700)  # the other process wins the race
+        real_mkdir(target, mode)
+
+    monkeypatch.setattr(_fs.os, 'mkdir', mkdir_after_the_other_process)
+    _fs.ensure_dir(path=path, mode=0o750)
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o750
+
+
 def test_ensure_dir_refuses_a_file(tmp_path):
     (tmp_path / 'shared').write_text('')
     with pytest.raises(_fs.FsError, match='not a directory') as info:

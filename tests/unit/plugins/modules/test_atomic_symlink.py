@@ -181,6 +181,7 @@ def test_os_error_is_reported_and_temp_link_removed(site, run_module, assert_err
     result = run_module(atomic_symlink, {'path': str(link), 'target': 'releases/r2'}, failed=True)
     msg = assert_error(result, str(link), 'releases/r2')
     assert msg.endswith('input/output error')
+    assert result['changed'] is False
     assert os.readlink(link) == 'releases/r1'
     assert leftovers(site) == []
 
@@ -205,6 +206,8 @@ def test_unwritable_parent_as_a_real_non_root_user(world_site, run_module, asser
     result = run_module.as_user(atomic_symlink, {'path': link, 'target': 'releases/r2'})
     msg = assert_error(result, world_site, link)
     assert msg == f'parent directory {world_site} of {link} is not writable'
+    # nothing changed, and the failed task must not claim otherwise
+    assert result['changed'] is False
     assert os.readlink(link) == 'releases/r1'
     assert leftovers(world_site) == []
     # check mode as nobody only reports

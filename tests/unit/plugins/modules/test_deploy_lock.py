@@ -109,3 +109,57 @@ def test_bad_parameters(tmp_path, run_module, assert_error, args, name):
     root = 'relative' if name == 'root' else str(tmp_path / 'app')
     assert_error(run_module(deploy_lock, dict(args, root=root), failed=True), name)
     assert not os.path.exists(tmp_path / 'app')
+
+
+def _racer(root: str, token: str, barrier, queue) -> None:
+    import io
+    import sys
+
+    from ansible.module_utils.testing import patch_module_args
+
+    out = io.StringIO()
+    crash = None
+    with patch_module_args({'root': root, 'token': token, 'owner': {'user': token, 'controller': 'unit'}}):
+        barrier.wait(timeout=30)
+        sys.stdout = out
+        try:
+            deploy_lock.main()
+        except SystemExit:
+            pass
+        except BaseException as exc:
+            crash = f'crash: {exc!r}'
+        finally:
+            sys.stdout = sys.__stdout__
+    queue.put({'token': token, 'failed': True, 'msg': crash} if crash else json.loads(out.getvalue()))
+
+
+def test_concurrent_first_deploys_on_a_fresh_root(tmp_path):
+    """Four deploys take the lock of a root that does not exist yet, at the same instant, 20 times.
+
+    Exactly one wins each round; every other one must get the lock-held message naming the
+    winner, not an error about a directory another racer created first.
+    """
+    import importlib
+    import multiprocessing
+
+    import ansible.module_utils.testing  # noqa: F401 - import once, before forking
+
+    for direction in ('c2m', 'm2c'):
+        importlib.import_module(f'ansible.module_utils._internal._json._profiles._module_legacy_{direction}')
+    ctx = multiprocessing.get_context('fork')
+    problems = []
+    for round_no in range(20):
+        root = str(tmp_path / f'round-{round_no}' / 'app')
+        barrier, queue = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_racer, args=(root, f'w{n}', barrier, queue)) for n in range(4)]
+        for proc in procs:
+            proc.start()
+        results = [queue.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=30)
+        winners = [r['token'] for r in results if not r.get('failed')]
+        assert len(winners) == 1, results
+        for result in results:
+            if result.get('failed') and f'is held by {winners[0]}@unit' not in result['msg']:
+                problems.append(result['msg'])
+    assert problems == []

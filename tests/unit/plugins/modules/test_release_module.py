@@ -19,7 +19,15 @@ from ansible_collections.atomic.deploy.plugins.modules import release
 
 @pytest.fixture
 def root(tmp_path) -> str:
-    return str(tmp_path / 'app')
+    """A root whose .deploy exists, as after the deploy_lock of a deploy (standalone use: see below)."""
+    path = tmp_path / 'app'
+    (path / '.deploy').mkdir(parents=True, mode=0o750)
+    return str(path)
+
+
+@pytest.fixture
+def fresh_root(tmp_path) -> str:
+    return str(tmp_path / 'fresh')
 
 
 def make_tarball(path, files: dict[str, str], *, prefix: str = '') -> str:
@@ -64,7 +72,7 @@ def test_stage_none_check_real_and_activate(root, run_module):
     result = run_module(release, args, check=True)
     assert result['changed'] is True and result['created'] is True
     assert result['diff'] == {'before': {'release': 'absent'}, 'after': {'release': 'staged'}}
-    assert not os.path.exists(root)
+    assert os.listdir(root) == ['.deploy']
 
     result = run_module(release, args)
     assert result['changed'] is True and result['created'] is True and result['rebuilt'] is False
@@ -115,7 +123,7 @@ def test_archive_with_checksum_and_shared(root, tmp_path, run_module):
         'writable_dirs': ['var/cache'],
     }
     result = run_module(release, args, check=True)
-    assert result['changed'] is True and snapshot(root) == []
+    assert result['changed'] is True and snapshot(root) == [('.deploy', '')]
 
     result = run_module(release, args)
     assert result['changed'] is True
@@ -146,6 +154,8 @@ def test_archive_checksum_mismatch_fails_marks_failed_and_keeps_current(root, tm
     assert os.readlink(os.path.join(root, 'current')) == 'releases/r1'
     stored = meta(root, 'r2')
     assert stored['state'] == 'failed' and 'checksum' in stored['reason']
+    # the result reports the state the release was left in
+    assert result['state'] == 'failed'
     # what was fetched is gone, the marker stays
     assert os.listdir(os.path.join(root, 'releases', 'r2')) == [R.METADATA_NAME]
     assert history(root)[-1]['event'] == 'failed'
@@ -157,7 +167,7 @@ def test_missing_archive_names_it(root, tmp_path, run_module, assert_error):
         release, {'root': root, 'id': 'r1', 'source': 'archive', 'archive': missing, 'remote_src': True}, failed=True
     )
     assert_error(result, missing)
-    assert snapshot(root) == []
+    assert snapshot(root) == [('.deploy', '')]
 
 
 def test_rebuild_unfinished_and_failed(root, run_module):
@@ -208,6 +218,7 @@ def test_activate_failed_release_is_refused(root, run_module, assert_error):
     for check in (True, False):
         result = run_module(release, {'root': root, 'id': 'r1', 'state': 'active'}, check=check, failed=True)
         assert_error(result, os.path.join(root, 'releases', 'r1'), 'failed')
+        assert result['changed'] is False and result['state'] == 'failed'
     assert not os.path.lexists(os.path.join(root, 'current'))
 
 
@@ -269,7 +280,7 @@ def test_invalid_input_fails_before_changing_anything(root, run_module, assert_e
     for check in (True, False):
         result = run_module(release, dict(args, root=root), check=check, failed=True)
         assert_error(result, *names)
-    assert snapshot(root) == []
+    assert snapshot(root) == [('.deploy', '')]
 
 
 def test_relative_root_is_refused(run_module, assert_error):
@@ -302,7 +313,6 @@ def test_lock_in_the_same_call_and_unlock(root, run_module):
 
 
 def test_lock_held_by_another_deploy(root, run_module, assert_error):
-    os.makedirs(os.path.join(root, '.deploy'))
     _lock.acquire(
         deploy_dir=os.path.join(root, '.deploy'), token='theirs', owner={'user': 'bob', 'controller': 'laptop'}
     )
@@ -354,3 +364,25 @@ def test_current_real_directory_refused_without_adopt(root, run_module, assert_e
     result = run_module(release, {'root': root, 'id': 'r1', 'state': 'active', 'adopt': True})
     assert result['changed'] is True and result['backup']
     assert os.readlink(os.path.join(root, 'current')) == 'releases/r1'
+
+
+def test_standalone_without_a_deploy_dir(fresh_root, tmp_path, run_module, assert_error):
+    """The module on its own (no lock, so no .deploy yet): every state works and records its history."""
+    run_module(release, {'root': fresh_root, 'id': 'r1'})
+    result = run_module(release, {'root': fresh_root, 'id': 'r1', 'state': 'active'})
+    assert result['changed'] is True
+    assert [e['event'] for e in history(fresh_root)] == ['deploy']
+    run_module(release, {'root': fresh_root, 'id': 'r2'})
+    run_module(release, {'root': fresh_root, 'id': 'r2', 'state': 'failed', 'reason': 'broken'})
+    assert [e['event'] for e in history(fresh_root)] == ['deploy', 'failed']
+
+
+def test_staging_failure_without_a_deploy_dir_reports_the_real_error(fresh_root, tmp_path, run_module, assert_error):
+    bad = make_tarball(tmp_path / 'bad.tar.gz', {'version': 'two'})
+    wrong = 'sha256:' + hashlib.sha256(b'something else').hexdigest()
+    args = {'root': fresh_root, 'id': 'r1', 'source': 'archive', 'archive': bad, 'remote_src': True, 'checksum': wrong}
+    result = run_module(release, args, failed=True)
+    # the checksum mismatch, not a missing history file
+    msg = assert_error(result, bad, 'checksum mismatch')
+    assert 'history' not in msg
+    assert meta(fresh_root, 'r1')['state'] == 'failed'
