@@ -54,7 +54,7 @@ def _reader(path: str, ready, stop, results) -> None:
     reads = enoent = other = wrong = 0
     ready.set()
     while True:
-        for _ in range(64):
+        for _batch in range(64):
             try:
                 with open(path, 'rb') as handle:
                     data = handle.read()
@@ -109,7 +109,7 @@ def run_harness(*, swap: Callable[[str, str], None], swaps: int, base: str) -> d
 
 def summary(name: str, counts: dict) -> str:
     total = counts['reads'] + counts['enoent'] + counts['other']
-    return f"{name}: {counts['enoent']} errors in {total} reads / {counts['swaps']} swaps ({counts['seconds']} s)"
+    return f'{name}: {counts["enoent"]} errors in {total} reads / {counts["swaps"]} swaps ({counts["seconds"]} s)'
 
 
 def atomic_swap(link: str, target: str) -> None:

@@ -348,12 +348,15 @@ def group_alive(pgid: int) -> bool:
 
 
 def kill_run(
-    running: Running, *, sig: int, task: int | None = None, delay: float = 0.0, grace: float = 30.0
+    running: Running, *, sig: int, task: int | None = None, delay: float = 0.0, grace: float = 30.0,
+    when_exists: Path | None = None,
 ) -> Run:
     """Signal the run's whole process group once task ``task`` has started (+ ``delay`` seconds), like a
     kill -9 of the job or a ^C in its terminal, and wait until every process of the group is gone.
 
-    With ``task`` None the signal goes ``delay`` seconds after the start. After a SIGINT the group gets
+    With ``task`` None the signal goes ``delay`` seconds after the start. With ``when_exists`` the delay
+    counts from the moment that path appears (a release directory: the module is then extracting into it),
+    and the run is killed at once if it ends without the path appearing. After a SIGINT the group gets
     ``grace`` seconds to finish what it does on an interrupt (a module's own cleanup included); whatever
     is still running then is SIGKILLed and ``Run.killed_at_task`` says so.
     """
@@ -362,6 +365,10 @@ def kill_run(
         if record is None:
             return running.wait(timeout=60)
         running.killed_at_task = f"{task}: {record.get('name')}"
+    if when_exists is not None:
+        limit = time.monotonic() + 120
+        while not os.path.lexists(when_exists) and running.proc.poll() is None and time.monotonic() < limit:
+            time.sleep(0.001)
     if delay > 0:
         end = time.monotonic() + delay
         while time.monotonic() < end and running.proc.poll() is None:

@@ -137,7 +137,7 @@ class Crash:
     # --- one kill and its recovery ---------------------------------------------------------------
 
     def kill_and_recover(self, *, sig: int, task: int | None, delay: float, lock_mode: str, big: bool = False,
-                         label: str) -> str:
+                         label: str, inside_extraction: bool = False) -> str:
         """Kill one deploy, check the root, recover with the next deploy, check again. Returns what happened."""
         killed = self.next_id("k")
         shared_before = snapshot(self.root / "shared")
@@ -145,9 +145,10 @@ class Crash:
         timeout = 2 if lock_mode == "expire" else 3600
         running = self.ansible.start(
             playbook=DEPLOY_PLAYBOOK, extra_vars=self.variables(killed, lock_timeout=timeout, big=big),
-            pause_at=task,
+            pause_at=None if inside_extraction else task,
         )
-        run = kill_run(running, sig=sig, task=task, delay=delay)
+        run = kill_run(running, sig=sig, task=task, delay=delay,
+                       when_exists=self.root / "releases" / killed if inside_extraction else None)
         where = f"{label} ({SIGNALS[sig]} at {run.killed_at_task or 'the end'})"
         if run.killed_by is None:
             return f"{where}: the run ended before the kill point"
@@ -244,26 +245,35 @@ def test_kill_at_every_task_boundary(crash: Crash, figures) -> None:
 
 def test_kill_at_random_points_inside_extraction(crash: Crash, figures) -> None:
     rng = random.Random(SEED)
-    # Calibrate: how long the staging task takes with the big archive.
-    calibrate = crash.deploy(crash.next_id("big"), big=True)
+    # Calibrate: from the moment the release directory appears (the module starts extracting into it) to the
+    # start of the next task.
+    calibrate_id = crash.next_id("big")
+    running = crash.ansible.start(playbook=DEPLOY_PLAYBOOK, extra_vars=crash.variables(calibrate_id, big=True))
+    path = crash.root / "releases" / calibrate_id
+    while not path.exists() and running.proc.poll() is None:
+        time.sleep(0.001)
+    appeared = time.time()
+    calibrate = running.wait(timeout=180)
     assert calibrate.rc == 0, calibrate.describe()
-    starts = {t["n"]: t for t in calibrate.tasks}
     stage = next(t for t in calibrate.tasks if t["action"].endswith("release") and "Stage" in t["name"])
-    after = starts[stage["n"] + 1]
-    duration = after["t"] - stage["t"]
+    after = next(t for t in calibrate.tasks if t["n"] == stage["n"] + 1)
+    duration = after["t"] - appeared
+    assert duration > 0.2, f"extraction of {BIG_FILES} files took only {duration:.2f}s: nothing to aim at"
     started = time.monotonic()
     lines = []
     for _ in range(RANDOM_KILLS):
-        delay = rng.uniform(0.05, duration)
+        delay = rng.uniform(0.0, duration)
         sig = rng.choice([signal.SIGKILL, signal.SIGINT])
         mode = rng.choice(["expire", "steal"])
         lines.append(crash.kill_and_recover(sig=sig, task=stage["n"], delay=delay, lock_mode=mode, big=True,
-                                            label=f"{delay:.2f}s into {stage['name']!r}"))
+                                            inside_extraction=True,
+                                            label=f"{delay:.2f}s into extracting {BIG_FILES} files"))
         crash.stats.random_kills += 1
     for line in lines:
         print(f"  {line}")
-    figures(seed=SEED, stage_seconds=round(duration, 2), big_archive_files=BIG_FILES,
-            random_kills=crash.stats.random_kills, seconds=round(time.monotonic() - started, 1))
+    figures(seed=SEED, extraction_seconds=round(duration, 2), big_archive_files=BIG_FILES,
+            random_kills=crash.stats.random_kills, outcomes=crash.stats.outcomes,
+            seconds=round(time.monotonic() - started, 1))
 
 
 def test_abandoned_releases_are_gone(crash: Crash, figures) -> None:

@@ -402,6 +402,10 @@ def run_case(case: Case, *, world: World, baseline: Path, ansible: Ansible, work
     root = work / f"{CASES.index(case):02d}-{re.sub(r'[^A-Za-z0-9]+', '-', case.name).strip('-')}" / "root"
     root.parent.mkdir(parents=True)
     copy_root(baseline, root)
+    # Each case has its own outside dir: cases run in parallel and some setups put copies there.
+    outside = root.parent / "outside"
+    shutil.copytree(world.outside, outside)
+    world = dataclasses.replace(world, outside=outside)
     if case.setup is not None:
         case.setup(root, world)
     extra = {key: fill(value, world) for key, value in case.vars.items()}

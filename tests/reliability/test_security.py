@@ -294,3 +294,18 @@ def test_shared_content_is_never_printed(ansible: Ansible, tmp_path: Path, deplo
     entries, _torn = read_history(root)
     assert key not in json.dumps(entries)
     figures(output_bytes_checked=seen, history_entries=len(entries), secret_found=0)
+
+
+def test_command_environment_not_printed_at_default_verbosity(ansible: Ansible, tmp_path: Path,
+                                                              deploy_playbook: Path, figures) -> None:
+    """SECURITY.md: release_command_environment shows at -vvv (Ansible's EXEC line), not at the default verbosity,
+    and a command's output shows only when it fails or with -v. Proves the default half of that."""
+    root = tmp_path / "root"
+    secret = "s3cret-" + os.urandom(12).hex()
+    archive = build_archive(dest=tmp_path / "env1.tar.gz", version="env1")
+    run = ansible.deploy(**deploy_vars(root, "env1", release_source="archive", release_archive=str(archive.path),
+                                       release_migrate_command=["/usr/bin/env"],
+                                       release_command_environment={"DB_PASSWORD": secret}))
+    assert run.rc == 0, run.describe()
+    figures(output_bytes_checked=len(run.text), secret_found=run.text.count(secret))
+    assert secret not in run.text

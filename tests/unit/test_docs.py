@@ -25,7 +25,7 @@ def ansible_doc(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_DEPRECATION_WARNINGS='1')
     env['ANSIBLE_COLLECTIONS_PATH'] = str(COLLECTIONS_ROOT)
     return subprocess.run(
-        [sys.executable, '-m', 'ansible', 'doc', *args],
+        [sys.executable, '-m', 'ansible.cli.doc', *args],
         capture_output=True,
         text=True,
         env=env,

@@ -69,7 +69,7 @@ def test_stage_then_commit(tmp_path):
 
 def test_stage_names_are_unique(tmp_path):
     link = str(tmp_path / 'current')
-    staged = {_fs.stage_symlink(path=link, target='x') for _ in range(50)}
+    staged = {_fs.stage_symlink(path=link, target='x') for _n in range(50)}
     assert len(staged) == 50
 
 
@@ -92,7 +92,11 @@ def test_commit_failure_removes_temp_link_and_keeps_current(tmp_path, monkeypatc
 def test_swap_failure_leaves_no_temp_link(tmp_path, monkeypatch):
     link, first, second = make_releases(tmp_path)
     _fs.swap_symlink(path=link, target=first)
-    monkeypatch.setattr(_fs.os, 'replace', lambda src, dst: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_fs.os, 'replace', interrupted)
     with pytest.raises(KeyboardInterrupt):
         _fs.swap_symlink(path=link, target=second)
     assert temp_entries(tmp_path) == []

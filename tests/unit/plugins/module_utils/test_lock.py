@@ -272,7 +272,7 @@ def test_describe_without_owner_details():
 
 
 def test_new_token_is_random():
-    tokens = {_lock.new_token() for _ in range(100)}
+    tokens = {_lock.new_token() for _n in range(100)}
     assert len(tokens) == 100
     assert all(len(token) == 32 for token in tokens)
 
@@ -313,7 +313,7 @@ def test_concurrent_acquire_exactly_one_wins(tmp_path, expire_first):
     procs = [ctx.Process(target=_racer, args=(deploy_dir, n, barrier, results, expire_first)) for n in range(WORKERS)]
     for proc in procs:
         proc.start()
-    outcomes = [results.get(timeout=60) for _ in range(WORKERS * ROUNDS)]
+    outcomes = [results.get(timeout=60) for _n in range(WORKERS * ROUNDS)]
     for proc in procs:
         proc.join(timeout=30)
         assert proc.exitcode == 0

@@ -136,7 +136,7 @@ def test_order_contradicting_lexical_ids(layout):
     make(layout, 'zzz', start=0)
     make(layout, 'mmm', start=1)
     make(layout, 'aaa', start=2)
-    releases, _ = R.list_releases(layout)
+    releases = R.list_releases(layout)[0]
     assert ids(releases) == ['zzz', 'mmm', 'aaa']
 
 
@@ -147,7 +147,7 @@ def test_order_ignores_mtime(layout):
     os.utime(old, (2_000_000_000, 2_000_000_000))
     os.utime(new, (1_000_000, 1_000_000))
     os.utime(os.path.join(old, R.METADATA_NAME), (2_000_000_000, 2_000_000_000))
-    releases, _ = R.list_releases(layout)
+    releases = R.list_releases(layout)[0]
     assert ids(releases) == ['first', 'second']
 
 
@@ -209,7 +209,7 @@ def test_current_flag(layout):
     make(layout, 'a', start=0)
     make(layout, 'b', start=1)
     point(layout, 'a')
-    releases, _ = R.list_releases(layout)
+    releases = R.list_releases(layout)[0]
     assert [(r.id, r.current) for r in releases] == [('a', True), ('b', False)]
 
 

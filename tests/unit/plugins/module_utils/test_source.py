@@ -190,7 +190,7 @@ class Runner:
     def __call__(self, argv: list[str]):
         self.calls.append(argv)
         env = dict(os.environ, **GIT_ENV)
-        proc = subprocess.run(argv, capture_output=True, env=env)
+        proc = subprocess.run(argv, capture_output=True, env=env, check=False)
         return proc.returncode, proc.stdout, proc.stderr.decode('utf-8', 'replace')
 
 
@@ -262,7 +262,7 @@ def test_git_missing_version(repo, tmp_path):
 def test_git_mirror_is_reused_and_fetched(repo, tmp_path):
     mirror = str(tmp_path / 'repo.git')
     runner = Runner()
-    sha1, _ = _source.git_export(run=runner, repo=repo['path'], version='main', mirror=mirror)
+    sha1, _tar = _source.git_export(run=runner, repo=repo['path'], version='main', mirror=mirror)
     assert any(call[1:3] == ['clone', '--mirror'] for call in runner.calls)
     inode = os.stat(mirror).st_ino
     newer = commit(repo['path'], {'version': 'three'}, 'third')

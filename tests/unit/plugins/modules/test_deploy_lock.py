@@ -154,7 +154,7 @@ def test_concurrent_first_deploys_on_a_fresh_root(tmp_path):
         procs = [ctx.Process(target=_racer, args=(root, f'w{n}', barrier, queue)) for n in range(4)]
         for proc in procs:
             proc.start()
-        results = [queue.get(timeout=60) for _ in procs]
+        results = [queue.get(timeout=60) for _proc in procs]
         for proc in procs:
             proc.join(timeout=30)
         winners = [r['token'] for r in results if not r.get('failed')]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -13,7 +12,8 @@ Two modes, both real:
              run its main() at the same instant, so the read-check-write sections really collide.
              Repeated for R rounds, each on a fresh root.
 
-The collection is found from ``--collections`` (the directory that holds ansible_collections/).
+The collection is the first atomic.deploy found in ``--collections`` (directories that hold
+ansible_collections/, separated by ":"; the target passes the controller's COLLECTIONS_PATHS).
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ def ansible_mode(*, collections: str, root: str, racers: int, python: str) -> di
         argv = [
             python,
             '-m',
-            'ansible',
-            'adhoc',
+            'ansible.cli.adhoc',
             'localhost',
             '-i',
             'localhost,',
@@ -142,7 +141,7 @@ def module_mode(*, collections: str, root: str, racers: int, rounds: int) -> dic
         ]
         for proc in procs:
             proc.start()
-        results = [queue.get(timeout=120) for _ in procs]
+        results = [queue.get(timeout=120) for _proc in procs]
         for proc in procs:
             proc.join(timeout=60)
         report.append(sorted(results, key=lambda r: r['token']))
@@ -152,14 +151,21 @@ def module_mode(*, collections: str, root: str, racers: int, rounds: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--mode', choices=['ansible', 'module'], required=True)
-    parser.add_argument('--collections', required=True, help='directory holding ansible_collections/')
+    parser.add_argument(
+        '--collections', required=True, help='directories holding ansible_collections/, separated by ":"'
+    )
     parser.add_argument('--root', required=True, help='deploy root (module mode: one subdirectory per round)')
     parser.add_argument('--racers', type=int, default=4)
     parser.add_argument('--rounds', type=int, default=20)
     args = parser.parse_args()
-    collections = os.path.normpath(args.collections)
-    if not os.path.isfile(os.path.join(collections, 'ansible_collections', 'atomic', 'deploy', 'galaxy.yml')):
-        sys.exit(f'no atomic.deploy collection below {collections}')
+    found = [
+        os.path.normpath(path)
+        for path in args.collections.split(':')
+        if path and os.path.isfile(os.path.join(path, 'ansible_collections', 'atomic', 'deploy', 'galaxy.yml'))
+    ]
+    if not found:
+        sys.exit(f'no atomic.deploy collection below any of {args.collections}')
+    collections = found[0]
     if args.mode == 'ansible':
         report = ansible_mode(collections=collections, root=args.root, racers=args.racers, python=sys.executable)
     else:
