@@ -29,7 +29,9 @@ def layout_or_fail(module) -> _release.Layout:
 def fail(module, exc: BaseException, **result) -> None:
     """Report any exception as a lower-case message that names the path involved."""
     if isinstance(exc, _lock.LockHeld):
-        module.fail_json(msg=str(exc), lock=exc.record or None, **result)
+        # The holder's token stays private: it would let any reader of the job log release their lock.
+        result['lock'] = _lock.public(exc.record)
+        module.fail_json(msg=str(exc), **result)
     if isinstance(exc, OSError):
         where = exc.filename or ''
         reason = (exc.strerror or str(exc)).lower()
@@ -52,7 +54,7 @@ def verify_lock(module, layout: _release.Layout) -> dict | None:
 def ensure_deploy_dir(layout: _release.Layout) -> None:
     """Create ROOT (if missing) and ROOT/.deploy (0750): lock and history are not for the web user."""
     if not os.path.isdir(layout.root):
-        os.makedirs(layout.root, 0o755)
+        os.makedirs(layout.root, 0o755, exist_ok=True)
     _fs.ensure_dir(path=layout.deploy, mode=0o750)
 
 

@@ -139,7 +139,9 @@ def exchange(*, first: str, second: str) -> None:
     """
     func = _renameat2()
     if func is None:
-        raise FsError('renameat2(RENAME_EXCHANGE) is not available on this platform', path=second)
+        raise FsError(
+            f'cannot swap {second}: renameat2(RENAME_EXCHANGE) is not available on this platform', path=second
+        )
     rc = func(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE)
     if rc != 0:
         err = ctypes.get_errno()
@@ -243,9 +245,12 @@ def ensure_dir(*, path: str, mode: int, uid: int = -1, gid: int = -1) -> bool:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        os.mkdir(path, 0o700)
+        try:
+            os.mkdir(path, 0o700)
+            changed = True
+        except FileExistsError:
+            pass  # another deploy created it between our lstat and mkdir: check what it made
         st = os.lstat(path)
-        changed = True
     if stat.S_ISLNK(st.st_mode):
         raise FsError(f'{path} is a symlink; refusing to use it as a directory', path=path)
     if not stat.S_ISDIR(st.st_mode):

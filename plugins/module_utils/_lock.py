@@ -80,6 +80,13 @@ def read(path: str) -> dict | None:
     return record
 
 
+def public(record: dict | None) -> dict | None:
+    """The lock record without its token, for results and messages: the token is the holder's."""
+    if not record:
+        return None
+    return {key: value for key, value in record.items() if key != 'token'}
+
+
 def expired(record: dict, *, now: float | None = None) -> bool:
     expires_at = record.get('expires_at')
     if not isinstance(expires_at, (int, float)):

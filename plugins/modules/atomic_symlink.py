@@ -180,16 +180,15 @@ def main() -> None:
     else:
         result['previous_target'] = _fs.read_link(path)
 
-    result['changed'] = kind is not None or result['previous_target'] != target
+    needed = kind is not None or result['previous_target'] != target
     before = result['previous_target'] if kind is None else f'<{kind}>'
     result['diff'] = dict(before=dict(path=path, target=before), after=dict(path=path, target=target))
-    if not result['changed'] or module.check_mode:
-        if module.check_mode and kind == 'directory' and not _fs.exchange_supported():
-            module.fail_json(
-                msg=f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available', **result
-            )
-        module.exit_json(**result)
+    if kind == 'directory' and not _fs.exchange_supported():
+        module.fail_json(msg=f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available', **result)
+    if not needed or module.check_mode:
+        module.exit_json(**dict(result, changed=needed))
 
+    # 'changed' stays false on every failure below: the swap either happened whole or not at all.
     if not os.access(parent, os.W_OK | os.X_OK):
         module.fail_json(msg=f'parent directory {parent} of {path} is not writable', **result)
     try:
@@ -203,7 +202,7 @@ def main() -> None:
         module.fail_json(
             msg=f'could not switch {path} to {target}: {exc.strerror.lower() if exc.strerror else exc}', **result
         )
-    module.exit_json(**result)
+    module.exit_json(**dict(result, changed=True))
 
 
 if __name__ == '__main__':

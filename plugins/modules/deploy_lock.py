@@ -125,13 +125,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.atomic.deploy.plugins.module_utils import _common, _lock
 
 
-def public(record: dict | None) -> dict | None:
-    """The lock record without its token: tokens are the holder's to show."""
-    if record is None:
-        return None
-    return {key: value for key, value in record.items() if key != 'token'}
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -159,7 +152,7 @@ def main() -> None:
             result['changed'] = outcome['changed']
             if outcome['warning']:
                 module.warn(outcome['warning'])
-                result['lock'] = public(outcome['record'])
+                result['lock'] = _lock.public(outcome['record'])
             module.exit_json(**result)
 
         token = params['token'] or _lock.new_token()
@@ -183,8 +176,8 @@ def main() -> None:
     result.update(
         changed=outcome['changed'],
         acquired=True,
-        lock=public(outcome['record']),
-        taken_over=public(outcome['taken_over']),
+        lock=_lock.public(outcome['record']),
+        taken_over=_lock.public(outcome['taken_over']),
     )
     module.exit_json(**result)
 

@@ -514,6 +514,7 @@ class Stage:
 
 
 def history(layout: R.Layout, module: AnsibleModule, event: str, release_id: str | None, **fields) -> dict:
+    _common.ensure_deploy_dir(layout)  # standalone use without a lock has no .deploy yet
     return _history.append(
         path=layout.history,
         event=event,
@@ -841,6 +842,10 @@ def main() -> None:
         handler = {'present': do_present, 'active': do_active, 'complete': do_complete, 'failed': do_failed}
         handler[module.params['state']](module, layout, release_id, result, warnings)
     except (R.ReleaseError, _fs.FsError, _extract.ExtractError, _lock.LockHeld, OSError, ValueError) as exc:
+        if result['release_path']:
+            # Report what is on disk now: a failed staging leaves the release marked failed.
+            meta = R.read_metadata(result['release_path'])
+            result['state'] = R.state_of(meta) if meta is not None else result['state']
         _common.fail(module, exc, **result)
     for warning in warnings:
         module.warn(warning)

@@ -170,8 +170,7 @@ def main() -> None:
         candidate = _release.rollback_candidate(releases, current)
         lock = _lock.read(layout.lock)
         if lock is not None:
-            lock = {key: value for key, value in lock.items() if key != 'token'}
-            lock['expired'] = _lock.expired(lock)
+            lock = dict(_lock.public(lock), expired=_lock.expired(lock))
         entries = _history.read(path=layout.history, last=module.params['history'])
     except OSError as exc:
         _common.fail(module, exc)

@@ -28,9 +28,12 @@ def controller_owner(task_vars: dict) -> dict:
         'user': task_vars.get('awx_user_name') or task_vars.get('tower_user_name') or user,
         'controller': socket.gethostname(),
     }
-    playbooks = (context.CLIARGS or {}).get('args') or ()
-    if playbooks:
+    # ansible-playbook passes its playbooks as a tuple; ad-hoc `ansible` puts the host pattern there.
+    playbooks = (context.CLIARGS or {}).get('args')
+    if isinstance(playbooks, (list, tuple)) and playbooks:
         owner['playbook'] = ','.join(os.path.basename(str(p)) for p in playbooks)
+    elif isinstance(playbooks, str):
+        owner['playbook'] = '(ad-hoc)'
     for key in ('awx_job_id', 'awx_job_template_name', 'awx_workflow_job_id'):
         value = task_vars.get(key) or task_vars.get(key.replace('awx_', 'tower_'))
         if value not in (None, ''):

@@ -43,6 +43,8 @@ PYTHON = sys.executable
 
 
 _LIVE_GROUPS: set[int] = set()
+_LIVE_TAGS: set[str] = set()
+TAG_VAR = "RELIABILITY_RUN"
 
 
 def register_group(pid: int) -> None:
@@ -54,11 +56,51 @@ def forget_group(pid: int) -> None:
     _LIVE_GROUPS.discard(pid)
 
 
+def tagged(tag: str) -> list[int]:
+    """Live processes started for one run, wherever they are now.
+
+    ansible-core's worker processes call setsid(), so neither the process group nor the parent chain of
+    ansible-playbook finds them (or the module processes they start) once they are orphaned. Every process
+    of a run inherits its environment, so a tag in it finds them all.
+    """
+    needle = f"{TAG_VAR}={tag}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0"):
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def kill_tagged(tag: str) -> int:
+    """SIGKILL every process of a run at once (stopped first, so none forks or writes meanwhile)."""
+    killed = 0
+    for _attempt in range(100):
+        pids = tagged(tag)
+        if not pids:
+            break
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        killed += len(pids)
+        time.sleep(0.005)
+    return killed
+
+
 def kill_registered() -> None:
     for pid in sorted(_LIVE_GROUPS):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     _LIVE_GROUPS.clear()
+    for tag in sorted(_LIVE_TAGS):
+        kill_tagged(tag)
+    _LIVE_TAGS.clear()
 
 
 class HarnessError(AssertionError):
@@ -259,6 +301,8 @@ class Running:
         self.killed_by: int | None = None
         self.killed_at_task: str | None = None
         self.ended: float | None = None
+        self.tag = os.urandom(8).hex()
+        env = {**env, TAG_VAR: self.tag}
         out = tempfile.TemporaryFile()
         err = tempfile.TemporaryFile()
         self._out, self._err = out, err
@@ -272,6 +316,7 @@ class Running:
             preexec_fn=preexec if umask is not None else None,
         )
         register_group(self.proc.pid)
+        _LIVE_TAGS.add(self.tag)
 
     def records(self) -> list[dict]:
         return read_marker(self.marker)
@@ -305,14 +350,13 @@ class Running:
             if self.ended is None:
                 self.ended = time.monotonic()
         except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
+            kill_tagged(self.tag)
             self.proc.wait()
             raise HarnessError(f"{' '.join(self.argv)} did not finish within {timeout}s; killed") from None
-        # Reap anything of the group that outlived the leader (a module process after SIGINT, say).
-        if self.killed_by is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        # Nothing of a run may outlive it (a module process orphaned by a kill, say).
+        kill_tagged(self.tag)
         forget_group(self.proc.pid)
+        _LIVE_TAGS.discard(self.tag)
         self._out.seek(0)
         self._err.seek(0)
         stdout = self._out.read().decode("utf-8", "replace")
@@ -337,28 +381,22 @@ def wait_all(runnings: list[Running], *, timeout: float = 180) -> list[Run]:
     return [running.wait(timeout=max(1.0, deadline - time.monotonic())) for running in runnings]
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def kill_run(
     running: Running, *, sig: int, task: int | None = None, delay: float = 0.0, grace: float = 30.0,
     when_exists: Path | None = None,
 ) -> Run:
-    """Signal the run's whole process group once task ``task`` has started (+ ``delay`` seconds), like a
-    kill -9 of the job or a ^C in its terminal, and wait until every process of the group is gone.
+    """Kill a deploy once task ``task`` has started (+ ``delay`` seconds) and wait until nothing of it runs.
 
-    With ``task`` None the signal goes ``delay`` seconds after the start. With ``when_exists`` the delay
-    counts from the moment that path appears (a release directory: the module is then extracting into it),
-    and the run is killed at once if it ends without the path appearing. After a SIGINT the group gets
-    ``grace`` seconds to finish what it does on an interrupt (a module's own cleanup included); whatever
-    is still running then is SIGKILLed and ``Run.killed_at_task`` says so.
+    - SIGKILL: every process of the run (ansible-playbook, its workers, which ansible-core puts in their
+      own sessions, and the module processes they started) is stopped and killed at once: the controller,
+      or the job, dying in the middle of whatever it was doing.
+    - SIGINT: sent to ansible-playbook's process group, as ^C in its terminal does (the workers are not in
+      it). The run then gets ``grace`` seconds to end by itself, including module processes that carry on
+      after their controller is gone; whatever still runs then is SIGKILLed, and
+      ``Run.killed_at_task`` says so.
+
+    With ``when_exists`` the delay counts from the moment that path appears (a directory the module
+    extracts into); if the run ends before that, it is not killed.
     """
     if task is not None:
         record = running.wait_for_task(task)
@@ -368,31 +406,27 @@ def kill_run(
     if when_exists is not None:
         limit = time.monotonic() + 120
         while not os.path.lexists(when_exists) and running.proc.poll() is None and time.monotonic() < limit:
-            time.sleep(0.001)
+            time.sleep(0.0005)
     if delay > 0:
         end = time.monotonic() + delay
         while time.monotonic() < end and running.proc.poll() is None:
-            time.sleep(0.002)
+            time.sleep(0.0005)
     if running.proc.poll() is not None:
         run = running.wait(timeout=10)
         run.killed_at_task = None
         return run
-    running.signal_group(sig)
-    deadline = time.monotonic() + (grace if sig != signal.SIGKILL else 10)
-    while group_alive(running.proc.pid) and time.monotonic() < deadline:
-        running.proc.poll()
-        time.sleep(0.01)
-    forced = group_alive(running.proc.pid)
-    if forced:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(running.proc.pid, signal.SIGKILL)
-    run = running.wait(timeout=30)
-    if forced and run.killed_at_task:
-        run.killed_at_task += f" (still running {grace:.0f}s after signal {sig}: SIGKILLed)"
-    settle = time.monotonic() + 5
-    while group_alive(running.proc.pid) and time.monotonic() < settle:
-        time.sleep(0.01)
-    return run
+    running.killed_by = sig
+    if sig == signal.SIGKILL:
+        kill_tagged(running.tag)
+    else:
+        running.signal_group(sig)
+        deadline = time.monotonic() + grace
+        while tagged(running.tag) and time.monotonic() < deadline:
+            running.proc.poll()
+            time.sleep(0.01)
+        if kill_tagged(running.tag) and running.killed_at_task:
+            running.killed_at_task += f" (still running {grace:.0f}s after SIGINT: SIGKILLed)"
+    return running.wait(timeout=30)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Crash at any step: the real deploy playbook is killed (SIGKILL of its process group, and SIGINT as a ^C
 would send it) at every task boundary of the deploy flow, and at random instants inside the long step
-(extracting a 20,000-file archive). A callback (callback_plugins/reliability_marker.py) holds the playbook at
+(extracting an 8,000-file archive). A callback (callback_plugins/reliability_marker.py) holds the playbook at
 the start of task N, so a boundary kill lands exactly between task N-1 and task N.
 
 After every kill:
@@ -47,7 +47,7 @@ SHARED_DIRS = ["storage"]
 SHARED_FILES = [".env"]
 SEED = int(os.environ.get("RELIABILITY_SEED", "20261122"))
 RANDOM_KILLS = int(os.environ.get("RELIABILITY_RANDOM_KILLS", "6"))
-BIG_FILES = 20_000
+BIG_FILES = 8_000
 SIGNALS = {signal.SIGKILL: "SIGKILL", signal.SIGINT: "SIGINT"}
 
 
@@ -79,6 +79,7 @@ class Crash:
         self.seq = 0
         self.abandoned: set[str] = set()
         self._big: Archive | None = None
+        self.stage_task = 0
         (self.root / "shared" / "storage").mkdir(parents=True)
         (self.root / "shared" / "storage" / "upload.bin").write_bytes(os.urandom(64 * 1024))
         (self.root / "shared" / ".env").write_text("APP_KEY=crash-suite-secret\n", encoding="utf-8")
@@ -137,7 +138,7 @@ class Crash:
     # --- one kill and its recovery ---------------------------------------------------------------
 
     def kill_and_recover(self, *, sig: int, task: int | None, delay: float, lock_mode: str, big: bool = False,
-                         label: str, inside_extraction: bool = False) -> str:
+                         label: str, trigger: str | None = None) -> str:
         """Kill one deploy, check the root, recover with the next deploy, check again. Returns what happened."""
         killed = self.next_id("k")
         shared_before = snapshot(self.root / "shared")
@@ -145,10 +146,10 @@ class Crash:
         timeout = 2 if lock_mode == "expire" else 3600
         running = self.ansible.start(
             playbook=DEPLOY_PLAYBOOK, extra_vars=self.variables(killed, lock_timeout=timeout, big=big),
-            pause_at=None if inside_extraction else task,
+            pause_at=None if trigger else task,
         )
         run = kill_run(running, sig=sig, task=task, delay=delay,
-                       when_exists=self.root / "releases" / killed if inside_extraction else None)
+                       when_exists=self.root / "releases" / killed / trigger if trigger else None)
         where = f"{label} ({SIGNALS[sig]} at {run.killed_at_task or 'the end'})"
         if run.killed_by is None:
             return f"{where}: the run ended before the kill point"
@@ -218,6 +219,9 @@ def crash(ansible: Ansible, tmp_path_factory: pytest.TempPathFactory, deploy_pla
     state = Crash(ansible=ansible, base=tmp_path_factory.mktemp("crash"))
     first = state.deploy("b000")
     assert first.rc == 0, first.describe()
+    staging = [t["n"] for t in first.tasks if t["action"].endswith(".release") and " Stage " in f" {t['name']} "]
+    assert len(staging) == 1, f"cannot tell the staging task among {[t['name'] for t in first.tasks]}"
+    state.stage_task = staging[0]
     return state
 
 
@@ -244,36 +248,29 @@ def test_kill_at_every_task_boundary(crash: Crash, figures) -> None:
 
 
 def test_kill_at_random_points_inside_extraction(crash: Crash, figures) -> None:
+    """Random points by progress: the archive's files go to public/assets/000 ... 039 in order, so the kill
+    waits for a randomly chosen one of those directories to appear (plus up to 50 ms), which lands inside the
+    extraction whatever the disk speed."""
     rng = random.Random(SEED)
-    # Calibrate: from the moment the release directory appears (the module starts extracting into it) to the
-    # start of the next task.
-    calibrate_id = crash.next_id("big")
-    running = crash.ansible.start(playbook=DEPLOY_PLAYBOOK, extra_vars=crash.variables(calibrate_id, big=True))
-    path = crash.root / "releases" / calibrate_id
-    while not path.exists() and running.proc.poll() is None:
-        time.sleep(0.001)
-    appeared = time.time()
-    calibrate = running.wait(timeout=180)
-    assert calibrate.rc == 0, calibrate.describe()
-    stage = next(t for t in calibrate.tasks if t["action"].endswith("release") and "Stage" in t["name"])
-    after = next(t for t in calibrate.tasks if t["n"] == stage["n"] + 1)
-    duration = after["t"] - appeared
-    assert duration > 0.2, f"extraction of {BIG_FILES} files took only {duration:.2f}s: nothing to aim at"
+    stage = crash.stage_task
     started = time.monotonic()
     lines = []
     for _ in range(RANDOM_KILLS):
-        delay = rng.uniform(0.0, duration)
+        index = rng.randrange(BIG_FILES)
+        trigger = f"public/assets/{index // 500:03d}"
+        delay = rng.uniform(0.0, 0.05)
         sig = rng.choice([signal.SIGKILL, signal.SIGINT])
         mode = rng.choice(["expire", "steal"])
-        lines.append(crash.kill_and_recover(sig=sig, task=stage["n"], delay=delay, lock_mode=mode, big=True,
-                                            inside_extraction=True,
-                                            label=f"{delay:.2f}s into extracting {BIG_FILES} files"))
+        label = f"{trigger} (file {index // 500 * 500} of {BIG_FILES}) +{delay:.3f}s"
+        lines.append(crash.kill_and_recover(sig=sig, task=stage, delay=delay, lock_mode=mode, big=True,
+                                            trigger=trigger, label=label))
         crash.stats.random_kills += 1
     for line in lines:
         print(f"  {line}")
-    figures(seed=SEED, extraction_seconds=round(duration, 2), big_archive_files=BIG_FILES,
-            random_kills=crash.stats.random_kills, outcomes=crash.stats.outcomes,
-            seconds=round(time.monotonic() - started, 1))
+    inside = sum(1 for line in lines if "left in_progress" in line or "left failed" in line)
+    figures(seed=SEED, big_archive_files=BIG_FILES, random_kills=crash.stats.random_kills, landed_inside=inside,
+            outcomes=crash.stats.outcomes, seconds=round(time.monotonic() - started, 1))
+    assert inside == RANDOM_KILLS, "some kills did not land inside the extraction:\n" + "\n".join(lines)
 
 
 def test_abandoned_releases_are_gone(crash: Crash, figures) -> None:
