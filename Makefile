@@ -6,7 +6,7 @@
 #   make test         every stage below, in order; ends with "stages: N passed, N failed"
 #   make lint         ruff check, yamllint --strict, ansible-lint --profile production, changelog lint
 #   make sanity       ansible-test sanity --venv --python 3.11, every test, empty ignore files
-#   make units        ansible-test units --local --python 3.11, then plain pytest tests/unit
+#   make units        ansible-test units --local --python 3.11, plain pytest tests/unit, the race test
 #   make build-test   build + offline install of the collection tarball (tests/build/run.sh)
 #   make integration  ansible-test integration --local --python 3.11 (tests/integration/targets)
 #   make role-tests | reliability | ecosystem   tests/<suite>/run.sh
@@ -96,6 +96,7 @@ sanity: setup
 units: setup
 	bash scripts/ansible-test.sh units
 	pytest tests/unit
+	pytest -s tests/race
 
 build-test: setup
 	bash tests/build/run.sh

@@ -26,7 +26,7 @@ started_all="$(date +%s.%N)"
 
 log "setting up: venv with ansible-core (scripts/bootstrap.sh --demo), collection tree"
 bash "${REPO_ROOT}/scripts/bootstrap.sh" --demo
-# shellcheck source=scripts/collection-tree.sh
+# shellcheck source=collection-tree.sh disable=SC1091
 source "${REPO_ROOT}/scripts/collection-tree.sh"
 PYTHON="${VENV}/bin/python"
 ANSIBLE_PLAYBOOK="${VENV}/bin/ansible-playbook"

@@ -242,7 +242,7 @@ class LoadClient:
         self._started = time.monotonic()
         deadline = self._started + self.max_seconds
         args = (self.port, self.paths, self._stop, deadline, self._queue)
-        self._procs = [self._ctx.Process(target=_worker, args=args, daemon=True) for _ in range(self.workers)]
+        self._procs = [self._ctx.Process(target=_worker, args=args, daemon=True) for _index in range(self.workers)]
         for proc in self._procs:
             proc.start()
         return self
@@ -250,7 +250,7 @@ class LoadClient:
     def stop(self) -> LoadStats:
         self._stop.set()
         stats = LoadStats()
-        for _ in self._procs:
+        for _proc in self._procs:
             try:
                 stats.merge(self._queue.get(timeout=30))
             except Exception as exc:

@@ -15,7 +15,7 @@ set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 repo="$(cd "${here}/../.." && pwd -P)"
-cd "${repo}"
+cd "${repo}" || exit 1
 
 python="${RELIABILITY_PYTHON:-${repo}/.venv/bin/python}"
 if [[ ! -x "${python}" ]]; then
@@ -25,7 +25,8 @@ if [[ ! -x "${python}" ]]; then
 fi
 # shellcheck source=/dev/null
 source "${repo}/scripts/collection-tree.sh"
-export PATH="$(dirname "${python}"):${PATH}"
+bindir="$(dirname "${python}")"
+export PATH="${bindir}:${PATH}"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 # suite:time limit in seconds. The limits are ceilings, not estimates (see the suites' own figures).

@@ -255,7 +255,7 @@ def test_kill_at_random_points_inside_extraction(crash: Crash, figures) -> None:
     stage = crash.stage_task
     started = time.monotonic()
     lines = []
-    for _ in range(RANDOM_KILLS):
+    for _kill in range(RANDOM_KILLS):
         index = rng.randrange(BIG_FILES)
         trigger = f"public/assets/{index // 500:03d}"
         delay = rng.uniform(0.0, 0.05)

@@ -55,6 +55,7 @@ from _harness import (
 SHARED_DIRS = ["storage", "public/uploads"]
 SHARED_FILES = [".env"]
 SECRET = "APP_KEY=base64:hostile-suite-secret-value"
+PARALLEL = 2  # cases run two at a time, each on its own copy of the baseline
 
 
 @dataclasses.dataclass
@@ -204,6 +205,17 @@ CASES = [
         allow=(".deploy/tmp",),
     ),
     Case("missing archive", (r"/nonexistent/app\.tar\.gz",), vars={"release_archive": "/nonexistent/app.tar.gz"}),
+    Case(
+        "url that does not exist",
+        (r"missing\.tar\.gz",),
+        vars={"release_source": "url", "release_url": "{url}/missing.tar.gz", "release_checksum": ZERO,
+              "release_archive": None},
+        trace="failed_release",
+        allow=(".deploy/tmp",),
+    ),
+    Case("missing source directory", (r"/nonexistent/app-dir",),
+         vars={"release_source": "directory", "release_directory": "/nonexistent/app-dir", "release_archive": None}),
+    Case("unknown source type", (r"release_source", r"ftp"), vars={"release_source": "ftp"}),
     Case(
         "current is a real directory",
         (r"current",),
@@ -447,8 +459,6 @@ def outcomes(world: World, baseline: Path, ansible: Ansible, tmp_path_factory: p
                 results[case.name] = exc
     return results
 
-
-PARALLEL = 2
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -207,8 +207,9 @@ def test_nothing_created_is_world_writable_under_umask_000(ansible: Ansible, web
     assert env_mode & 0o007 == 0, f"shared/.env created {oct(env_mode)}: readable by other users"
 
 
-def test_pruning_and_linking_never_follow_a_symlink_out(ansible: Ansible, tmp_path: Path, deploy_playbook: Path,
-                                                          figures) -> None:
+def test_pruning_and_linking_never_follow_a_symlink_out(
+    ansible: Ansible, tmp_path: Path, deploy_playbook: Path, figures
+) -> None:
     outside = tmp_path / "outside"
     (outside / "sub").mkdir(parents=True)
     (outside / "precious.txt").write_text("do not delete\n", encoding="utf-8")
