@@ -53,8 +53,18 @@ def verify_lock(module, layout: _release.Layout) -> dict | None:
 
 def ensure_deploy_dir(layout: _release.Layout) -> None:
     """Create ROOT (if missing) and ROOT/.deploy (0750): lock and history are not for the web user."""
-    if not os.path.isdir(layout.root):
-        os.makedirs(layout.root, 0o755, exist_ok=True)
+    missing = []
+    path = layout.root
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    # One level at a time with an explicit mode: makedirs would make parents 0777 & ~umask.
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            continue  # a concurrent deploy made it; ensure_dir below still checks the root itself
+        os.chmod(path, 0o755)
     _fs.ensure_dir(path=layout.deploy, mode=0o750)
 
 

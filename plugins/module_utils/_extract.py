@@ -18,8 +18,9 @@ What an extraction guarantees:
   and members whose parent path goes through a symlink member or a non-directory.
 - Nothing is written through a symlink: new files are opened with ``O_CREAT|O_EXCL|O_NOFOLLOW``,
   directories are made with ``os.mkdir``, and every parent directory is one this extraction created.
-- Modes are ``member.mode & 0o777``: setuid, setgid and sticky bits in an archive are dropped on purpose
-  (a release is application code, never a privilege boundary). Modes are exact, whatever the umask.
+- Modes are ``member.mode & 0o775``: setuid, setgid and sticky bits in an archive are dropped on purpose
+  (a release is application code, never a privilege boundary), and so is write permission for others (no
+  release file or directory is ever world-writable). Modes are exact, whatever the umask.
   Directories are created 0700 and get their final mode (and mtime, for directory members) at the end,
   deepest first, so a read-only directory in the archive does not block its own extraction.
   Directories the archive implies without a member of their own get 0755.
@@ -99,6 +100,9 @@ _STAT_KEYS = ("files", "dirs", "symlinks", "hardlinks", "written", "linked", "by
 _DIR, _FILE, _LINK = "d", "f", "l"
 _IMPLICIT_DIR_MODE = 0o755
 
+
+# Permission bits kept from archive members: no setuid/setgid/sticky, never writable by others.
+_MODE_MASK = 0o775
 
 class ExtractError(Exception):
     """An archive was refused or could not be extracted.
@@ -497,7 +501,7 @@ class _Extractor:
         if not self.make_room(rel, for_dir=True):
             self._mkdir(rel)
             self.kinds[rel] = _DIR
-        self.dirs[rel] = (mode & 0o777, _mtime_ns(mtime))
+        self.dirs[rel] = (mode & _MODE_MASK, _mtime_ns(mtime))
         self.stats["dirs"] += 1
 
     def add_symlink(self, rel: str, raw: str, *, target: str) -> None:
@@ -543,7 +547,7 @@ class _Extractor:
         self.current = self.path(rel)
         self.parent(rel, raw)
         self.make_room(rel, for_dir=False)
-        mode &= 0o777
+        mode &= _MODE_MASK
         path = self.path(rel)
         prev = self._candidate(rel, mode, size)
         stats = self.stats

@@ -537,6 +537,12 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
     if existing is not None and existing.state == R.COMPLETE and current == release_id:
         result.update(live=True, state=R.COMPLETE, source=existing.meta.get('source') or stage.source)
         return
+    if existing is None and os.path.lexists(layout.release(release_id)):
+        raise R.ReleaseError(
+            f'{layout.release(release_id)} exists and is not a release directory (a symlink or a file); '
+            'refusing to deploy through it',
+            path=layout.release(release_id),
+        )
     if existing is not None and existing.state == R.UNMANAGED:
         raise R.ReleaseError(
             f'{existing.path} exists but is not a release made by atomic.deploy (no readable {R.METADATA_NAME}); '

@@ -26,20 +26,6 @@ def ansible(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
 
 
 @pytest.fixture
-def base(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work dir the web user (nginx workers) can traverse: pytest makes its dirs 0700."""
-    top = tmp_path_factory.getbasetemp()
-    for parent in (tmp_path, *tmp_path.parents):
-        os.chmod(parent, 0o755)
-        if parent == top:
-            break
-    for parent in top.parents:
-        if not os.stat(parent).st_mode & 0o001:
-            pytest.fail(f"{parent} is not traversable by others; run tests/reliability/run.sh (it sets --basetemp)")
-    return tmp_path
-
-
-@pytest.fixture
 def figures(request: pytest.FixtureRequest):
     """figures(name=value, ...): figures this test reports; printed now and in the suite summary."""
 

@@ -460,7 +460,6 @@ def outcomes(world: World, baseline: Path, ansible: Ansible, tmp_path_factory: p
     return results
 
 
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_input(case: Case, outcomes: dict) -> None:
     outcome = outcomes[case.name]

@@ -69,11 +69,16 @@ def site(base_module: Path, ansible: Ansible, deploy_playbook: Path):
 
 @pytest.fixture(scope="module")
 def base_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work dir the web user (nginx workers) can traverse: pytest makes its dirs 0700."""
     path = tmp_path_factory.mktemp("zero-downtime")
+    top = tmp_path_factory.getbasetemp()
     for parent in (path, *path.parents):
-        if parent == tmp_path_factory.getbasetemp().parent:
-            break
         os.chmod(parent, 0o755)
+        if parent == top:
+            break
+    for parent in top.parents:
+        if not os.stat(parent).st_mode & 0o001:
+            pytest.fail(f"{parent} is not traversable by others; run tests/reliability/run.sh (it sets --basetemp)")
     return path
 
 

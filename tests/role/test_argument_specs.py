@@ -22,8 +22,8 @@ TASKS = ROLE / "tasks"
 
 # The task files each entry point runs (main includes the rest of the deploy flow).
 ENTRY_FILES = {
-    "main": ["main.yml", "activate.yml", "prepare.yml", "verify.yml", "checks.yml", "reload.yml"],
-    "rollback": ["rollback.yml", "reload.yml"],
+    "main": ["main.yml", "activate.yml", "prepare.yml", "verify.yml", "checks.yml", "reload.yml", "after_rollback.yml"],
+    "rollback": ["rollback.yml", "after_rollback.yml", "reload.yml"],
     "status": ["status.yml"],
 }
 # Names the role sets (registered results, variables for hooks, set_stats keys) and result keys:

@@ -736,7 +736,14 @@ def test_special_bits_are_stripped(tmp_path, dest):
     assert mode_of(dest / "bin" / "tool") == 0o755
     assert mode_of(dest / "bin" / "g") == 0o711
     assert mode_of(dest / "shared") == 0o775
-    assert mode_of(dest / "tmp") == 0o777
+    # sticky dropped, and write permission for others too: nothing in a release is world-writable
+    assert mode_of(dest / "tmp") == 0o775
+
+
+def test_world_writable_members_lose_write_for_others(tmp_path, dest):
+    extract(tmp_path, dest, [folder("open", mode=0o777), reg("open/f", b"x", mode=0o666)])
+    assert mode_of(dest / "open") == 0o775
+    assert mode_of(dest / "open" / "f") == 0o664
 
 
 def test_modes_are_exact_whatever_the_umask(tmp_path, dest):
