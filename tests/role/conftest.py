@@ -1,8 +1,7 @@
 """Fixtures of the role tests: the collection tree, a fleet of three local hosts per test module.
 
-The tests of a module with STEPS = True are the steps of one scenario, run in file order against the same deploy roots:
-each step runs a playbook and checks what it did. When a step fails, the later steps of its module fail
-at once naming it, instead of failing on the state it left.
+A test module is one scenario: its ``step_*`` fixtures run playbooks against the same deploy roots, each
+depending on the step before it, so a step that fails makes every later step's tests error with it.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import COLLECTIONS_ROOT, REPO_ROOT, Fleet, remove_tree
+
 
 @pytest.fixture(scope="session", autouse=True)
 def collection_tree() -> Path:
@@ -42,20 +42,3 @@ def fleet() -> Iterator[Fleet]:
         print(f"\nrole tests: kept {base}")
     else:
         remove_tree(base)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    if report.failed and call.when in {"setup", "call"} and getattr(item.module, "STEPS", False):
-        item.module.__dict__.setdefault("_failed_step", item.name)
-    return report
-
-
-@pytest.fixture(autouse=True)
-def earlier_steps_passed(request: pytest.FixtureRequest) -> None:
-    if not getattr(request.module, "STEPS", False):
-        return
-    failed = request.module.__dict__.get("_failed_step")
-    if failed is not None:
-        pytest.fail(f"an earlier step of this scenario failed ({failed}): its state is not the one this step needs")

@@ -294,8 +294,11 @@ def snapshot(*paths: Path) -> dict[str, tuple]:
 def diff_snapshots(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
     changes = [f"removed {name}" for name in sorted(set(before) - set(after))]
     changes += [f"added {name}" for name in sorted(set(after) - set(before))]
-    changes += [f"changed {name}: {before[name]} -> {after[name]}" for name in sorted(set(before) & set(after))
-                if before[name] != after[name]]
+    changes += [
+        f"changed {name}: {before[name]} -> {after[name]}"
+        for name in sorted(set(before) & set(after))
+        if before[name] != after[name]
+    ]
     return changes
 
 
@@ -340,9 +343,7 @@ def git(*args: str, cwd: Path) -> str:
 
 def as_web_user(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run argv as www-data (primary group nogroup, supplementary group www-data), never via a shell."""
-    return subprocess.run(
-        [*WEB_WRITER, *argv], input=stdin, capture_output=True, text=True, check=False, timeout=30
-    )
+    return subprocess.run([*WEB_WRITER, *argv], input=stdin, capture_output=True, text=True, check=False, timeout=30)
 
 
 def free_port() -> int:
@@ -383,17 +384,18 @@ class FileServer:
 
 
 class StatusServer:
-    """An in-process loopback HTTP server that answers every GET with one status; counts the requests."""
+    """An in-process loopback HTTP server answering GET with a status per path (``default`` for any
+    other path); records the paths requested."""
 
-    def __init__(self, *, status: int) -> None:
+    def __init__(self, *, statuses: dict[str, int], default: int = 404) -> None:
         self.requests: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.requests.append(self.path)
-                body = b"broken\n"
-                self.send_response(status)
+                body = b"status page\n"
+                self.send_response(statuses.get(self.path, default))
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
