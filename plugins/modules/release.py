@@ -334,16 +334,15 @@ backup:
   type: str
 """
 
+import contextlib
 import io
 import os
 import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 from ansible_collections.atomic.deploy.plugins.module_utils import (
     _common,
-    _extract,
     _fs,
     _history,
     _lock,
@@ -388,10 +387,8 @@ class Stage:
                 name = 'directory' if kind == 'directory' else 'archive'
                 raise R.ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
             info['archive' if kind == 'archive' else 'directory'] = p['directory'] or p['archive']
-            if not self.check or p['remote_src']:
-                if not os.path.isfile(p['archive']):
-                    raise R.ReleaseError(f'archive {p["archive"]} does not exist on this host', path=p['archive'])
-                _extract.detect_format(p['archive'])
+            if (not self.check or p['remote_src']) and not os.path.isfile(p['archive']):
+                raise R.ReleaseError(f'archive {p["archive"]} does not exist on this host', path=p['archive'])
             if p['checksum']:
                 _source.parse_checksum(p['checksum'])
         elif kind == 'url':
@@ -450,8 +447,19 @@ class Stage:
             release = complete[-1] if complete else None
         return release.path if release is not None else None
 
+    def check_archive(self) -> None:
+        """Refuse a file that is not a supported archive before anything is locked or created."""
+        if self.params['source'] in ('archive', 'directory') and (not self.check or self.params['remote_src']):
+            with extraction_errors():
+                extractor().detect_format(self.params['archive'])
+
     def fetch(self, *, path: str, previous: str | None) -> dict:
+        with extraction_errors():
+            return self._fetch(path=path, previous=previous)
+
+    def _fetch(self, *, path: str, previous: str | None) -> dict:
         p = self.params
+        _extract = extractor()
         kind = p['source']
         common = dict(dest=path, previous=previous, dedupe=p['dedupe'], strip_components=p['strip_components'])
         if kind in ('archive', 'directory'):
@@ -460,6 +468,8 @@ class Stage:
             return _extract.extract_archive(archive=p['archive'], **common)
         if kind == 'url':
             os.makedirs(self.layout.tmp, 0o750, exist_ok=True)
+
+            from ansible.module_utils.urls import open_url
 
             def opener(url: str):
                 return open_url(url, timeout=p['url_timeout'], http_agent='atomic.deploy')
@@ -513,6 +523,23 @@ class Stage:
         return {'shared_created': shared['created'], 'shared_fixed': shared['fixed'], 'writable': writable, **links}
 
 
+def extractor():
+    """The extraction code, imported only when code is fetched: a no-op re-deploy never pays for it."""
+    from ansible_collections.atomic.deploy.plugins.module_utils import _extract
+
+    return _extract
+
+
+@contextlib.contextmanager
+def extraction_errors():
+    """Report a refused or failed extraction like any other release error."""
+    _extract = extractor()
+    try:
+        yield
+    except _extract.ExtractError as exc:
+        raise R.ReleaseError(str(exc), path=exc.path) from exc
+
+
 def history(layout: R.Layout, module: AnsibleModule, event: str, release_id: str | None, **fields) -> dict:
     _common.ensure_deploy_dir(layout)  # standalone use without a lock has no .deploy yet
     return _history.append(
@@ -549,6 +576,7 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
             'move it away or choose another release id',
             path=existing.path,
         )
+    stage.check_archive()
     stage.validate_layout()
 
     token = p['lock_token']
@@ -847,7 +875,7 @@ def main() -> None:
             R.validate_id(ident, name='protect')
         handler = {'present': do_present, 'active': do_active, 'complete': do_complete, 'failed': do_failed}
         handler[module.params['state']](module, layout, release_id, result, warnings)
-    except (R.ReleaseError, _fs.FsError, _extract.ExtractError, _lock.LockHeld, OSError, ValueError) as exc:
+    except (R.ReleaseError, _fs.FsError, _lock.LockHeld, OSError, ValueError) as exc:
         if result['release_path']:
             # Report what is on disk now: a failed staging leaves the release marked failed.
             meta = R.read_metadata(result['release_path'])
