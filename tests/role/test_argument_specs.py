@@ -39,6 +39,7 @@ ROLE_SET = {
     "release_deploy_id",
     "release_deploy_path",
     "release_previous_id",
+    "release_deploy_previous_id",
     "release_deployed_id",
     "release_switched_hosts",
     "release_path",
