@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate the variable table of roles/release/README.md from roles/release/meta/argument_specs.yml.
 
 The table sits between the markers ``<!-- argument-specs:start -->`` and ``<!-- argument-specs:end -->``;

@@ -104,6 +104,7 @@ _IMPLICIT_DIR_MODE = 0o755
 # Permission bits kept from archive members: no setuid/setgid/sticky, never writable by others.
 _MODE_MASK = 0o775
 
+
 class ExtractError(Exception):
     """An archive was refused or could not be extracted.
 

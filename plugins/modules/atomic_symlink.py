@@ -186,7 +186,8 @@ def main() -> None:
     if kind == 'directory' and not _fs.exchange_supported():
         module.fail_json(msg=f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available', **result)
     if not needed or module.check_mode:
-        module.exit_json(**dict(result, changed=needed))
+        result['changed'] = needed
+        module.exit_json(**result)
 
     # 'changed' stays false on every failure below: the swap either happened whole or not at all.
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -202,7 +203,8 @@ def main() -> None:
         module.fail_json(
             msg=f'could not switch {path} to {target}: {exc.strerror.lower() if exc.strerror else exc}', **result
         )
-    module.exit_json(**dict(result, changed=True))
+    result['changed'] = True
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Bring up and tear down real SSH test hosts for the molecule scenarios.
 
 Each host is a Debian 12 system reached over SSH:
@@ -235,7 +234,7 @@ def apt_mirror(*, apt_dir: Path = Path("/etc/apt")) -> str:
                 for line in stanza.splitlines():
                     if line.startswith("#") or ":" not in line or line[:1].isspace():
                         continue
-                    key, _, value = line.partition(":")
+                    key, _sep, value = line.partition(":")
                     fields[key.strip().lower()] = value.strip()
                 if fields.get("enabled", "yes").lower() == "no" or "deb" not in fields.get("types", "").split():
                     continue
@@ -896,7 +895,7 @@ def init_host(*, config_path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hostctl.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="hostctl.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="bring up NAME-1..N and write an ansible inventory")
     up.add_argument("--name", required=True)

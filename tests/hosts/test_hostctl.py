@@ -201,7 +201,7 @@ def test_up_ssh_down_twice(state_dir: Path, tmp_path: Path) -> None:
     assert seen == [host["address"] for host in summary["hosts"]]
     status = hostctl_cli("status", "--name", NAME)
     assert status.returncode == 0 and json.loads(status.stdout)["up"] is True
-    for _ in range(2):
+    for _attempt in range(2):
         down = hostctl_cli("down", "--name", NAME)
         assert down.returncode == 0, down.stderr
         assert leftovers(state_dir=state_dir) == CLEAN

@@ -1,9 +1,10 @@
 """Helpers of the role tests: a fleet of three local hosts, playbook runs and what they left on disk.
 
 Every host of the fleet uses the local connection and has its own ``release_root`` (a host var), so one
-machine plays three managed hosts. Playbooks run with the checkout as the collection ``atomic.deploy``
-(scripts/collection-tree.sh), the settings of tests/role/ansible.cfg (forks=10) and the default stdout
-callback, whose PLAY RECAP, task lines and debug output the tests read.
+machine plays three managed hosts. Each host's Python is the controller's (ansible_playbook_python) run
+through a tiny wrapper that tells commands which host they run on. Playbooks run with the checkout as the
+collection ``atomic.deploy`` (scripts/collection-tree.sh), the settings of tests/role/ansible.cfg
+(forks=10) and the default stdout callback, whose PLAY RECAP, task lines and debug output the tests read.
 """
 
 from __future__ import annotations
@@ -125,6 +126,17 @@ class Run:
         return found
 
 
+# Each host's Python: the controller's, started with ROLE_TEST_HOST=<host> in its environment, so a
+# command shows which host ran it even with delegate_to (every host is this machine).
+_INTERPRETER = """#!{python}
+import os
+import sys
+
+os.environ["ROLE_TEST_HOST"] = "{host}"
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+
 class Fleet:
     """Three local hosts, each with its own deploy root under ``base``."""
 
@@ -132,8 +144,13 @@ class Fleet:
         self.base = base
         self.home = base / "ansible-home"
         self.runs = base / "runs"
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.runs.mkdir(exist_ok=True)
+        self.interpreters = base / "interpreters"
+        for path in (self.home, self.runs, self.interpreters):
+            path.mkdir(parents=True, exist_ok=True)
+        for host in HOSTS:
+            path = self.interpreters / host
+            path.write_text(_INTERPRETER.format(python=PYTHON, host=host), encoding="utf-8")
+            path.chmod(0o755)
         self.count = 0
 
     def root(self, host: str) -> Path:
@@ -175,12 +192,14 @@ class Fleet:
         stem = self.runs / f"{self.count:02d}-{name}"
         inventory = {
             "all": {
-                "vars": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                },
+                "vars": {"ansible_connection": "local"},
                 "hosts": {
-                    host: {"release_root": str(self.root(host)), **(host_vars or {}).get(host, {})} for host in HOSTS
+                    host: {
+                        "ansible_python_interpreter": str(self.interpreters / host),
+                        "release_root": str(self.root(host)),
+                        **(host_vars or {}).get(host, {}),
+                    }
+                    for host in HOSTS
                 },
             }
         }

@@ -83,7 +83,8 @@ def test_generated_id_is_the_same_in_every_serial_batch(fleet: Fleet, step_gener
 
 def test_migrations_run_once_in_the_first_serial_batch(fleet: Fleet, step_serial) -> None:
     _run, found, log = step_serial
-    assert log.read_text(encoding="utf-8").splitlines() == [str(fleet.root("h1") / "releases" / str(found["h1"]))]
+    expected = f"h1 {fleet.root('h1') / 'releases' / str(found['h1'])}"
+    assert log.read_text(encoding="utf-8").splitlines() == [expected]
 
 
 def test_ansible_doc_renders_the_role(fleet: Fleet) -> None:

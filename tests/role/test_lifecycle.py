@@ -24,6 +24,7 @@ from helpers import (
     as_web_user,
     current,
     diff_snapshots,
+    free_port,
     git,
     history,
     inode,
@@ -190,7 +191,7 @@ def test_shared_dirs_are_setgid_and_group_owned(fleet: Fleet, step_first: Run) -
 
 
 def test_migrations_run_once_on_the_first_host(fleet: Fleet, app: App, step_first: Run) -> None:
-    assert app.log("r1.log") == [str(fleet.root("h1") / "releases" / "r1")]
+    assert app.log("r1.log") == [f"h1 {fleet.root('h1') / 'releases' / 'r1'}"]
 
 
 # --- the web server writes an upload --------------------------------------------------------------
@@ -222,6 +223,14 @@ def step_check(fleet: Fleet, app: App, uploads: dict[str, Path]) -> tuple[Run, l
     watched = [*fleet.roots.values(), app.logs]
     before = snapshot(*watched)
     host_vars, extra = second_vars(app)
+    # Everything a deploy can do, including steps a real run would fail on (nothing listens at the URL,
+    # the reload command fails): check mode runs none of them.
+    extra.update(
+        release_hooks_after_activate=[str(FILES / "hooks" / "write_app.yml")],
+        release_healthcheck_url=f"http://127.0.0.1:{free_port()}/",
+        release_healthcheck_retries=0,
+        release_reload_command=["false"],
+    )
     run = fleet.deploy(host_vars=host_vars, extra=extra, check=True, diff=True)
     return run, diff_snapshots(before, snapshot(*watched))
 
@@ -270,7 +279,7 @@ def test_none_source_built_by_the_after_fetch_hook(fleet: Fleet, step_second: Ru
 
 
 def test_migrations_run_once_on_the_migrate_host(fleet: Fleet, app: App, step_second: Run) -> None:
-    assert app.log("r2.log") == [str(fleet.root("h2") / "releases" / "r2")]
+    assert app.log("r2.log") == [f"h2 {fleet.root('h2') / 'releases' / 'r2'}"]
 
 
 def test_upload_stays_readable_after_the_next_deploy(fleet: Fleet, uploads: dict[str, Path], step_second: Run) -> None:
@@ -337,6 +346,7 @@ def test_failed_migration_switches_no_host(fleet: Fleet, step_bad_migration: Run
     for host, root in fleet.roots.items():
         assert current(root) == "r2", f"{host}: current moved"
         assert meta(root, "r3")["state"] == "failed", f"{host}: r3 is not marked failed"
+        assert "migrations failed on host h1" in meta(root, "r3")["reason"], f"{host}: {meta(root, 'r3')}"
         assert not lock_held(root), f"{host}: the deploy lock was left behind"
         last = history(root)[-1]
         assert (last["event"], last["id"]) == ("failed", "r3"), f"{host}: history ends with {last}"

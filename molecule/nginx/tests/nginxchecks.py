@@ -24,7 +24,7 @@ VERSION_RE = re.compile(r'<p id="version">version (\d+)</p>')
 
 def fetch_version(*, host: testinfra.host.Host) -> str:
     """The version nginx serves at URL, asked on the host itself."""
-    status, _, body = host.check_output("python3 -c %s %s", FETCH, URL).partition("\n")
+    status, _sep, body = host.check_output("python3 -c %s %s", FETCH, URL).partition("\n")
     assert status == "200", f"{URL} on {host.backend.get_hostname()} answered {status}: {body}"
     match = VERSION_RE.search(body)
     assert match, f"{URL} on {host.backend.get_hostname()} served no version: {body}"
