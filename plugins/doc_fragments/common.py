@@ -32,3 +32,15 @@ options:
         name), C(playbook) and, under AWX, C(awx_job_id) and C(awx_user_name); keys given here win.
     type: dict
 """
+
+    INLINE_LOCK = r"""
+options:
+  lock_timeout:
+    description: Expiry of the lock taken for this run when O(lock_token) is not given.
+    type: int
+    default: 3600
+  lock_steal:
+    description: Take the lock over even if another live deploy holds it.
+    type: bool
+    default: false
+"""

@@ -685,28 +685,41 @@ def mark_abandoned(module, layout: R.Layout, abandoned: str | None, own: str, re
     history(layout, module, 'failed', abandoned, reason=reason)
 
 
-def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:
-    p = module.params
-    releases, _ignored = R.list_releases(layout)
-    current = R.current_id(layout)
-    result['previous'] = current
+def usable_release(
+    module: AnsibleModule, layout: R.Layout, releases: list[R.Release], release_id: str, *, verb: str
+) -> R.Release | None:
+    """The release to finalize or activate, with the lock checked.
+
+    None in check mode when it does not exist: in --check of a whole deploy the staging task did not
+    really create it, and the caller reports what would happen.
+    """
     release = R.find(releases, release_id)
-    target = layout.link_text(release_id, style=p['link_style'])
-    result['diff'] = {'before': {'current': _fs.read_link(layout.current)}, 'after': {'current': target}}
     if release is None:
         if module.check_mode:
-            # --check of a whole deploy: the staging task did not really create it.
-            result.update(changed=True, state=R.UNFINISHED)
-            return
+            return None
         raise R.ReleaseError(
             f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id)
         )
     if release.state in (R.FAILED, R.UNMANAGED):
         raise R.ReleaseError(
-            f'refusing to activate release {release_id} at {release.path}: it is {release.state}', path=release.path
+            f'refusing to {verb} release {release_id} at {release.path}: it is {release.state}', path=release.path
         )
-    if p['lock_token'] and not module.check_mode:
-        _lock.verify(deploy_dir=layout.deploy, token=p['lock_token'])
+    if module.params['lock_token'] and not module.check_mode:
+        _lock.verify(deploy_dir=layout.deploy, token=module.params['lock_token'])
+    return release
+
+
+def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:
+    p = module.params
+    releases, _ignored = R.list_releases(layout)
+    current = R.current_id(layout)
+    result['previous'] = current
+    target = layout.link_text(release_id, style=p['link_style'])
+    result['diff'] = {'before': {'current': _fs.read_link(layout.current)}, 'after': {'current': target}}
+    release = usable_release(module, layout, releases, release_id, verb='activate')
+    if release is None:
+        result.update(changed=True, state=R.UNFINISHED)
+        return
     was_complete = release.state == R.COMPLETE
     switch = current != release_id or _fs.read_link(layout.current) != target
     result['changed'] = switch or not was_complete
@@ -760,20 +773,10 @@ def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
 
 def do_complete(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:
     releases, _ignored = R.list_releases(layout)
-    release = R.find(releases, release_id)
+    release = usable_release(module, layout, releases, release_id, verb='finalize')
     if release is None:
-        if module.check_mode:
-            result.update(changed=True, state=R.COMPLETE)
-            return
-        raise R.ReleaseError(
-            f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id)
-        )
-    if release.state in (R.FAILED, R.UNMANAGED):
-        raise R.ReleaseError(
-            f'refusing to finalize release {release_id} at {release.path}: it is {release.state}', path=release.path
-        )
-    if module.params['lock_token'] and not module.check_mode:
-        _lock.verify(deploy_dir=layout.deploy, token=module.params['lock_token'])
+        result.update(changed=True, state=R.COMPLETE)
+        return
     result['state'] = R.COMPLETE
     if release.state == R.UNFINISHED:
         result['changed'] = True

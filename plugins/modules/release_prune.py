@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - atomic.deploy.common
   - atomic.deploy.common.lock
+  - atomic.deploy.common.inline_lock
 options:
   keep:
     description: Complete releases to keep, at least 1.
@@ -40,14 +41,6 @@ options:
     type: list
     elements: str
     default: []
-  lock_timeout:
-    description: Expiry of the lock taken for this run when O(lock_token) is not given.
-    type: int
-    default: 3600
-  lock_steal:
-    description: Take the lock over even if another live deploy holds it.
-    type: bool
-    default: false
 attributes:
   check_mode:
     support: full

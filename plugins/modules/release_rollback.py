@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - atomic.deploy.common
   - atomic.deploy.common.lock
+  - atomic.deploy.common.inline_lock
 options:
   to:
     description: The release id to roll back to. Default is the previous complete release.
@@ -49,14 +50,6 @@ options:
     description: Fsync the switch, metadata and history.
     type: bool
     default: true
-  lock_timeout:
-    description: Expiry of the lock taken for this run when O(lock_token) is not given.
-    type: int
-    default: 3600
-  lock_steal:
-    description: Take the lock over even if another live deploy holds it.
-    type: bool
-    default: false
 attributes:
   check_mode:
     support: full
