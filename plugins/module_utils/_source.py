@@ -123,4 +123,8 @@ def git_export(*, run, repo: str, version: str, mirror: str) -> tuple[str, bytes
     if rc != 0:
         raise ReleaseError(f'git_version {version!r} does not exist in git_repo {repo}', name='git_version')
     sha = out.decode('ascii').strip()
-    return sha, git('archive', '--format=tar', sha)
+    # git archive's default tar.umask (0002) would make every file group-writable; match an archive's 0644.
+    rc, tar, err = run(['git', '-c', 'tar.umask=0022', f'--git-dir={mirror}', 'archive', '--format=tar', sha])
+    if rc != 0:
+        raise ReleaseError(f"git archive failed for git_repo {repo}: {err.strip() or 'no output'}", name='git_repo')
+    return sha, tar

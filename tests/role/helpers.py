@@ -268,8 +268,9 @@ def releases(root: Path) -> set[str]:
     return {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")} if path.is_dir() else set()
 
 
-def meta(root: Path, release_id: str) -> dict:
-    return json.loads((root / "releases" / release_id / ".release.json").read_text(encoding="utf-8"))
+def meta(root: Path, *, release: str) -> dict:
+    """The .release.json of a release."""
+    return json.loads((root / "releases" / release / ".release.json").read_text(encoding="utf-8"))
 
 
 def history(root: Path) -> list[dict]:
@@ -310,7 +311,7 @@ def snapshot(*paths: Path) -> dict[str, tuple]:
     return found
 
 
-def diff_snapshots(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
+def diff_snapshots(*, before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
     changes = [f"removed {name}" for name in sorted(set(before) - set(after))]
     changes += [f"added {name}" for name in sorted(set(after) - set(before))]
     changes += [

@@ -46,7 +46,7 @@ def deploy_vars(*, archive: Path, release_id: str, **extra) -> dict:
     }
 
 
-def last_event(root: Path) -> tuple:
+def last_event(root: Path) -> tuple[str, str, str | None]:
     entry = history(root)[-1]
     return entry["event"], entry["id"], entry.get("previous")
 
@@ -69,7 +69,7 @@ def test_keep_leaves_the_newest_complete_releases(fleet: Fleet, step_four: dict)
     for host, root in fleet.roots.items():
         assert releases(root) == {"k3", "k4"}, host
         assert current(root) == "k4", host
-        assert {meta(root, r)["state"] for r in ("k3", "k4")} == {"complete"}, host
+        assert {meta(root, release=r)["state"] for r in ("k3", "k4")} == {"complete"}, host
         assert not (root / "releases" / "k1").exists() and not (root / "releases" / "k2").exists(), host
 
 
@@ -91,18 +91,19 @@ def test_one_host_failing_to_fetch_switches_no_host(fleet: Fleet, step_bad_fetch
     assert "staging failed on host h3" in run.stdout, run.describe()
     for host, root in fleet.roots.items():
         assert current(root) == "k4", f"{host}: current moved"
-        assert meta(root, "k5")["state"] == "failed", f"{host}: k5 is not marked failed"
+        assert meta(root, release="k5")["state"] == "failed", f"{host}: k5 is not marked failed"
         assert not lock_held(root), f"{host}: the deploy lock was left behind"
         assert run.recap[host]["failed"] == 1, f"{host}: {run.recap[host]}"
         assert last_event(root)[:2] == ("failed", "k5"), host
-        assert "checksum mismatch" in meta(root, "k5")["reason"], f"{host}: {meta(root, 'k5')['reason']}"
+        reason = meta(root, release="k5")["reason"]
+        assert "checksum mismatch" in reason, f"{host}: k5 failed for {reason}"
 
 
 # --- step 3: the URL check fails on one host after the switch: every host rolls back ----------------
 
 
 @pytest.fixture(scope="module")
-def step_bad_check(fleet: Fleet, archive: Path, step_bad_fetch: Run):
+def step_bad_check(fleet: Fleet, archive: Path, step_bad_fetch: Run) -> tuple[Run, list[str]]:
     server = StatusServer(statuses={"/h1": 200, "/h2": 200, "/h3": 500})
     try:
         extra = deploy_vars(
@@ -130,7 +131,7 @@ def test_failed_url_check_on_one_host_rolls_every_host_back(
     assert re.search(r"host h3\b.*Status code was 500", run.stdout), run.describe()
     for host, root in fleet.roots.items():
         assert current(root) == "k4", f"{host}: not rolled back"
-        assert meta(root, "k6")["state"] == "failed", f"{host}: k6 is not marked failed"
+        assert meta(root, release="k6")["state"] == "failed", f"{host}: k6 is not marked failed"
         assert not lock_held(root), f"{host}: the deploy lock was left behind"
         events = [(e["event"], e["id"]) for e in history(root)][-2:]
         assert events == [("deploy", "k6"), ("rollback", "k4")], f"{host}: {events}"
@@ -154,7 +155,7 @@ def step_rollback(fleet: Fleet, step_bad_check: tuple) -> Run:
 def test_rollback_to_the_previous_release(fleet: Fleet, step_rollback: Run) -> None:
     for host, root in fleet.roots.items():
         assert current(root) == "k3", host
-        assert meta(root, "k4")["state"] == "failed", f"{host}: the release rolled back from is not failed"
+        assert meta(root, release="k4")["state"] == "failed", f"{host}: the release rolled back from is not failed"
         assert last_event(root) == ("rollback", "k3", "k4"), host
         assert not lock_held(root), host
         assert step_rollback.recap[host]["changed"] == 1, f"{host}: {step_rollback.recap[host]}"
@@ -167,7 +168,7 @@ def test_rollback_to_the_previous_release(fleet: Fleet, step_rollback: Run) -> N
 def step_refused(fleet: Fleet, step_rollback: Run) -> tuple[Run, list[str]]:
     before = snapshot(*fleet.roots.values())
     run = fleet.failed(fleet.playbook("rollback", extra={"release_rollback_to": "k6"}))
-    return run, diff_snapshots(before, snapshot(*fleet.roots.values()))
+    return run, diff_snapshots(before=before, after=snapshot(*fleet.roots.values()))
 
 
 def test_rollback_to_a_failed_release_is_refused(fleet: Fleet, step_refused: tuple[Run, list[str]]) -> None:
@@ -195,12 +196,12 @@ def test_status_prints_the_table(fleet: Fleet, step_status: Run) -> None:
     for host, root in fleet.roots.items():
         lines = shown[host]["msg"]
         assert lines[:4] == [f"root     {root}", "current  k3", "rollback none", "lock     free"], lines
-        in_order = sorted(releases(root), key=lambda r: (meta(root, r)["started"], r))
+        in_order = sorted(releases(root), key=lambda r: (meta(root, release=r)["started"], r))
         assert in_order == ["k3", "k4", "k5", "k6"], in_order
         header, *rows = lines[4 : 5 + len(in_order)]
         assert header.split() == ["release", "state", "started", "by"], lines
         for row, release_id in zip(rows, in_order, strict=True):
-            record = meta(root, release_id)
+            record = meta(root, release=release_id)
             cells = row.split()
             marked = cells[0] == "*"
             assert marked == (release_id == "k3"), f"{host}: {row!r}"
@@ -235,7 +236,7 @@ def test_single_host_rolls_back_when_nothing_answers(fleet: Fleet, step_single_h
     assert "release k7 failed after the switch" in run.stdout and "rolled back to k3" in run.stdout, run.describe()
     root = fleet.root("h1")
     assert current(root) == "k3"
-    assert meta(root, "k7")["state"] == "failed"
+    assert meta(root, release="k7")["state"] == "failed"
     assert [(e["event"], e["id"]) for e in history(root)][-2:] == [("deploy", "k7"), ("rollback", "k3")]
     assert not lock_held(root)
     for host in ("h2", "h3"):

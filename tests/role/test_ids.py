@@ -51,7 +51,7 @@ def test_generated_id_is_the_same_on_every_host(fleet: Fleet, step_generated: tu
     assert first is not None and GENERATED.match(first), found
     assert found == dict.fromkeys(HOSTS, first), found
     for host, root in fleet.roots.items():
-        assert meta(root, first)["id"] == first, host
+        assert meta(root, release=first)["id"] == first, host
 
 
 @pytest.fixture(scope="module")

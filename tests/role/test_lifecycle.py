@@ -11,6 +11,7 @@ run: bash tests/role/run.sh -k lifecycle
 from __future__ import annotations
 
 import grp
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,22 +70,23 @@ class App:
         self.logs = base / "migrations"
         self.logs.mkdir()
 
-    def migrate(self, name: str) -> list[str]:
-        return [PYTHON, str(FILES / "migrate_log.py"), str(self.logs / name)]
+    def migrate(self, *, log: str) -> list[str]:
+        """The migrate command (argv) that appends to the log ``log``."""
+        return [PYTHON, str(FILES / "migrate_log.py"), str(self.logs / log)]
 
-    def log(self, name: str) -> list[str]:
+    def log(self, *, name: str) -> list[str]:
         path = self.logs / name
         return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
 @pytest.fixture(scope="module")
-def app(fleet: Fleet):
+def app(fleet: Fleet) -> Iterator[App]:
     made = App(base=fleet.base / "app")
     yield made
     made.server.stop()
 
 
-def first_vars(app: App) -> tuple[dict, dict]:
+def first_vars(*, app: App) -> tuple[dict, dict]:
     host_vars = {
         "h1": {"release_source": "archive", "release_archive": str(app.archive_v1)},
         "h2": {
@@ -98,12 +100,12 @@ def first_vars(app: App) -> tuple[dict, dict]:
         "release_id": "r1",
         "release_shared_dirs": SHARED_DIRS,
         "release_shared_group": "www-data",
-        "release_migrate_command": app.migrate("r1.log"),
+        "release_migrate_command": app.migrate(log="r1.log"),
     }
     return host_vars, extra
 
 
-def second_vars(app: App) -> tuple[dict, dict]:
+def second_vars(*, app: App) -> tuple[dict, dict]:
     host_vars = {
         "h1": {"release_source": "directory", "release_directory": str(app.directory)},
         "h2": {"release_source": "none"},
@@ -114,10 +116,16 @@ def second_vars(app: App) -> tuple[dict, dict]:
         "release_shared_dirs": SHARED_DIRS,
         "release_shared_group": "www-data",
         "release_hooks_after_fetch": [str(FILES / "hooks" / "write_app.yml")],
-        "release_migrate_command": app.migrate("r2.log"),
+        "release_migrate_command": app.migrate(log="r2.log"),
         "release_migrate_host": "h2",
     }
     return host_vars, extra
+
+
+def plain_vars(*, release_id: str) -> tuple[dict, dict]:
+    """An empty release (source none, no hooks) on every host."""
+    host_vars = {host: {"release_source": "none"} for host in HOSTS}
+    return host_vars, {"release_id": release_id, "release_shared_dirs": SHARED_DIRS}
 
 
 # --- step 1: the first deploy: archive on h1, url on h2, git on h3 ----------------------------------
@@ -127,14 +135,14 @@ def second_vars(app: App) -> tuple[dict, dict]:
 def step_first(fleet: Fleet, app: App) -> Run:
     # Data the application already keeps in shared/storage on h1 before the first deploy.
     make_tree(root=fleet.root("h1") / "shared" / "storage", files={"keep.txt": "shared data\n"})
-    host_vars, extra = first_vars(app)
+    host_vars, extra = first_vars(app=app)
     return fleet.ok(fleet.deploy(host_vars=host_vars, extra=extra))
 
 
 def test_first_deploy_switches_every_host(fleet: Fleet, step_first: Run) -> None:
     for host, root in fleet.roots.items():
         assert current(root) == "r1", host
-        assert meta(root, "r1")["state"] == "complete", host
+        assert meta(root, release="r1")["state"] == "complete", host
         assert [(e["event"], e["id"]) for e in history(root)] == [("deploy", "r1")], host
         assert not lock_held(root), f"{host}: the deploy lock was left behind"
 
@@ -142,13 +150,13 @@ def test_first_deploy_switches_every_host(fleet: Fleet, step_first: Run) -> None
 def test_archive_source(fleet: Fleet, app: App, step_first: Run) -> None:
     release = fleet.root("h1") / "releases" / "r1"
     assert (release / "index.html").read_text(encoding="utf-8") == "v1 from the archive\n"
-    assert meta(fleet.root("h1"), "r1")["source"]["type"] == "archive"
+    assert meta(fleet.root("h1"), release="r1")["source"]["type"] == "archive"
 
 
 def test_url_source_with_checksum(fleet: Fleet, app: App, step_first: Run) -> None:
     release = fleet.root("h2") / "releases" / "r1"
     assert (release / "index.html").read_text(encoding="utf-8") == "v1 from the url\n"
-    source = meta(fleet.root("h2"), "r1")["source"]
+    source = meta(fleet.root("h2"), release="r1")["source"]
     assert source["type"] == "url"
     assert source["url"] == f"{app.server.url}/app.tar.gz"
     assert source["checksum"] == f"sha256:{sha256(app.url_archive)}"
@@ -158,7 +166,7 @@ def test_git_source_records_the_tag_commit(fleet: Fleet, app: App, step_first: R
     release = fleet.root("h3") / "releases" / "r1"
     assert (release / "app.txt").read_text(encoding="utf-8") == "v1 from git\n", "the tag v1 was not deployed"
     assert app.v1_sha != app.head_sha
-    source = meta(fleet.root("h3"), "r1")["source"]
+    source = meta(fleet.root("h3"), release="r1")["source"]
     assert source["type"] == "git"
     assert source["git_sha"] == app.v1_sha, "source.git_sha is not the commit the tag v1 resolves to"
 
@@ -191,7 +199,7 @@ def test_shared_dirs_are_setgid_and_group_owned(fleet: Fleet, step_first: Run) -
 
 
 def test_migrations_run_once_on_the_first_host(fleet: Fleet, app: App, step_first: Run) -> None:
-    assert app.log("r1.log") == [f"h1 {fleet.root('h1') / 'releases' / 'r1'}"]
+    assert app.log(name="r1.log") == [f"h1 {fleet.root('h1') / 'releases' / 'r1'}"]
 
 
 # --- the web server writes an upload --------------------------------------------------------------
@@ -222,7 +230,7 @@ def test_upload_gets_the_shared_group(uploads: dict[str, Path]) -> None:
 def step_check(fleet: Fleet, app: App, uploads: dict[str, Path]) -> tuple[Run, list[str]]:
     watched = [*fleet.roots.values(), app.logs]
     before = snapshot(*watched)
-    host_vars, extra = second_vars(app)
+    host_vars, extra = second_vars(app=app)
     # Everything a deploy can do, including steps a real run would fail on (nothing listens at the URL,
     # the reload command fails): check mode runs none of them.
     extra.update(
@@ -232,7 +240,7 @@ def step_check(fleet: Fleet, app: App, uploads: dict[str, Path]) -> tuple[Run, l
         release_reload_command=["false"],
     )
     run = fleet.deploy(host_vars=host_vars, extra=extra, check=True, diff=True)
-    return run, diff_snapshots(before, snapshot(*watched))
+    return run, diff_snapshots(before=before, after=snapshot(*watched))
 
 
 def test_check_mode_changes_nothing(step_check: tuple[Run, list[str]], fleet: Fleet) -> None:
@@ -252,14 +260,14 @@ def test_check_diff_shows_the_current_link_change(step_check: tuple[Run, list[st
 
 @pytest.fixture(scope="module")
 def step_second(fleet: Fleet, app: App, step_check: tuple[Run, list[str]]) -> Run:
-    host_vars, extra = second_vars(app)
+    host_vars, extra = second_vars(app=app)
     return fleet.ok(fleet.deploy(host_vars=host_vars, extra=extra))
 
 
 def test_second_deploy_switches_every_host(fleet: Fleet, step_second: Run) -> None:
     for host, root in fleet.roots.items():
         assert current(root) == "r2", host
-        assert meta(root, "r2")["state"] == "complete", host
+        assert meta(root, release="r2")["state"] == "complete", host
         assert [(e["event"], e["id"], e.get("previous")) for e in history(root)][-1] == ("deploy", "r2", "r1"), host
 
 
@@ -268,18 +276,18 @@ def test_directory_source(fleet: Fleet, step_second: Run) -> None:
     assert (release / "index.html").read_text(encoding="utf-8") == "v2 from the directory\n"
     assert (release / "public" / "site.css").read_text(encoding="utf-8") == "body {}\n"
     assert (release / "public" / "uploads").is_symlink()
-    assert meta(fleet.root("h1"), "r2")["source"]["type"] == "directory"
+    assert meta(fleet.root("h1"), release="r2")["source"]["type"] == "directory"
 
 
 def test_none_source_built_by_the_after_fetch_hook(fleet: Fleet, step_second: Run) -> None:
     release = fleet.root("h2") / "releases" / "r2"
-    assert meta(fleet.root("h2"), "r2")["source"]["type"] == "none"
+    assert meta(fleet.root("h2"), release="r2")["source"]["type"] == "none"
     assert (release / "built-by-hook.txt").read_text(encoding="utf-8") == "r2 built on h2\n"
     assert sorted(p.name for p in release.iterdir()) == [".release.json", "built-by-hook.txt", "public", "storage"]
 
 
 def test_migrations_run_once_on_the_migrate_host(fleet: Fleet, app: App, step_second: Run) -> None:
-    assert app.log("r2.log") == [f"h2 {fleet.root('h2') / 'releases' / 'r2'}"]
+    assert app.log(name="r2.log") == [f"h2 {fleet.root('h2') / 'releases' / 'r2'}"]
 
 
 def test_upload_stays_readable_after_the_next_deploy(fleet: Fleet, uploads: dict[str, Path], step_second: Run) -> None:
@@ -301,10 +309,10 @@ def test_shared_data_untouched_by_the_next_deploy(fleet: Fleet, step_second: Run
 @pytest.fixture(scope="module")
 def step_again(fleet: Fleet, app: App, step_second: Run) -> tuple[Run, list[str], list[str]]:
     before = snapshot(*fleet.roots.values())
-    log_before = app.log("r2.log")
-    host_vars, extra = second_vars(app)
+    log_before = app.log(name="r2.log")
+    host_vars, extra = second_vars(app=app)
     run = fleet.ok(fleet.deploy(host_vars=host_vars, extra=extra))
-    return run, diff_snapshots(before, snapshot(*fleet.roots.values())), log_before
+    return run, diff_snapshots(before=before, after=snapshot(*fleet.roots.values())), log_before
 
 
 def test_redeploy_of_the_live_release_changes_nothing(step_again: tuple[Run, list[str], list[str]], app: App) -> None:
@@ -312,7 +320,7 @@ def test_redeploy_of_the_live_release_changes_nothing(step_again: tuple[Run, lis
     for host, counts in run.recap.items():
         assert counts["changed"] == 0, f"{host} reported changes\n{run.describe()}"
     assert changes == [], "the re-deploy changed the disk:\n" + "\n".join(changes)
-    assert app.log("r2.log") == log_before, "the migrations ran again"
+    assert app.log(name="r2.log") == log_before, "the migrations ran again"
 
 
 def test_redeploy_runs_only_the_stage_module(step_again: tuple[Run, list[str], list[str]]) -> None:
@@ -330,13 +338,8 @@ def test_redeploy_runs_only_the_stage_module(step_again: tuple[Run, list[str], l
 
 @pytest.fixture(scope="module")
 def step_bad_migration(fleet: Fleet, step_again: tuple) -> Run:
-    host_vars, extra = plain_vars("r3")
+    host_vars, extra = plain_vars(release_id="r3")
     return fleet.failed(fleet.deploy(host_vars=host_vars, extra={**extra, "release_migrate_command": ["false"]}))
-
-
-def plain_vars(release_id: str) -> tuple[dict, dict]:
-    host_vars = {host: {"release_source": "none"} for host in HOSTS}
-    return host_vars, {"release_id": release_id, "release_shared_dirs": SHARED_DIRS}
 
 
 def test_failed_migration_switches_no_host(fleet: Fleet, step_bad_migration: Run) -> None:
@@ -345,8 +348,9 @@ def test_failed_migration_switches_no_host(fleet: Fleet, step_bad_migration: Run
     assert "migrations failed on host h1" in run.stdout, run.describe()
     for host, root in fleet.roots.items():
         assert current(root) == "r2", f"{host}: current moved"
-        assert meta(root, "r3")["state"] == "failed", f"{host}: r3 is not marked failed"
-        assert "migrations failed on host h1" in meta(root, "r3")["reason"], f"{host}: {meta(root, 'r3')}"
+        assert meta(root, release="r3")["state"] == "failed", f"{host}: r3 is not marked failed"
+        reason = meta(root, release="r3")["reason"]
+        assert "migrations failed on host h1" in reason, f"{host}: r3 failed for {reason}"
         assert not lock_held(root), f"{host}: the deploy lock was left behind"
         last = history(root)[-1]
         assert (last["event"], last["id"]) == ("failed", "r3"), f"{host}: history ends with {last}"
@@ -359,8 +363,8 @@ def test_failed_migration_switches_no_host(fleet: Fleet, step_bad_migration: Run
 @pytest.fixture(scope="module")
 def step_reactivate(fleet: Fleet, step_bad_migration: Run) -> tuple[Run, dict, dict]:
     inodes = {host: inode(root / "releases" / "r1") for host, root in fleet.roots.items()}
-    started = {host: meta(root, "r1")["started"] for host, root in fleet.roots.items()}
-    host_vars, extra = plain_vars("r1")
+    started = {host: meta(root, release="r1")["started"] for host, root in fleet.roots.items()}
+    host_vars, extra = plain_vars(release_id="r1")
     extra.update(release_keep=1, release_hooks_after_fetch=[str(FILES / "hooks" / "write_app.yml")])
     return fleet.ok(fleet.deploy(host_vars=host_vars, extra=extra)), inodes, started
 
@@ -371,8 +375,8 @@ def test_existing_release_is_activated_without_rebuilding(fleet: Fleet, step_rea
         assert current(root) == "r1", host
         release = root / "releases" / "r1"
         assert inode(release) == inodes[host], f"{host}: {release} was rebuilt"
-        assert meta(root, "r1")["started"] == started[host], f"{host}: r1 has a new start time"
-        assert meta(root, "r1")["state"] == "complete", host
+        assert meta(root, release="r1")["started"] == started[host], f"{host}: r1 has a new start time"
+        assert meta(root, release="r1")["state"] == "complete", host
         assert not (release / "built-by-hook.txt").exists(), f"{host}: the after_fetch hook ran for r1"
         last = history(root)[-1]
         assert (last["event"], last["id"], last.get("previous")) == ("activate", "r1", "r2"), f"{host}: {last}"
@@ -396,7 +400,7 @@ def test_rollback_to_a_named_release(fleet: Fleet, step_named_rollback: Run) -> 
     # r1 is the oldest release: without release_rollback_to there is nothing to roll back to.
     for host, root in fleet.roots.items():
         assert current(root) == "r2", host
-        assert meta(root, "r1")["state"] == "failed", f"{host}: the release rolled back from is not failed"
+        assert meta(root, release="r1")["state"] == "failed", f"{host}: the release rolled back from is not failed"
         last = history(root)[-1]
         assert (last["event"], last["id"], last.get("previous")) == ("rollback", "r2", "r1"), f"{host}: {last}"
         assert not lock_held(root), host

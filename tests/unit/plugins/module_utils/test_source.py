@@ -252,6 +252,16 @@ def test_git_export_versions(repo, tmp_path, version, expected_commit, version_f
 
 
 @pytestmark_git
+def test_git_export_files_are_not_group_writable(repo, tmp_path):
+    # git archive's default tar.umask of 0002 would ship every file group-writable
+    _sha, tar_bytes = _source.git_export(run=Runner(), repo=repo['path'], version='HEAD', mirror=str(tmp_path / 'r.git'))
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tf:
+        modes = {m.name: m.mode for m in tf.getmembers()}
+    assert modes['version'] == 0o644
+    assert modes['src'] == 0o755
+
+
+@pytestmark_git
 def test_git_missing_version(repo, tmp_path):
     with pytest.raises(ReleaseError) as info:
         _source.git_export(run=Runner(), repo=repo['path'], version='no-such-branch', mirror=str(tmp_path / 'repo.git'))
