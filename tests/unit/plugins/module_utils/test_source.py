@@ -254,7 +254,8 @@ def test_git_export_versions(repo, tmp_path, version, expected_commit, version_f
 @pytestmark_git
 def test_git_export_files_are_not_group_writable(repo, tmp_path):
     # git archive's default tar.umask of 0002 would ship every file group-writable
-    _sha, tar_bytes = _source.git_export(run=Runner(), repo=repo['path'], version='HEAD', mirror=str(tmp_path / 'r.git'))
+    mirror = str(tmp_path / 'r.git')
+    _sha, tar_bytes = _source.git_export(run=Runner(), repo=repo['path'], version='HEAD', mirror=mirror)
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tf:
         modes = {m.name: m.mode for m in tf.getmembers()}
     assert modes['version'] == 0o644
