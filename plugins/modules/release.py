@@ -425,7 +425,11 @@ class Stage:
                 f'(set adopt=true, role variable release_adopt_current=true, to swap it for the link)',
                 path=self.layout.current,
             )
-        _shared.ensure_shared(
+        self.ensure_shared(check_mode=True)
+
+    def ensure_shared(self, *, check_mode: bool) -> dict:
+        """Create missing shared dirs and files; with check_mode, only validate and report."""
+        return _shared.ensure_shared(
             root=self.layout.root,
             shared=self.layout.shared,
             dirs=self.shared_dirs,
@@ -435,7 +439,7 @@ class Stage:
             gid=self.gid,
             strict=self.params['shared_strict'],
             allow_external=self.params['shared_allow_external'],
-            check_mode=True,
+            check_mode=check_mode,
         )
 
     def previous_for_dedupe(self, releases: list[R.Release], current: str | None) -> str | None:
@@ -497,18 +501,7 @@ class Stage:
 
     def link(self, path: str) -> dict:
         p = self.params
-        shared = _shared.ensure_shared(
-            root=self.layout.root,
-            shared=self.layout.shared,
-            dirs=self.shared_dirs,
-            files=self.shared_files,
-            mode=self.shared_mode,
-            uid=self.uid,
-            gid=self.gid,
-            strict=p['shared_strict'],
-            allow_external=p['shared_allow_external'],
-            check_mode=self.check,
-        )
+        shared = self.ensure_shared(check_mode=self.check)
         self.warnings.extend(shared['warnings'])
         links = _shared.link_into_release(
             release=path,
