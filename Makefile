@@ -4,7 +4,7 @@
 #
 #   make demo         run scripts/demo.sh (needs only .venv with ansible-core)
 #   make test         every stage below, in order; ends with "stages: N passed, N failed"
-#   make lint         ruff check, yamllint --strict, ansible-lint --profile production, changelog lint
+#   make lint         ruff check, ruff format --check, yamllint --strict, ansible-lint --profile production, changelog lint
 #   make sanity       ansible-test sanity --venv --python 3.11, every test, empty ignore files
 #   make units        ansible-test units --local --python 3.11, plain pytest tests/unit, the race test
 #   make build-test   build + offline install of the collection tarball (tests/build/run.sh)
@@ -84,7 +84,7 @@ test:
 # Every linter runs even when one fails, so a single run reports every finding.
 lint: setup
 	@rc=0; \
-	for cmd in "ruff check ." "yamllint --strict ." "ansible-lint --profile production" "antsibull-changelog lint"; do \
+	for cmd in "ruff check ." "ruff format --check ." "yamllint --strict ." "ansible-lint --profile production" "antsibull-changelog lint"; do \
 		echo "--> $$cmd"; \
 		$$cmd || { rc=1; echo "--> $$cmd FAILED"; }; \
 	done; \

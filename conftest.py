@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent
-COLLECTIONS_ROOT = REPO_ROOT / "build" / "collections"
-COLLECTION_DIR = COLLECTIONS_ROOT / "ansible_collections" / "atomic" / "deploy"
-LINK_TEXT = "../../../.."
+COLLECTIONS_ROOT = REPO_ROOT / 'build' / 'collections'
+COLLECTION_DIR = COLLECTIONS_ROOT / 'ansible_collections' / 'atomic' / 'deploy'
+LINK_TEXT = '../../../..'
 
 
 def ensure_collection_tree(*, collection_dir: Path, link_text: str) -> None:
@@ -23,9 +23,9 @@ def ensure_collection_tree(*, collection_dir: Path, link_text: str) -> None:
     if collection_dir.is_symlink():
         if os.readlink(collection_dir) == link_text:
             return
-        raise RuntimeError(f"collection tree {collection_dir} points at {os.readlink(collection_dir)}, not {link_text}")
+        raise RuntimeError(f'collection tree {collection_dir} points at {os.readlink(collection_dir)}, not {link_text}')
     if collection_dir.exists():
-        raise RuntimeError(f"collection tree {collection_dir} exists and is not a symlink; remove it (make clean)")
+        raise RuntimeError(f'collection tree {collection_dir} exists and is not a symlink; remove it (make clean)')
     collection_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         collection_dir.symlink_to(link_text)
@@ -35,7 +35,7 @@ def ensure_collection_tree(*, collection_dir: Path, link_text: str) -> None:
 
 
 def running_under_ansible_test() -> bool:
-    return "ansible_pytest_collections" in os.environ.get("PYTEST_PLUGINS", "")
+    return 'ansible_pytest_collections' in os.environ.get('PYTEST_PLUGINS', '')
 
 
 if not running_under_ansible_test():

@@ -15,9 +15,9 @@ from typing import Any
 import testinfra
 import testinfra.utils.ansible_runner
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+INVENTORY = os.environ['MOLECULE_INVENTORY_FILE']
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
-HOST_NAMES = sorted(RUNNER.get_hosts("all"))
+HOST_NAMES = sorted(RUNNER.get_hosts('all'))
 
 # Runs on the host as root: lstat of every entry under the root (links are not followed), the link
 # text and resolved path of links, and the text of small files.
@@ -72,7 +72,7 @@ class Snapshot:
     def __getitem__(self, path: str) -> dict:
         entry = self.entries.get(path)
         if entry is None:
-            raise AssertionError(f"{path} does not exist on {self.hostname}")
+            raise AssertionError(f'{path} does not exist on {self.hostname}')
         return entry
 
     def exists(self, path: str) -> bool:
@@ -80,15 +80,15 @@ class Snapshot:
 
     def text(self, path: str) -> str:
         entry = self[path]
-        assert entry["kind"] == "file", f"{path} on {self.hostname} is a {entry['kind']}, not a file"
-        return entry["text"]
+        assert entry['kind'] == 'file', f'{path} on {self.hostname} is a {entry["kind"]}, not a file'
+        return entry['text']
 
     def json(self, path: str) -> Any:
         text = self.text(path)
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise AssertionError(f"{path} on {self.hostname} is not json: {text!r}") from exc
+            raise AssertionError(f'{path} on {self.hostname} is not json: {text!r}') from exc
 
     def json_lines(self, path: str) -> list[Any]:
         entries = []
@@ -96,13 +96,13 @@ class Snapshot:
             try:
                 entries.append(json.loads(line))
             except ValueError as exc:
-                raise AssertionError(f"{path} line {number} on {self.hostname} is not json: {line!r}") from exc
+                raise AssertionError(f'{path} line {number} on {self.hostname} is not json: {line!r}') from exc
         return entries
 
 
 def take_snapshot(*, host: testinfra.host.Host, root: str) -> Snapshot:
     with host.sudo():
-        out = host.check_output("python3 -c %s %s", PROBE, root)
+        out = host.check_output('python3 -c %s %s', PROBE, root)
     return Snapshot(hostname=host.backend.get_hostname(), entries=json.loads(out))
 
 

@@ -77,8 +77,8 @@ _RAW_CHUNK = 256 * 1024
 _OUT_LIMIT = 1024 * 1024
 _QUEUE_DEPTH = 8
 
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
+_O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
 _WRITE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | _O_NOFOLLOW | _O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC
 _UTIME_FD = os.utime in os.supports_fd
@@ -89,15 +89,15 @@ _LINK_REFUSED = frozenset(
         _errno.EXDEV,
         _errno.EPERM,
         _errno.EACCES,
-        getattr(_errno, "ENOTSUP", None),
-        getattr(_errno, "EOPNOTSUPP", None),
+        getattr(_errno, 'ENOTSUP', None),
+        getattr(_errno, 'EOPNOTSUPP', None),
     )
     if code is not None
 )
 _ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_STAT_KEYS = ("files", "dirs", "symlinks", "hardlinks", "written", "linked", "bytes_written", "bytes_linked")
-_DIR, _FILE, _LINK = "d", "f", "l"
+_ZIP_MAGICS = (b'PK\x03\x04', b'PK\x05\x06', b'PK\x07\x08')
+_STAT_KEYS = ('files', 'dirs', 'symlinks', 'hardlinks', 'written', 'linked', 'bytes_written', 'bytes_linked')
+_DIR, _FILE, _LINK = 'd', 'f', 'l'
 _IMPLICIT_DIR_MODE = 0o755
 
 
@@ -123,7 +123,7 @@ class _NotArchiveError(ExtractError):
 
 
 def _refuse(raw: str, why: str) -> ExtractError:
-    return ExtractError(f"refusing archive member {raw!r}: {why}", path=raw)
+    return ExtractError(f'refusing archive member {raw!r}: {why}', path=raw)
 
 
 def _os_message(exc: OSError) -> str:
@@ -137,27 +137,27 @@ def _os_message(exc: OSError) -> str:
 
 
 def _compression(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return "gz"
-    if head[:3] == b"BZh":
-        return "bz2"
-    if head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x5d\x00\x00\x80":
-        return "xz"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zst"
-    return "tar"
+    if head[:2] == b'\x1f\x8b':
+        return 'gz'
+    if head[:3] == b'BZh':
+        return 'bz2'
+    if head[:6] == b'\xfd7zXZ\x00' or head[:4] == b'\x5d\x00\x00\x80':
+        return 'xz'
+    if head[:4] == b'\x28\xb5\x2f\xfd':
+        return 'zst'
+    return 'tar'
 
 
 def _decompressor(kind: str, label: str):
-    if kind == "gz":
+    if kind == 'gz':
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if kind == "bz2":
+    if kind == 'bz2':
         return bz2.BZ2Decompressor()
-    if kind == "xz" and lzma is not None:
+    if kind == 'xz' and lzma is not None:
         return lzma.LZMADecompressor()
-    if kind == "zst" and zstd is not None:
+    if kind == 'zst' and zstd is not None:
         return zstd.ZstdDecompressor()
-    raise ExtractError(f"cannot read archive {label}: {kind} compression is not available on this host", path=label)
+    raise ExtractError(f'cannot read archive {label}: {kind} compression is not available on this host', path=label)
 
 
 _DECOMPRESS_ERRORS: tuple = (zlib.error, OSError, EOFError, ValueError)
@@ -171,7 +171,7 @@ def _read_raw(raw, size: int, label: str) -> bytes:
     try:
         return raw.read(size)
     except OSError as exc:
-        raise ExtractError(f"cannot read archive {label}: {_os_message(exc)}", path=label, errno=exc.errno) from exc
+        raise ExtractError(f'cannot read archive {label}: {_os_message(exc)}', path=label, errno=exc.errno) from exc
 
 
 def _chunks(raw, head: bytes, label: str):
@@ -181,7 +181,7 @@ def _chunks(raw, head: bytes, label: str):
     before its end marker is refused as truncated, and the gzip CRC is checked by zlib.
     """
     kind = _compression(head)
-    if kind == "tar":
+    if kind == 'tar':
         data = head
         while data:
             yield data
@@ -195,7 +195,7 @@ def _chunks(raw, head: bytes, label: str):
                 data = _read_raw(raw, _RAW_CHUNK, label)
                 if not data:
                     break
-            if kind == "gz":
+            if kind == 'gz':
                 while data:
                     out = dec.decompress(data, _OUT_LIMIT)
                     if out:
@@ -208,10 +208,10 @@ def _chunks(raw, head: bytes, label: str):
                 if out:
                     yield out
                 while not dec.eof and not dec.needs_input:
-                    out = dec.decompress(b"", _OUT_LIMIT)
+                    out = dec.decompress(b'', _OUT_LIMIT)
                     if out:
                         yield out
-                data = b""
+                data = b''
             if dec.eof:
                 data = dec.unused_data or _read_raw(raw, _RAW_CHUNK, label)
                 if not data or _compression(data) != kind:
@@ -219,9 +219,9 @@ def _chunks(raw, head: bytes, label: str):
                     return
                 dec = _decompressor(kind, label)
     except _DECOMPRESS_ERRORS as exc:
-        raise ExtractError(f"cannot read archive {label}: invalid {kind} data ({exc})", path=label) from exc
+        raise ExtractError(f'cannot read archive {label}: invalid {kind} data ({exc})', path=label) from exc
     if not dec.eof:
-        raise ExtractError(f"cannot read archive {label}: {kind} stream is truncated", path=label)
+        raise ExtractError(f'cannot read archive {label}: {kind} stream is truncated', path=label)
 
 
 class _Pump:
@@ -237,7 +237,7 @@ class _Pump:
         self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
         self._stop = False
         self._done = False
-        self._thread = threading.Thread(target=self._run, args=(gen,), name="atomic-deploy-extract", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(gen,), name='atomic-deploy-extract', daemon=True)
         self._thread.start()
 
     def _run(self, gen) -> None:
@@ -288,10 +288,10 @@ class _ForwardReader:
 
     def __init__(self, chunks) -> None:
         self._chunks = chunks
-        self._buf = b""
+        self._buf = b''
         self._off = 0
         self._pos = 0
-        self.last = b""
+        self.last = b''
 
     def _more(self) -> bool:
         for chunk in self._chunks:
@@ -299,7 +299,7 @@ class _ForwardReader:
                 self._buf = chunk
                 self._off = 0
                 return True
-        self._buf = b""
+        self._buf = b''
         self._off = 0
         return False
 
@@ -312,7 +312,7 @@ class _ForwardReader:
         else:
             parts = [buf[off:]]
             got = len(buf) - off
-            self._buf = b""
+            self._buf = b''
             self._off = 0
             while (size < 0 or got < size) and self._more():
                 chunk = self._buf
@@ -320,7 +320,7 @@ class _ForwardReader:
                 parts.append(chunk if need == len(chunk) else chunk[:need])
                 self._off = need
                 got += need
-            data = b"".join(parts)
+            data = b''.join(parts)
         self._pos += len(data)
         self.last = data
         return data
@@ -333,7 +333,7 @@ class _ForwardReader:
 
     def seek(self, pos: int, whence: int = 0) -> int:
         if whence != 0 or pos < self._pos:
-            raise OSError(_errno.ESPIPE, "archive stream cannot seek backwards")
+            raise OSError(_errno.ESPIPE, 'archive stream cannot seek backwards')
         while self._pos < pos:
             avail = len(self._buf) - self._off
             if not avail and not self._more():
@@ -378,7 +378,7 @@ def _read_exact(fd: int, size: int) -> bytes:
                 break
             parts.append(more)
             got += len(more)
-        data = b"".join(parts)
+        data = b''.join(parts)
     return data
 
 
@@ -394,23 +394,23 @@ class _Extractor:
 
     def __init__(self, *, dest: str, previous: str | None, dedupe: bool, strip_components: int, reserved) -> None:
         if isinstance(strip_components, bool) or not isinstance(strip_components, int) or strip_components < 0:
-            raise ExtractError(f"strip_components must be an integer >= 0, got {strip_components!r}")
+            raise ExtractError(f'strip_components must be an integer >= 0, got {strip_components!r}')
         dest = os.path.abspath(os.fspath(dest))
         if not os.path.isdir(dest):
-            raise ExtractError(f"destination {dest} is not a directory", path=dest)
-        self.dest = dest.rstrip("/") or "/"
-        self.root = "" if self.dest == "/" else self.dest
+            raise ExtractError(f'destination {dest} is not a directory', path=dest)
+        self.dest = dest.rstrip('/') or '/'
+        self.root = '' if self.dest == '/' else self.dest
         self.strip = strip_components
         self.reserved = frozenset((reserved,) if isinstance(reserved, str) else reserved or ())
         self.previous = None
         if dedupe and previous and os.path.isdir(previous):
-            self.previous = os.path.abspath(os.fspath(previous)).rstrip("/")
+            self.previous = os.path.abspath(os.fspath(previous)).rstrip('/')
         self.kinds: dict[str, str] = {}
         self.dirs: dict[str, tuple[int, int | None]] = {}
-        self.prev_dirs: dict[str, bool] = {"": True}
+        self.prev_dirs: dict[str, bool] = {'': True}
         self.stats = dict.fromkeys(_STAT_KEYS, 0)
         self.umask = _current_umask()
-        self.uid = os.geteuid() if hasattr(os, "geteuid") else None
+        self.uid = os.geteuid() if hasattr(os, 'geteuid') else None
         self.can_link = True
         self.current = self.dest
         self.up_links: set[str] = set()
@@ -420,13 +420,13 @@ class _Extractor:
     @staticmethod
     def _parts(raw: str) -> tuple[list[str] | None, str | None]:
         if not raw:
-            return None, "empty name"
-        if "\x00" in raw:
-            return None, "name contains a nul byte"
-        if raw.startswith("/"):
-            return None, "absolute path"
-        parts = [p for p in raw.split("/") if p and p != "."]
-        if ".." in parts:
+            return None, 'empty name'
+        if '\x00' in raw:
+            return None, 'name contains a nul byte'
+        if raw.startswith('/'):
+            return None, 'absolute path'
+        parts = [p for p in raw.split('/') if p and p != '.']
+        if '..' in parts:
             return None, "path contains a '..' component"
         return parts, None
 
@@ -434,21 +434,21 @@ class _Extractor:
         """Return the member's path relative to dest, or None when the member is to be skipped."""
         parts, why = self._parts(raw)
         if parts is None:
-            raise _refuse(raw, why or "invalid name")
+            raise _refuse(raw, why or 'invalid name')
         if not parts:
             if is_dir:
                 return None
-            raise _refuse(raw, "empty name after normalisation")
+            raise _refuse(raw, 'empty name after normalisation')
         if self.strip:
             parts = parts[self.strip :]
             if not parts:
                 return None
         if parts[0] in self.reserved:
-            raise _refuse(raw, f"{parts[0]} is reserved for the release itself")
-        return "/".join(parts)
+            raise _refuse(raw, f'{parts[0]} is reserved for the release itself')
+        return '/'.join(parts)
 
     def path(self, rel: str) -> str:
-        return self.root + "/" + rel
+        return self.root + '/' + rel
 
     # ---- tree bookkeeping ----------------------------------------------------------------------------------
 
@@ -460,21 +460,21 @@ class _Extractor:
 
     def parent(self, rel: str, raw: str) -> None:
         """Make sure every parent of rel is a real directory this extraction created."""
-        cut = rel.rfind("/")
+        cut = rel.rfind('/')
         if cut < 0 or rel[:cut] in self.dirs:
             return
-        cur = ""
-        for part in rel.split("/")[:-1]:
-            cur = cur + "/" + part if cur else part
+        cur = ''
+        for part in rel.split('/')[:-1]:
+            cur = cur + '/' + part if cur else part
             kind = self.kinds.get(cur)
             if kind is None:
                 self._mkdir(cur)
                 self.kinds[cur] = _DIR
                 self.dirs[cur] = (_IMPLICIT_DIR_MODE, None)
             elif kind == _LINK:
-                raise _refuse(raw, f"parent {cur} is a symlink")
+                raise _refuse(raw, f'parent {cur} is a symlink')
             elif kind != _DIR:
-                raise _refuse(raw, f"parent {cur} is not a directory")
+                raise _refuse(raw, f'parent {cur} is not a directory')
 
     def make_room(self, rel: str, *, for_dir: bool) -> bool:
         """Remove an earlier entry at rel; True when it is a directory that stays (for_dir)."""
@@ -485,7 +485,7 @@ class _Extractor:
             if for_dir:
                 return True
             shutil.rmtree(self.path(rel))
-            prefix = rel + "/"
+            prefix = rel + '/'
             self.kinds = {k: v for k, v in self.kinds.items() if not k.startswith(prefix)}
             self.dirs = {k: v for k, v in self.dirs.items() if not k.startswith(prefix)}
             del self.dirs[rel]
@@ -503,34 +503,34 @@ class _Extractor:
             self._mkdir(rel)
             self.kinds[rel] = _DIR
         self.dirs[rel] = (mode & _MODE_MASK, _mtime_ns(mtime))
-        self.stats["dirs"] += 1
+        self.stats['dirs'] += 1
 
     def add_symlink(self, rel: str, raw: str, *, target: str) -> None:
         self.current = self.path(rel)
         if not target:
-            raise _refuse(raw, "empty symlink target")
-        if "\x00" in target:
-            raise _refuse(raw, "symlink target contains a nul byte")
-        if target.startswith("/"):
-            raise _refuse(raw, f"absolute symlink target {target}")
-        resolved = posixpath.normpath(posixpath.join(rel.rpartition("/")[0], target))
-        if resolved == ".." or resolved.startswith("../"):
-            raise _refuse(raw, f"symlink target {target} points outside the release")
+            raise _refuse(raw, 'empty symlink target')
+        if '\x00' in target:
+            raise _refuse(raw, 'symlink target contains a nul byte')
+        if target.startswith('/'):
+            raise _refuse(raw, f'absolute symlink target {target}')
+        resolved = posixpath.normpath(posixpath.join(rel.rpartition('/')[0], target))
+        if resolved == '..' or resolved.startswith('../'):
+            raise _refuse(raw, f'symlink target {target} points outside the release')
         self.parent(rel, raw)
         self.make_room(rel, for_dir=False)
         os.symlink(target, self.path(rel))
         self.kinds[rel] = _LINK
-        if ".." in target.split("/"):
+        if '..' in target.split('/'):
             # Only a link that climbs can leave dest through other links: finish() resolves these for real.
             self.up_links.add(rel)
-        self.stats["symlinks"] += 1
+        self.stats['symlinks'] += 1
 
     def add_hardlink(self, rel: str, raw: str, *, target: str) -> None:
         self.current = self.path(rel)
         parts, _why = self._parts(target)
-        target_rel = "/".join(parts[self.strip :]) if parts else ""
+        target_rel = '/'.join(parts[self.strip :]) if parts else ''
         if not target_rel or self.kinds.get(target_rel) != _FILE or target_rel == rel:
-            raise _refuse(raw, f"hard link target {target} is not an earlier regular file member")
+            raise _refuse(raw, f'hard link target {target} is not an earlier regular file member')
         self.parent(rel, raw)
         self.make_room(rel, for_dir=False)
         source = self.path(target_rel)
@@ -542,7 +542,7 @@ class _Extractor:
                 raise
             _copy_file(source, path)
         self.kinds[rel] = _FILE
-        self.stats["hardlinks"] += 1
+        self.stats['hardlinks'] += 1
 
     def add_file(self, rel: str, raw: str, *, mode: int, mtime, size: int, read) -> None:
         self.current = self.path(rel)
@@ -552,22 +552,22 @@ class _Extractor:
         path = self.path(rel)
         prev = self._candidate(rel, mode, size)
         stats = self.stats
-        stats["files"] += 1
+        stats['files'] += 1
         if size <= SMALL_FILE:
             data = read(size)
             if prev is not None and _same_content(prev, data) and self._link(prev, path):
-                stats["linked"] += 1
-                stats["bytes_linked"] += size
+                stats['linked'] += 1
+                stats['bytes_linked'] += size
             else:
                 self._write_new(path, mode, mtime, data)
-                stats["written"] += 1
-                stats["bytes_written"] += size
+                stats['written'] += 1
+                stats['bytes_written'] += size
         elif self._spool(path, prev, mode=mode, mtime=mtime, size=size, read=read):
-            stats["linked"] += 1
-            stats["bytes_linked"] += size
+            stats['linked'] += 1
+            stats['bytes_linked'] += size
         else:
-            stats["written"] += 1
-            stats["bytes_written"] += size
+            stats['written'] += 1
+            stats['bytes_written'] += size
         self.kinds[rel] = _FILE
 
     # ---- files ---------------------------------------------------------------------------------------------
@@ -576,10 +576,10 @@ class _Extractor:
         """The file in previous this member may share an inode with, judged on metadata only."""
         if self.previous is None or not self.can_link:
             return None
-        cut = rel.rfind("/")
-        if not self._prev_dir_ok(rel[:cut] if cut >= 0 else ""):
+        cut = rel.rfind('/')
+        if not self._prev_dir_ok(rel[:cut] if cut >= 0 else ''):
             return None
-        path = self.previous + "/" + rel
+        path = self.previous + '/' + rel
         try:
             st = os.lstat(path)
         except OSError:
@@ -597,11 +597,11 @@ class _Extractor:
         """True when previous/rel is a directory reached without following a symlink (e.g. a shared link)."""
         ok = self.prev_dirs.get(rel)
         if ok is None:
-            cut = rel.rfind("/")
-            ok = self._prev_dir_ok(rel[:cut] if cut >= 0 else "")
+            cut = rel.rfind('/')
+            ok = self._prev_dir_ok(rel[:cut] if cut >= 0 else '')
             if ok:
                 try:
-                    ok = stat.S_ISDIR(os.lstat(self.previous + "/" + rel).st_mode)
+                    ok = stat.S_ISDIR(os.lstat(self.previous + '/' + rel).st_mode)
                 except OSError:
                     ok = False
             self.prev_dirs[rel] = ok
@@ -658,7 +658,7 @@ class _Extractor:
                 if same:
                     same = _read_exact(pfd, len(chunk)) == chunk
             if same:
-                same = os.read(pfd, 1) == b""
+                same = os.read(pfd, 1) == b''
             self._finish_fd(fd, path, mode, mtime)
         finally:
             os.close(fd)
@@ -668,9 +668,9 @@ class _Extractor:
 
     def _replace_with_link(self, prev: str, path: str) -> bool:
         """Swap the file just written for a link to prev; keep the written copy when linking is refused."""
-        folder = path.rpartition("/")[0]
+        folder = path.rpartition('/')[0]
         while True:
-            temp = f"{folder}/.atomic-deploy-dedupe-{os.urandom(6).hex()}"
+            temp = f'{folder}/.atomic-deploy-dedupe-{os.urandom(6).hex()}'
             try:
                 os.link(prev, temp, follow_symlinks=False)
             except FileExistsError:
@@ -694,14 +694,14 @@ class _Extractor:
         links = sorted(rel for rel in self.up_links if self.kinds.get(rel) == _LINK)
         if links:
             real_dest = os.path.realpath(self.dest)
-            inside = real_dest.rstrip("/") + "/"
+            inside = real_dest.rstrip('/') + '/'
             for rel in links:
                 real = os.path.realpath(self.path(rel))
                 if real != real_dest and not real.startswith(inside):
                     # The caller removes the partial release, but never leave an escaping link behind meanwhile.
                     os.unlink(self.path(rel))
-                    raise _refuse(rel, f"symlink resolves to {real}, outside the release, through other symlinks")
-        for rel in sorted(self.dirs, key=lambda r: r.count("/"), reverse=True):
+                    raise _refuse(rel, f'symlink resolves to {real}, outside the release, through other symlinks')
+        for rel in sorted(self.dirs, key=lambda r: r.count('/'), reverse=True):
             mode, ns = self.dirs[rel]
             path = self.path(rel)
             if ns is not None:
@@ -748,12 +748,12 @@ def _copy_file(source: str, path: str) -> None:
 
 def _describe(member: tarfile.TarInfo) -> str:
     if member.ischr():
-        return "character device"
+        return 'character device'
     if member.isblk():
-        return "block device"
+        return 'block device'
     if member.isfifo():
-        return "fifo"
-    return f"unsupported member type {member.type!r}"
+        return 'fifo'
+    return f'unsupported member type {member.type!r}'
 
 
 def _tar_member(ex: _Extractor, tf: tarfile.TarFile, src: _ForwardReader, member: tarfile.TarInfo, label: str):
@@ -772,9 +772,9 @@ def _tar_member(ex: _Extractor, tf: tarfile.TarFile, src: _ForwardReader, member
             try:
                 data = stream.read(size)
             except tarfile.TarError as exc:
-                raise ExtractError(f"cannot read member {raw!r} of archive {label}: {exc}", path=raw) from exc
+                raise ExtractError(f'cannot read member {raw!r} of archive {label}: {exc}', path=raw) from exc
             if len(data) != size:
-                raise ExtractError(f"cannot read member {raw!r} of archive {label}: archive is truncated", path=raw)
+                raise ExtractError(f'cannot read member {raw!r} of archive {label}: archive is truncated', path=raw)
             return data
 
         ex.add_file(rel, raw, mode=member.mode, mtime=member.mtime, size=member.size, read=read)
@@ -799,22 +799,22 @@ def _run_member(ex: _Extractor, func, *args) -> None:
         func(*args)
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) else ex.current
-        raise ExtractError(f"cannot extract {where}: {_os_message(exc)}", path=where, errno=exc.errno) from exc
+        raise ExtractError(f'cannot extract {where}: {_os_message(exc)}', path=where, errno=exc.errno) from exc
 
 
 def _open_tar(raw, label: str, *, threaded: bool) -> tuple[tarfile.TarFile, _ForwardReader, _Pump | None]:
     head = _read_raw(raw, _RAW_CHUNK, label)
     if not head:
-        raise ExtractError(f"cannot read archive {label}: file is empty", path=label)
+        raise ExtractError(f'cannot read archive {label}: file is empty', path=label)
     gen = _chunks(raw, head, label)
     pump = _Pump(gen) if threaded else None
     src = _ForwardReader(pump if pump is not None else gen)
     try:
-        tf = tarfile.TarFile(fileobj=src, mode="r")
+        tf = tarfile.TarFile(fileobj=src, mode='r')
     except tarfile.TarError as exc:
         if pump is not None:
             pump.close()
-        raise _NotArchiveError(f"cannot read archive {label}: not a tar archive ({exc})", path=label) from exc
+        raise _NotArchiveError(f'cannot read archive {label}: not a tar archive ({exc})', path=label) from exc
     except BaseException:
         if pump is not None:
             pump.close()
@@ -830,7 +830,7 @@ def _extract_tar(raw, label: str, ex: _Extractor) -> dict:
             try:
                 member = tf.next()
             except tarfile.TarError as exc:
-                raise ExtractError(f"cannot read archive {label}: {exc}", path=label) from exc
+                raise ExtractError(f'cannot read archive {label}: {exc}', path=label) from exc
             if member is None:
                 break
             # tarfile keeps every member it has read; nothing here looks back, so keep memory flat.
@@ -838,8 +838,8 @@ def _extract_tar(raw, label: str, ex: _Extractor) -> dict:
             last = member.name
             _run_member(ex, _tar_member, ex, tf, src, member, label)
         if src.last != _ZERO_BLOCK:
-            after = f" after member {last!r}" if last is not None else ""
-            raise ExtractError(f"cannot read archive {label}: archive is truncated or corrupt{after}", path=label)
+            after = f' after member {last!r}' if last is not None else ''
+            raise ExtractError(f'cannot read archive {label}: archive is truncated or corrupt{after}', path=label)
         src.drain()
     finally:
         if pump is not None:
@@ -848,16 +848,16 @@ def _extract_tar(raw, label: str, ex: _Extractor) -> dict:
         return ex.finish()
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) else ex.dest
-        raise ExtractError(f"cannot extract {where}: {_os_message(exc)}", path=where, errno=exc.errno) from exc
+        raise ExtractError(f'cannot extract {where}: {_os_message(exc)}', path=where, errno=exc.errno) from exc
 
 
 def _zip_member(ex: _Extractor, zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> None:
     raw = info.filename
     unix = info.external_attr >> 16
     kind = stat.S_IFMT(unix)
-    is_dir = raw.endswith("/") or kind == stat.S_IFDIR
+    is_dir = raw.endswith('/') or kind == stat.S_IFDIR
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
-        raise _refuse(raw, "device, fifo or other special file")
+        raise _refuse(raw, 'device, fifo or other special file')
     rel = ex.name(raw, is_dir=is_dir)
     if rel is None:
         return
@@ -872,7 +872,7 @@ def _zip_member(ex: _Extractor, zf: zipfile.ZipFile, info: zipfile.ZipInfo, labe
             with zf.open(info) as handle:
                 return handle.read(size)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
-            raise ExtractError(f"cannot read member {raw!r} of archive {label}: {exc}", path=raw) from exc
+            raise ExtractError(f'cannot read member {raw!r} of archive {label}: {exc}', path=raw) from exc
 
     if is_dir:
         ex.add_dir(rel, raw, mode=mode, mtime=mtime)
@@ -888,9 +888,9 @@ def _zip_member(ex: _Extractor, zf: zipfile.ZipFile, info: zipfile.ZipInfo, labe
                     handle = zf.open(info)
                 data = handle.read(size)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
-                raise ExtractError(f"cannot read member {raw!r} of archive {label}: {exc}", path=raw) from exc
+                raise ExtractError(f'cannot read member {raw!r} of archive {label}: {exc}', path=raw) from exc
             if len(data) != size:
-                raise ExtractError(f"cannot read member {raw!r} of archive {label}: archive is truncated", path=raw)
+                raise ExtractError(f'cannot read member {raw!r} of archive {label}: archive is truncated', path=raw)
             return data
 
         try:
@@ -904,9 +904,9 @@ def _extract_zip(archive: str, ex: _Extractor) -> dict:
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
-        raise ExtractError(f"cannot read archive {archive}: {exc}", path=archive) from exc
+        raise ExtractError(f'cannot read archive {archive}: {exc}', path=archive) from exc
     except OSError as exc:
-        raise ExtractError(f"cannot read archive {archive}: {_os_message(exc)}", path=archive, errno=exc.errno) from exc
+        raise ExtractError(f'cannot read archive {archive}: {_os_message(exc)}', path=archive, errno=exc.errno) from exc
     with zf:
         for info in zf.infolist():
             _run_member(ex, _zip_member, ex, zf, info, archive)
@@ -914,7 +914,7 @@ def _extract_zip(archive: str, ex: _Extractor) -> dict:
         return ex.finish()
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) else ex.dest
-        raise ExtractError(f"cannot extract {where}: {_os_message(exc)}", path=where, errno=exc.errno) from exc
+        raise ExtractError(f'cannot extract {where}: {_os_message(exc)}', path=where, errno=exc.errno) from exc
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -925,19 +925,19 @@ def _extract_zip(archive: str, ex: _Extractor) -> dict:
 def detect_format(path: str) -> str:
     """Return ``tar`` (uncompressed or gz/bz2/xz compressed, zstd where Python has it) or ``zip``."""
     try:
-        with open(path, "rb") as handle:
+        with open(path, 'rb') as handle:
             head = handle.read(_RAW_CHUNK)
             if head[:4] in _ZIP_MAGICS:
-                return "zip"
+                return 'zip'
             if not head:
-                raise ExtractError(f"{path} is empty, not a tar or zip archive", path=path)
+                raise ExtractError(f'{path} is empty, not a tar or zip archive', path=path)
             tf, _src, _pump = _open_tar(_Replay(head, handle), path, threaded=False)
             tf.close()
-            return "tar"
+            return 'tar'
     except OSError as exc:
-        raise ExtractError(f"cannot read archive {path}: {_os_message(exc)}", path=path, errno=exc.errno) from exc
+        raise ExtractError(f'cannot read archive {path}: {_os_message(exc)}', path=path, errno=exc.errno) from exc
     except _NotArchiveError as exc:
-        raise ExtractError(f"{path} is not a tar or zip archive", path=path) from exc
+        raise ExtractError(f'{path} is not a tar or zip archive', path=path) from exc
 
 
 class _Replay:
@@ -949,7 +949,7 @@ class _Replay:
 
     def read(self, size: int) -> bytes:
         if self._head:
-            data, self._head = self._head, b""
+            data, self._head = self._head, b''
             return data
         return self._handle.read(size)
 
@@ -961,18 +961,18 @@ def extract_archive(
     previous: str | None = None,
     dedupe: bool = True,
     strip_components: int = 0,
-    reserved: tuple[str, ...] = (".release.json",),
+    reserved: tuple[str, ...] = ('.release.json',),
 ) -> dict:
     """Extract a tar (any compression) or zip archive into the existing directory ``dest``; return stats."""
     fmt = detect_format(archive)
     ex = _Extractor(dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved)
-    if fmt == "zip":
+    if fmt == 'zip':
         return _extract_zip(archive, ex)
     try:
-        with open(archive, "rb", buffering=0) as raw:
+        with open(archive, 'rb', buffering=0) as raw:
             return _extract_tar(raw, archive, ex)
     except OSError as exc:
-        raise ExtractError(f"cannot read archive {archive}: {_os_message(exc)}", path=archive, errno=exc.errno) from exc
+        raise ExtractError(f'cannot read archive {archive}: {_os_message(exc)}', path=archive, errno=exc.errno) from exc
 
 
 def extract_tar_stream(
@@ -982,13 +982,13 @@ def extract_tar_stream(
     previous: str | None = None,
     dedupe: bool = True,
     strip_components: int = 0,
-    reserved: tuple[str, ...] = (".release.json",),
+    reserved: tuple[str, ...] = ('.release.json',),
 ) -> dict:
     """Extract a tar stream read sequentially from ``fileobj`` (e.g. ``git archive`` output on a pipe)."""
     ex = _Extractor(dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved)
-    label = getattr(fileobj, "name", None)
+    label = getattr(fileobj, 'name', None)
     if not isinstance(label, str):
-        label = "<stream>"
+        label = '<stream>'
     return _extract_tar(fileobj, label, ex)
 
 
@@ -1002,15 +1002,15 @@ def pack_directory(*, src: str, fileobj, compresslevel: int = 1) -> None:
     try:
         st = os.stat(src)
     except FileNotFoundError as exc:
-        raise ExtractError(f"directory {src} does not exist", path=src, errno=exc.errno) from exc
+        raise ExtractError(f'directory {src} does not exist', path=src, errno=exc.errno) from exc
     except OSError as exc:
-        raise ExtractError(f"cannot read directory {src}: {_os_message(exc)}", path=src, errno=exc.errno) from exc
+        raise ExtractError(f'cannot read directory {src}: {_os_message(exc)}', path=src, errno=exc.errno) from exc
     if not stat.S_ISDIR(st.st_mode):
-        raise ExtractError(f"{src} is not a directory", path=src)
-    gz = gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, compresslevel=compresslevel, mtime=0)
+        raise ExtractError(f'{src} is not a directory', path=src)
+    gz = gzip.GzipFile(filename='', mode='wb', fileobj=fileobj, compresslevel=compresslevel, mtime=0)
     try:
-        with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-            _pack_tree(tf, os.fspath(src), "", {})
+        with tarfile.open(fileobj=gz, mode='w|', format=tarfile.PAX_FORMAT) as tf:
+            _pack_tree(tf, os.fspath(src), '', {})
     finally:
         gz.close()
 
@@ -1021,9 +1021,9 @@ def _pack_tree(tf: tarfile.TarFile, top: str, rel_dir: str, inodes: dict) -> Non
         with os.scandir(folder) as entries:
             found = sorted(entries, key=lambda e: e.name)
     except OSError as exc:
-        raise ExtractError(f"cannot read directory {folder}: {_os_message(exc)}", path=folder, errno=exc.errno) from exc
+        raise ExtractError(f'cannot read directory {folder}: {_os_message(exc)}', path=folder, errno=exc.errno) from exc
     for entry in found:
-        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        rel = f'{rel_dir}/{entry.name}' if rel_dir else entry.name
         full = entry.path
         try:
             st = entry.stat(follow_symlinks=False)
@@ -1031,7 +1031,7 @@ def _pack_tree(tf: tarfile.TarFile, top: str, rel_dir: str, inodes: dict) -> Non
             info.mode = stat.S_IMODE(st.st_mode)
             info.mtime = int(st.st_mtime)
             info.uid = info.gid = 0
-            info.uname = info.gname = ""
+            info.uname = info.gname = ''
             if stat.S_ISDIR(st.st_mode):
                 info.type = tarfile.DIRTYPE
                 tf.addfile(info)
@@ -1049,11 +1049,11 @@ def _pack_tree(tf: tarfile.TarFile, top: str, rel_dir: str, inodes: dict) -> Non
                     if st.st_nlink > 1:
                         inodes[key] = rel
                     info.size = st.st_size
-                    with open(full, "rb") as handle:
+                    with open(full, 'rb') as handle:
                         tf.addfile(info, handle)
             else:
-                raise ExtractError(f"cannot pack {full}: sockets, fifos and devices are not supported", path=full)
+                raise ExtractError(f'cannot pack {full}: sockets, fifos and devices are not supported', path=full)
         except OSError as exc:
-            raise ExtractError(f"cannot pack {full}: {_os_message(exc)}", path=full, errno=exc.errno) from exc
+            raise ExtractError(f'cannot pack {full}: {_os_message(exc)}', path=full, errno=exc.errno) from exc
         if stat.S_ISDIR(st.st_mode):
             _pack_tree(tf, top, rel, inodes)

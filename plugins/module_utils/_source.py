@@ -126,5 +126,5 @@ def git_export(*, run, repo: str, version: str, mirror: str) -> tuple[str, bytes
     # git archive's default tar.umask (0002) would make every file group-writable; match an archive's 0644.
     rc, tar, err = run(['git', '-c', 'tar.umask=0022', f'--git-dir={mirror}', 'archive', '--format=tar', sha])
     if rc != 0:
-        raise ReleaseError(f"git archive failed for git_repo {repo}: {err.strip() or 'no output'}", name='git_repo')
+        raise ReleaseError(f'git archive failed for git_repo {repo}: {err.strip() or "no output"}', name='git_repo')
     return sha, tar

@@ -18,27 +18,27 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "atomic"
-NAME = "deploy"
-FQCN = f"{NAMESPACE}.{NAME}"
+NAMESPACE = 'atomic'
+NAME = 'deploy'
+FQCN = f'{NAMESPACE}.{NAME}'
 
 # Variables that would send Ansible somewhere other than where a test points it.
 _ANSIBLE_LEAKS = (
-    "ANSIBLE_COLLECTIONS_PATH",
-    "ANSIBLE_COLLECTIONS_PATHS",
-    "ANSIBLE_CONFIG",
-    "ANSIBLE_ROLES_PATH",
-    "ANSIBLE_INVENTORY",
-    "ANSIBLE_PLAYBOOK_DIR",
-    "ANSIBLE_HOME",
-    "ANSIBLE_LIBRARY",
-    "ANSIBLE_MODULE_UTILS",
-    "ANSIBLE_ACTION_PLUGINS",
+    'ANSIBLE_COLLECTIONS_PATH',
+    'ANSIBLE_COLLECTIONS_PATHS',
+    'ANSIBLE_CONFIG',
+    'ANSIBLE_ROLES_PATH',
+    'ANSIBLE_INVENTORY',
+    'ANSIBLE_PLAYBOOK_DIR',
+    'ANSIBLE_HOME',
+    'ANSIBLE_LIBRARY',
+    'ANSIBLE_MODULE_UTILS',
+    'ANSIBLE_ACTION_PLUGINS',
 )
 
 
 def galaxy_info() -> dict:
-    return yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text(encoding="utf-8"))
+    return yaml.safe_load((REPO_ROOT / 'galaxy.yml').read_text(encoding='utf-8'))
 
 
 def tool(name: str) -> str:
@@ -48,7 +48,7 @@ def tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"required tool {name} not found next to {sys.executable} or on PATH")
+        raise RuntimeError(f'required tool {name} not found next to {sys.executable} or on PATH')
     return found
 
 
@@ -57,18 +57,18 @@ def ansible_env(*, collections_path: Path, home: Path, extra: dict[str, str] | N
     env = {key: value for key, value in os.environ.items() if key not in _ANSIBLE_LEAKS}
     env.update(
         {
-            "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
+            'ANSIBLE_COLLECTIONS_PATH': str(collections_path),
             # ansible-core's own state (galaxy cache, tmp) goes to a scratch directory, not ~/.ansible
-            "ANSIBLE_HOME": str(home),
-            "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-            "ANSIBLE_HOST_KEY_CHECKING": "0",
-            "ANSIBLE_DEPRECATION_WARNINGS": "0",
-            "PAGER": "cat",
+            'ANSIBLE_HOME': str(home),
+            'ANSIBLE_LOCAL_TEMP': str(home / 'tmp'),
+            'ANSIBLE_NOCOLOR': '1',
+            'ANSIBLE_FORCE_COLOR': '0',
+            'ANSIBLE_RETRY_FILES_ENABLED': '0',
+            'ANSIBLE_HOST_KEY_CHECKING': '0',
+            'ANSIBLE_DEPRECATION_WARNINGS': '0',
+            'PAGER': 'cat',
             # the interpreter's bin directory first, so subprocesses use the same ansible-core
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            'PATH': f'{Path(sys.executable).parent}{os.pathsep}{os.environ.get("PATH", "")}',
         }
     )
     env.update(extra or {})
@@ -84,8 +84,8 @@ def run(
     )
     if check and proc.returncode != 0:
         pytest.fail(
-            f"command {' '.join(args)} exited {proc.returncode} in {cwd}\n"
-            f"--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}",
+            f'command {" ".join(args)} exited {proc.returncode} in {cwd}\n'
+            f'--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}',
             pytrace=False,
         )
     return proc
@@ -98,8 +98,8 @@ class Collection:
         self.tarball = tarball
         self.collections_path = collections_path
         self.home = home
-        self.path = collections_path / "ansible_collections" / NAMESPACE / NAME
-        self.version = str(galaxy_info()["version"])
+        self.path = collections_path / 'ansible_collections' / NAMESPACE / NAME
+        self.version = str(galaxy_info()['version'])
 
     def env(self, **extra: str) -> dict[str, str]:
         return ansible_env(collections_path=self.collections_path, home=self.home, extra=extra)

@@ -31,12 +31,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 # RELIABILITY_PLAYBOOKS points the suites at another playbooks/ dir (for developing the suites themselves).
-PLAYBOOKS = Path(os.environ.get("RELIABILITY_PLAYBOOKS") or REPO_ROOT / "playbooks")
-DEPLOY_PLAYBOOK = PLAYBOOKS / "deploy.yml"
-ROLLBACK_PLAYBOOK = PLAYBOOKS / "rollback.yml"
-COLLECTIONS_ROOT = REPO_ROOT / "build" / "collections"
-CALLBACKS = HERE / "callback_plugins"
-ROLE_DEFAULTS = REPO_ROOT / "roles" / "release" / "defaults" / "main.yml"
+PLAYBOOKS = Path(os.environ.get('RELIABILITY_PLAYBOOKS') or REPO_ROOT / 'playbooks')
+DEPLOY_PLAYBOOK = PLAYBOOKS / 'deploy.yml'
+ROLLBACK_PLAYBOOK = PLAYBOOKS / 'rollback.yml'
+COLLECTIONS_ROOT = REPO_ROOT / 'build' / 'collections'
+CALLBACKS = HERE / 'callback_plugins'
+ROLE_DEFAULTS = REPO_ROOT / 'roles' / 'release' / 'defaults' / 'main.yml'
 
 # The test process's own interpreter: it has ansible-core, and managed-host code needs only the stdlib.
 PYTHON = sys.executable
@@ -44,7 +44,7 @@ PYTHON = sys.executable
 
 _LIVE_GROUPS: set[int] = set()
 _LIVE_TAGS: set[str] = set()
-TAG_VAR = "RELIABILITY_RUN"
+TAG_VAR = 'RELIABILITY_RUN'
 
 
 def register_group(pid: int) -> None:
@@ -63,14 +63,14 @@ def tagged(tag: str) -> list[int]:
     ansible-playbook finds them (or the module processes they start) once they are orphaned. Every process
     of a run inherits its environment, so a tag in it finds them all.
     """
-    needle = f"{TAG_VAR}={tag}".encode()
+    needle = f'{TAG_VAR}={tag}'.encode()
     found = []
-    for entry in os.scandir("/proc"):
+    for entry in os.scandir('/proc'):
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                if needle in handle.read().split(b"\0"):
+            with open(f'/proc/{entry.name}/environ', 'rb') as handle:
+                if needle in handle.read().split(b'\0'):
                     found.append(int(entry.name))
         except OSError:
             continue
@@ -114,7 +114,7 @@ def tool(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if not found:
-        raise HarnessError(f"{name} is not installed (run make setup, or scripts/bootstrap.sh)")
+        raise HarnessError(f'{name} is not installed (run make setup, or scripts/bootstrap.sh)')
     return found
 
 
@@ -138,35 +138,35 @@ class Run:
 
     @property
     def text(self) -> str:
-        return self.stdout + "\n" + self.stderr
+        return self.stdout + '\n' + self.stderr
 
     @property
     def tasks(self) -> list[dict]:
-        return [m for m in self.marker if m.get("event") == "task"]
+        return [m for m in self.marker if m.get('event') == 'task']
 
     @property
     def failures(self) -> list[dict]:
-        return [m for m in self.marker if m.get("event") == "failed"]
+        return [m for m in self.marker if m.get('event') == 'failed']
 
     @property
     def failure_messages(self) -> list[str]:
-        return [str(m.get("msg")) for m in self.failures]
+        return [str(m.get('msg')) for m in self.failures]
 
     @property
     def warnings(self) -> list[str]:
-        found = [w for m in self.marker for w in m.get("warnings") or []]
+        found = [w for m in self.marker for w in m.get('warnings') or []]
         # Warnings also reach stderr as "[WARNING]: ..."; keep both views (the callback may not see all).
-        found += [line.split(":", 1)[1].strip() for line in self.stderr.splitlines() if line.startswith("[WARNING]")]
+        found += [line.split(':', 1)[1].strip() for line in self.stderr.splitlines() if line.startswith('[WARNING]')]
         return found
 
     def describe(self) -> str:
-        tail = "\n".join(self.text.strip().splitlines()[-40:])
-        return f"rc={self.rc} after {self.elapsed:.1f}s: {' '.join(self.argv[:2])}...\n{tail}"
+        tail = '\n'.join(self.text.strip().splitlines()[-40:])
+        return f'rc={self.rc} after {self.elapsed:.1f}s: {" ".join(self.argv[:2])}...\n{tail}'
 
 
 def read_marker(path: Path) -> list[dict]:
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding='utf-8')
     except FileNotFoundError:
         return []
     records = []
@@ -182,51 +182,51 @@ class Ansible:
     def __init__(self, *, workdir: Path) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.inventory = workdir / "inventory.ini"
+        self.inventory = workdir / 'inventory.ini'
         self.inventory.write_text(
-            "[deploy]\n"
-            f"localhost ansible_connection=local ansible_python_interpreter={PYTHON}\n"
-            "[web]\nlocalhost\n"
-            "[all:vars]\n"
-            f"ansible_python_interpreter={PYTHON}\n",
-            encoding="utf-8",
+            '[deploy]\n'
+            f'localhost ansible_connection=local ansible_python_interpreter={PYTHON}\n'
+            '[web]\nlocalhost\n'
+            '[all:vars]\n'
+            f'ansible_python_interpreter={PYTHON}\n',
+            encoding='utf-8',
         )
         self._seq = 0
 
     def env(self, *, marker: Path | None = None, pause_at: int | None = None, go: Path | None = None) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "RELIABILITY_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'RELIABILITY_'))}
         env.update(
             ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-            ANSIBLE_RETRY_FILES_ENABLED="false",
-            ANSIBLE_HOST_KEY_CHECKING="false",
-            ANSIBLE_PIPELINING="true",
-            ANSIBLE_DEPRECATION_WARNINGS="false",
-            ANSIBLE_LOCALHOST_WARNING="false",
-            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+            ANSIBLE_NOCOLOR='1',
+            ANSIBLE_FORCE_COLOR='0',
+            ANSIBLE_RETRY_FILES_ENABLED='false',
+            ANSIBLE_HOST_KEY_CHECKING='false',
+            ANSIBLE_PIPELINING='true',
+            ANSIBLE_DEPRECATION_WARNINGS='false',
+            ANSIBLE_LOCALHOST_WARNING='false',
+            ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
             ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
-            ANSIBLE_CALLBACKS_ENABLED="reliability_marker",
-            ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-local"),
-            ANSIBLE_REMOTE_TEMP=str(self.workdir / "ansible-remote"),
-            ANSIBLE_SSH_CONTROL_PATH_DIR=str(self.workdir / "cp"),
+            ANSIBLE_CALLBACKS_ENABLED='reliability_marker',
+            ANSIBLE_LOCAL_TEMP=str(self.workdir / 'ansible-local'),
+            ANSIBLE_REMOTE_TEMP=str(self.workdir / 'ansible-remote'),
+            ANSIBLE_SSH_CONTROL_PATH_DIR=str(self.workdir / 'cp'),
         )
         if marker is not None:
-            env["RELIABILITY_MARKER_FILE"] = str(marker)
+            env['RELIABILITY_MARKER_FILE'] = str(marker)
         if pause_at is not None:
-            env["RELIABILITY_PAUSE_AT"] = str(pause_at)
-            env["RELIABILITY_GO_FILE"] = str(go or (self.workdir / "never-created"))
+            env['RELIABILITY_PAUSE_AT'] = str(pause_at)
+            env['RELIABILITY_GO_FILE'] = str(go or (self.workdir / 'never-created'))
         return env
 
     def _files(self, extra_vars: dict) -> tuple[Path, Path]:
         self._seq += 1
-        base = self.workdir / f"run-{self._seq:04d}"
-        vars_file = base.with_suffix(".vars.json")
-        vars_file.write_text(json.dumps(extra_vars), encoding="utf-8")
-        return vars_file, base.with_suffix(".marker.jsonl")
+        base = self.workdir / f'run-{self._seq:04d}'
+        vars_file = base.with_suffix('.vars.json')
+        vars_file.write_text(json.dumps(extra_vars), encoding='utf-8')
+        return vars_file, base.with_suffix('.marker.jsonl')
 
     def playbook_argv(self, *, playbook: Path, vars_file: Path, options: tuple[str, ...] = ()) -> list[str]:
-        return [tool("ansible-playbook"), "-i", str(self.inventory), "-e", f"@{vars_file}", *options, str(playbook)]
+        return [tool('ansible-playbook'), '-i', str(self.inventory), '-e', f'@{vars_file}', *options, str(playbook)]
 
     def start(
         self,
@@ -264,18 +264,24 @@ class Ansible:
         """Run one module of the collection ad hoc (through its action plugin); returns the run and its result."""
         _vars_file, marker = self._files({})
         argv = [
-            tool("ansible"), "localhost", "-i", str(self.inventory), "-m", f"atomic.deploy.{name}",
-            "-a", json.dumps(args),
+            tool('ansible'),
+            'localhost',
+            '-i',
+            str(self.inventory),
+            '-m',
+            f'atomic.deploy.{name}',
+            '-a',
+            json.dumps(args),
         ]
         env = self.env(marker=marker)
         # ad hoc runs load enabled callbacks only when asked; stdout stays the "minimal" one parsed below.
-        env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "true"
+        env['ANSIBLE_LOAD_CALLBACK_PLUGINS'] = 'true'
         run = Running(argv=argv, env=env, marker=marker, cwd=self.workdir).wait(timeout=timeout)
         result = _adhoc_result(run.stdout)
         return run, result
 
 
-_ADHOC = re.compile(r"^localhost \| (?P<status>[A-Z! ]+?)(?: \| rc=\d+)? => (?P<json>\{.*)", re.S | re.M)
+_ADHOC = re.compile(r'^localhost \| (?P<status>[A-Z! ]+?)(?: \| rc=\d+)? => (?P<json>\{.*)', re.S | re.M)
 
 
 def _adhoc_result(stdout: str) -> dict:
@@ -284,10 +290,10 @@ def _adhoc_result(stdout: str) -> dict:
         return {}
     decoder = json.JSONDecoder()
     try:
-        data, _end = decoder.raw_decode(match.group("json"))
+        data, _end = decoder.raw_decode(match.group('json'))
     except ValueError:
         return {}
-    data["_status"] = match.group("status").strip()
+    data['_status'] = match.group('status').strip()
     return data
 
 
@@ -312,7 +318,13 @@ class Running:
                 os.umask(umask)
 
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
             preexec_fn=preexec if umask is not None else None,
         )
         register_group(self.proc.pid)
@@ -323,7 +335,7 @@ class Running:
 
     def task_started(self, n: int) -> dict | None:
         for record in self.records():
-            if record.get("event") == "task" and record.get("n") == n:
+            if record.get('event') == 'task' and record.get('n') == n:
                 return record
         return None
 
@@ -337,7 +349,7 @@ class Running:
             if self.proc.poll() is not None:
                 return self.task_started(n)
             time.sleep(0.005)
-        raise HarnessError(f"task {n} of {self.argv[-1]} did not start within {timeout}s")
+        raise HarnessError(f'task {n} of {self.argv[-1]} did not start within {timeout}s')
 
     def signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -352,21 +364,26 @@ class Running:
         except subprocess.TimeoutExpired:
             kill_tagged(self.tag)
             self.proc.wait()
-            raise HarnessError(f"{' '.join(self.argv)} did not finish within {timeout}s; killed") from None
+            raise HarnessError(f'{" ".join(self.argv)} did not finish within {timeout}s; killed') from None
         # Nothing of a run may outlive it (a module process orphaned by a kill, say).
         kill_tagged(self.tag)
         forget_group(self.proc.pid)
         _LIVE_TAGS.discard(self.tag)
         self._out.seek(0)
         self._err.seek(0)
-        stdout = self._out.read().decode("utf-8", "replace")
-        stderr = self._err.read().decode("utf-8", "replace")
+        stdout = self._out.read().decode('utf-8', 'replace')
+        stderr = self._err.read().decode('utf-8', 'replace')
         self._out.close()
         self._err.close()
         return Run(
-            argv=self.argv, rc=rc, stdout=stdout, stderr=stderr,
+            argv=self.argv,
+            rc=rc,
+            stdout=stdout,
+            stderr=stderr,
             elapsed=(self.ended or time.monotonic()) - self.started,
-            marker=self.records(), killed_by=self.killed_by, killed_at_task=self.killed_at_task,
+            marker=self.records(),
+            killed_by=self.killed_by,
+            killed_at_task=self.killed_at_task,
         )
 
 
@@ -382,7 +399,12 @@ def wait_all(runnings: list[Running], *, timeout: float = 180) -> list[Run]:
 
 
 def kill_run(
-    running: Running, *, sig: int, task: int | None = None, delay: float = 0.0, grace: float = 30.0,
+    running: Running,
+    *,
+    sig: int,
+    task: int | None = None,
+    delay: float = 0.0,
+    grace: float = 30.0,
     when_exists: Path | None = None,
 ) -> Run:
     """Kill a deploy once task ``task`` has started (+ ``delay`` seconds) and wait until nothing of it runs.
@@ -402,7 +424,7 @@ def kill_run(
         record = running.wait_for_task(task)
         if record is None:
             return running.wait(timeout=60)
-        running.killed_at_task = f"{task}: {record.get('name')}"
+        running.killed_at_task = f'{task}: {record.get("name")}'
     if when_exists is not None:
         limit = time.monotonic() + 120
         while not os.path.lexists(when_exists) and running.proc.poll() is None and time.monotonic() < limit:
@@ -425,7 +447,7 @@ def kill_run(
             running.proc.poll()
             time.sleep(0.01)
         if kill_tagged(running.tag) and running.killed_at_task:
-            running.killed_at_task += f" (still running {grace:.0f}s after SIGINT: SIGKILLed)"
+            running.killed_at_task += f' (still running {grace:.0f}s after SIGINT: SIGKILLed)'
     return running.wait(timeout=30)
 
 
@@ -433,39 +455,39 @@ def kill_run(
 # Release content
 # ----------------------------------------------------------------------------------------------------------
 
-PAGE_LINE = "version={version} line={index:06d} {pad}\n"
-_CHECK = re.compile(rb"checksum=sha256:(?P<hex>[0-9a-f]{64}) version=(?P<version>\S+) lines=(?P<lines>\d+)\n\Z")
+PAGE_LINE = 'version={version} line={index:06d} {pad}\n'
+_CHECK = re.compile(rb'checksum=sha256:(?P<hex>[0-9a-f]{64}) version=(?P<version>\S+) lines=(?P<lines>\d+)\n\Z')
 
 
 def page(version: str, *, size: int = 64 * 1024) -> bytes:
     """A page made of one repeated version token, closed by a checksum line over everything before it."""
-    pad = "x" * 40
+    pad = 'x' * 40
     sample = PAGE_LINE.format(version=version, index=0, pad=pad)
     lines = max(1, size // len(sample))
-    body = "".join(PAGE_LINE.format(version=version, index=i, pad=pad) for i in range(lines)).encode("ascii")
+    body = ''.join(PAGE_LINE.format(version=version, index=i, pad=pad) for i in range(lines)).encode('ascii')
     digest = hashlib.sha256(body).hexdigest()
-    return body + f"checksum=sha256:{digest} version={version} lines={lines}\n".encode("ascii")
+    return body + f'checksum=sha256:{digest} version={version} lines={lines}\n'.encode('ascii')
 
 
 def verify_page(body: bytes) -> str:
     """The version a body belongs to; ValueError if it is partial, mixed or corrupt."""
-    cut = body.rfind(b"\n", 0, len(body) - 1)
+    cut = body.rfind(b'\n', 0, len(body) - 1)
     trailer = body[cut + 1 :]
     match = _CHECK.match(trailer)
     if not match:
-        raise ValueError(f"no checksum trailer ({len(body)} bytes, ends {body[-60:]!r})")
+        raise ValueError(f'no checksum trailer ({len(body)} bytes, ends {body[-60:]!r})')
     content = body[: cut + 1]
-    if hashlib.sha256(content).hexdigest() != match.group("hex").decode():
-        raise ValueError(f"checksum mismatch ({len(body)} bytes)")
-    version = match.group("version").decode()
-    expected_prefix = f"version={version} ".encode()
-    lines = content.split(b"\n")[:-1]
-    if len(lines) != int(match.group("lines")) or any(not line.startswith(expected_prefix) for line in lines):
-        raise ValueError(f"lines of another version inside a {version} page")
+    if hashlib.sha256(content).hexdigest() != match.group('hex').decode():
+        raise ValueError(f'checksum mismatch ({len(body)} bytes)')
+    version = match.group('version').decode()
+    expected_prefix = f'version={version} '.encode()
+    lines = content.split(b'\n')[:-1]
+    if len(lines) != int(match.group('lines')) or any(not line.startswith(expected_prefix) for line in lines):
+        raise ValueError(f'lines of another version inside a {version} page')
     return version
 
 
-CONSTANT_CSS = b"body { font-family: sans-serif; }\n" * 1024
+CONSTANT_CSS = b'body { font-family: sans-serif; }\n' * 1024
 
 
 @dataclasses.dataclass
@@ -476,13 +498,13 @@ class Archive:
 
     @property
     def checksum(self) -> str:
-        return "sha256:" + sha256_file(self.path)
+        return 'sha256:' + sha256_file(self.path)
 
 
 def sha256_file(path: Path | str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -509,26 +531,26 @@ def build_archive(
     filler files (for a long extraction) and optional incompressible data (to fill a disk)."""
     manifest: dict[str, str] = {}
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(dest, "w:gz", compresslevel=compresslevel) as tf:
+    with tarfile.open(dest, 'w:gz', compresslevel=compresslevel) as tf:
         members = {
-            "public/index.html": page(version, size=page_size),
-            "public/app.css": CONSTANT_CSS,
-            "public/version.txt": f"{version}\n".encode(),
-            "app/config.php": b"<?php return ['env' => getenv('APP_ENV')];\n",
+            'public/index.html': page(version, size=page_size),
+            'public/app.css': CONSTANT_CSS,
+            'public/version.txt': f'{version}\n'.encode(),
+            'app/config.php': b"<?php return ['env' => getenv('APP_ENV')];\n",
         }
         for i in range(filler_files):
-            members[f"public/assets/{i // 500:03d}/f{i:06d}.txt"] = (f"{version} {i} ".encode() * filler_size)[
+            members[f'public/assets/{i // 500:03d}/f{i:06d}.txt'] = (f'{version} {i} '.encode() * filler_size)[
                 :filler_size
             ]
         if random_bytes:
-            members["data/blob.bin"] = os.urandom(random_bytes)
+            members['data/blob.bin'] = os.urandom(random_bytes)
         for name, data in members.items():
             _add(tf, name, data)
             manifest[name] = hashlib.sha256(data).hexdigest()
     return Archive(path=dest, version=version, manifest=manifest)
 
 
-def release_manifest(path: Path, *, skip: tuple[str, ...] = (".release.json",)) -> dict[str, str]:
+def release_manifest(path: Path, *, skip: tuple[str, ...] = ('.release.json',)) -> dict[str, str]:
     """sha256 of every regular file in a release (not following links: shared links are not content)."""
     found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
@@ -549,25 +571,25 @@ def release_manifest(path: Path, *, skip: tuple[str, ...] = (".release.json",)) 
 
 def current_id(root: Path) -> str | None:
     try:
-        text = os.readlink(root / "current")
+        text = os.readlink(root / 'current')
     except (FileNotFoundError, OSError):
         return None
     target = (root / text) if not os.path.isabs(text) else Path(text)
-    if Path(os.path.normpath(target)).parent != root / "releases":
+    if Path(os.path.normpath(target)).parent != root / 'releases':
         return None
     return Path(text).name
 
 
 def metadata(root: Path, release_id: str) -> dict | None:
     try:
-        return json.loads((root / "releases" / release_id / ".release.json").read_text(encoding="utf-8"))
+        return json.loads((root / 'releases' / release_id / '.release.json').read_text(encoding='utf-8'))
     except (FileNotFoundError, ValueError):
         return None
 
 
 def release_ids(root: Path) -> list[str]:
     try:
-        return sorted(e.name for e in os.scandir(root / "releases") if not e.name.startswith("."))
+        return sorted(e.name for e in os.scandir(root / 'releases') if not e.name.startswith('.'))
     except FileNotFoundError:
         return []
 
@@ -575,34 +597,34 @@ def release_ids(root: Path) -> list[str]:
 def leftovers(root: Path) -> list[str]:
     names = []
     with contextlib.suppress(FileNotFoundError):
-        names += [e.name for e in os.scandir(root / "releases") if e.name.startswith((".tmp-", ".trash-"))]
-    names += [e.name for e in os.scandir(root) if e.name.startswith(".current.")]
+        names += [e.name for e in os.scandir(root / 'releases') if e.name.startswith(('.tmp-', '.trash-'))]
+    names += [e.name for e in os.scandir(root) if e.name.startswith('.current.')]
     return sorted(names)
 
 
 def read_history(root: Path) -> tuple[list[dict], bool]:
     """History entries; every line but the last must parse. Returns (entries, last line torn)."""
-    path = root / ".deploy" / "history.jsonl"
+    path = root / '.deploy' / 'history.jsonl'
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return [], False
-    lines = raw.split(b"\n")
+    lines = raw.split(b'\n')
     torn = False
     entries = []
     for index, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            entry = json.loads(line.decode("utf-8"))
+            entry = json.loads(line.decode('utf-8'))
             if not isinstance(entry, dict):
-                raise ValueError("not an object")
+                raise ValueError('not an object')
         except (ValueError, UnicodeDecodeError) as exc:
-            last = index == len(lines) - 1 or (index == len(lines) - 2 and lines[-1] == b"")
+            last = index == len(lines) - 1 or (index == len(lines) - 2 and lines[-1] == b'')
             # A later writer starts on a fresh line after a torn one, so a torn line may also sit before
             # well-formed ones; it must still be the only damage per crash and be short of a full record.
-            if not last and not line.startswith(b"{"):
-                raise AssertionError(f"history line {index + 1} of {path} is not JSON: {line[:200]!r}") from exc
+            if not last and not line.startswith(b'{'):
+                raise AssertionError(f'history line {index + 1} of {path} is not JSON: {line[:200]!r}') from exc
             torn = True
             continue
         entries.append(entry)
@@ -611,7 +633,7 @@ def read_history(root: Path) -> tuple[list[dict], bool]:
 
 def lock_record(root: Path) -> dict | None:
     try:
-        return json.loads((root / ".deploy" / "lock").read_text(encoding="utf-8"))
+        return json.loads((root / '.deploy' / 'lock').read_text(encoding='utf-8'))
     except FileNotFoundError:
         return None
 
@@ -647,17 +669,17 @@ def snapshot(root: Path) -> Snapshot:
         st = os.lstat(path)
         common = dict(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, mtime_ns=st.st_mtime_ns)
         if stat.S_ISLNK(st.st_mode):
-            result[rel] = Entry(kind="l", size=0, target=os.readlink(path), **common)
+            result[rel] = Entry(kind='l', size=0, target=os.readlink(path), **common)
         elif stat.S_ISDIR(st.st_mode):
-            result[rel] = Entry(kind="d", size=0, **common)
+            result[rel] = Entry(kind='d', size=0, **common)
             for entry in sorted(os.scandir(path), key=lambda e: e.name):
-                visit(Path(entry.path), entry.name if rel == "." else f"{rel}/{entry.name}")
+                visit(Path(entry.path), entry.name if rel == '.' else f'{rel}/{entry.name}')
         elif stat.S_ISREG(st.st_mode):
-            result[rel] = Entry(kind="f", size=st.st_size, digest=sha256_file(path), **common)
+            result[rel] = Entry(kind='f', size=st.st_size, digest=sha256_file(path), **common)
         else:
-            result[rel] = Entry(kind="o", size=0, **common)
+            result[rel] = Entry(kind='o', size=0, **common)
 
-    visit(root, ".")
+    visit(root, '.')
     return result
 
 
@@ -667,18 +689,18 @@ def snapshot_diff(before: Snapshot, after: Snapshot, *, ignore_dir_mtime: bool =
     for rel in sorted(set(before) | set(after)):
         old, new = before.get(rel), after.get(rel)
         if old is None:
-            lines.append(f"+ {rel} ({new.kind})")
+            lines.append(f'+ {rel} ({new.kind})')
         elif new is None:
-            lines.append(f"- {rel} ({old.kind})")
+            lines.append(f'- {rel} ({old.kind})')
         elif old != new:
             fields = [
-                f"{f.name} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+                f'{f.name} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}'
                 for f in dataclasses.fields(Entry)
                 if getattr(old, f.name) != getattr(new, f.name)
-                and not (ignore_dir_mtime and f.name == "mtime_ns" and old.kind == "d" and new.kind == "d")
+                and not (ignore_dir_mtime and f.name == 'mtime_ns' and old.kind == 'd' and new.kind == 'd')
             ]
             if fields:
-                lines.append(f"~ {rel}: {', '.join(fields)}")
+                lines.append(f'~ {rel}: {", ".join(fields)}')
     return lines
 
 
@@ -691,16 +713,16 @@ def copy_root(source: Path, dest: Path) -> None:
 def tmpfs(path: Path, *, size: str) -> Iterator[Path]:
     """Mount a tmpfs of ``size`` at ``path`` for the body of the block (needs root)."""
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)], check=True)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size},mode=0755', 'tmpfs', str(path)], check=True)
     try:
         yield path
     finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+        subprocess.run(['umount', '-l', str(path)], check=False)
 
 
 def can_mount() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount") is not None
+    return hasattr(os, 'geteuid') and os.geteuid() == 0 and shutil.which('mount') is not None
 
 
 def figures_line(suite: str, **figures) -> str:
-    return f"{suite} figures: " + ", ".join(f"{key}={value}" for key, value in figures.items())
+    return f'{suite} figures: ' + ', '.join(f'{key}={value}' for key, value in figures.items())

@@ -26,18 +26,62 @@ from pathlib import Path
 
 import yaml
 
-SHELL_MODULES = {"shell", "raw", "script", "expect"}
-COMMAND_MODULES = {"command"}
-_PREFIXES = ("ansible.builtin.", "ansible.legacy.", "community.general.", "ansible.windows.")
-TASK_LISTS = ("tasks", "pre_tasks", "post_tasks", "handlers")
-BLOCK_KEYS = ("block", "rescue", "always")
+SHELL_MODULES = {'shell', 'raw', 'script', 'expect'}
+COMMAND_MODULES = {'command'}
+_PREFIXES = ('ansible.builtin.', 'ansible.legacy.', 'community.general.', 'ansible.windows.')
+TASK_LISTS = ('tasks', 'pre_tasks', 'post_tasks', 'handlers')
+BLOCK_KEYS = ('block', 'rescue', 'always')
 TASK_KEYWORDS = {
-    "name", "when", "register", "loop", "loop_control", "vars", "tags", "become", "become_user", "become_method",
-    "become_flags", "become_exe", "notify", "listen", "changed_when", "failed_when", "ignore_errors", "no_log",
-    "delegate_to", "delegate_facts", "run_once", "environment", "args", "check_mode", "diff", "any_errors_fatal",
-    "throttle", "timeout", "until", "retries", "delay", "module_defaults", "collections", "debugger",
-    "ignore_unreachable", "async", "poll", "connection", "remote_user", "port", "local_action", "action",
-    "block", "rescue", "always", "import_tasks", "include_tasks", "import_role", "include_role", "import_playbook",
+    'name',
+    'when',
+    'register',
+    'loop',
+    'loop_control',
+    'vars',
+    'tags',
+    'become',
+    'become_user',
+    'become_method',
+    'become_flags',
+    'become_exe',
+    'notify',
+    'listen',
+    'changed_when',
+    'failed_when',
+    'ignore_errors',
+    'no_log',
+    'delegate_to',
+    'delegate_facts',
+    'run_once',
+    'environment',
+    'args',
+    'check_mode',
+    'diff',
+    'any_errors_fatal',
+    'throttle',
+    'timeout',
+    'until',
+    'retries',
+    'delay',
+    'module_defaults',
+    'collections',
+    'debugger',
+    'ignore_unreachable',
+    'async',
+    'poll',
+    'connection',
+    'remote_user',
+    'port',
+    'local_action',
+    'action',
+    'block',
+    'rescue',
+    'always',
+    'import_tasks',
+    'include_tasks',
+    'import_role',
+    'include_role',
+    'import_playbook',
 }
 _PIPE = re.compile(r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?pipe['"]""")
 
@@ -54,13 +98,13 @@ def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
     return loader.construct_mapping(node)
 
 
-_Loader.add_multi_constructor("!", _any_tag)
+_Loader.add_multi_constructor('!', _any_tag)
 
 
 def short_name(action: str) -> str:
     for prefix in _PREFIXES:
         if action.startswith(prefix):
-            return action[len(prefix):]
+            return action[len(prefix) :]
     return action
 
 
@@ -68,40 +112,40 @@ def iter_tasks(node, where: str):
     """Yield (location, task dict) for every task below a play, a task list or a block."""
     if isinstance(node, list):
         for index, item in enumerate(node):
-            yield from iter_tasks(item, f"{where}[{index}]")
+            yield from iter_tasks(item, f'{where}[{index}]')
         return
     if not isinstance(node, dict):
         return
-    if "hosts" in node or "import_playbook" in node:  # a play
+    if 'hosts' in node or 'import_playbook' in node:  # a play
         for key in TASK_LISTS:
-            yield from iter_tasks(node.get(key) or [], f"{where}.{key}")
+            yield from iter_tasks(node.get(key) or [], f'{where}.{key}')
         return
     if any(key in node for key in BLOCK_KEYS):
         for key in BLOCK_KEYS:
-            yield from iter_tasks(node.get(key) or [], f"{where}.{key}")
+            yield from iter_tasks(node.get(key) or [], f'{where}.{key}')
         return
     yield where, node
 
 
 def task_action(task: dict) -> tuple[str | None, object]:
     """(module short name, its arguments) for a task; arguments may be a str (free form) or a dict."""
-    for key in ("action", "local_action"):
+    for key in ('action', 'local_action'):
         if key in task:
             value = task[key]
             if isinstance(value, dict):
-                module = value.get("module")
-                return (short_name(str(module)) if module else None), {k: v for k, v in value.items() if k != "module"}
+                module = value.get('module')
+                return (short_name(str(module)) if module else None), {k: v for k, v in value.items() if k != 'module'}
             words = str(value).split(None, 1)
-            return short_name(words[0]), (words[1] if len(words) > 1 else "")
+            return short_name(words[0]), (words[1] if len(words) > 1 else '')
     for key, value in task.items():
-        if key in TASK_KEYWORDS or key.startswith("with_"):
+        if key in TASK_KEYWORDS or key.startswith('with_'):
             continue
         return short_name(key), value
     return None, None
 
 
 def _templated(value) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
+    return isinstance(value, str) and ('{{' in value or '{%' in value)
 
 
 def _strings(node):
@@ -119,20 +163,20 @@ def _strings(node):
 def check_task(task: dict) -> list[str]:
     problems = []
     module, args = task_action(task)
-    label = task.get("name") or module
+    label = task.get('name') or module
     if module in SHELL_MODULES:
-        problems.append(f"task {label!r} uses the {module} module, which runs a shell command line")
+        problems.append(f'task {label!r} uses the {module} module, which runs a shell command line')
     elif module in COMMAND_MODULES:
-        extra = task.get("args") if isinstance(task.get("args"), dict) else {}
-        merged = dict(args) if isinstance(args, dict) else {"_raw_params": args}
+        extra = task.get('args') if isinstance(task.get('args'), dict) else {}
+        merged = dict(args) if isinstance(args, dict) else {'_raw_params': args}
         merged.update(extra)
-        for key in ("_raw_params", "cmd"):
+        for key in ('_raw_params', 'cmd'):
             if _templated(merged.get(key)):
                 problems.append(
-                    f"task {label!r} gives command a templated {key} string {merged[key]!r}; pass argv as a list"
+                    f'task {label!r} gives command a templated {key} string {merged[key]!r}; pass argv as a list'
                 )
-        if "argv" not in merged and not merged.get("_raw_params") and not merged.get("cmd"):
-            problems.append(f"task {label!r} runs command without argv")
+        if 'argv' not in merged and not merged.get('_raw_params') and not merged.get('cmd'):
+            problems.append(f'task {label!r} runs command without argv')
     if any(_PIPE.search(text) for text in _strings(task)):
         problems.append(f"task {label!r} uses lookup('pipe'), which runs a shell on the controller")
     return problems
@@ -145,14 +189,20 @@ def check_yaml_text(text: str, *, where: str) -> tuple[int, list[str]]:
     problems = []
     for location, task in iter_tasks(data or [], where):
         count += 1
-        problems.extend(f"{location}: {problem}" for problem in check_task(task))
+        problems.extend(f'{location}: {problem}' for problem in check_task(task))
     return count, problems
 
 
 def yaml_task_files(repo: Path) -> list[Path]:
     files = []
-    for pattern in ("roles/*/tasks/**/*.yml", "roles/*/tasks/**/*.yaml", "roles/*/handlers/**/*.yml",
-                    "roles/*/handlers/**/*.yaml", "playbooks/**/*.yml", "playbooks/**/*.yaml"):
+    for pattern in (
+        'roles/*/tasks/**/*.yml',
+        'roles/*/tasks/**/*.yaml',
+        'roles/*/handlers/**/*.yml',
+        'roles/*/handlers/**/*.yaml',
+        'playbooks/**/*.yml',
+        'playbooks/**/*.yaml',
+    ):
         files.extend(repo.glob(pattern))
     return sorted(set(files))
 
@@ -161,7 +211,7 @@ def yaml_task_files(repo: Path) -> list[Path]:
 # Python
 # ----------------------------------------------------------------------------------------------------------
 
-_SUBPROCESS_CALLS = {"run", "call", "check_call", "check_output", "Popen"}
+_SUBPROCESS_CALLS = {'run', 'call', 'check_call', 'check_output', 'Popen'}
 
 
 def _is_string_expr(node: ast.AST) -> bool:
@@ -171,7 +221,7 @@ def _is_string_expr(node: ast.AST) -> bool:
         return True
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
         return _is_string_expr(node.left) or _is_string_expr(node.right)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ('format', 'join'):
         return _is_string_expr(node.func.value)
     return False
 
@@ -180,8 +230,8 @@ def _dotted(node: ast.AST) -> str:
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        return f"{_dotted(node.value)}.{node.attr}"
-    return ""
+        return f'{_dotted(node.value)}.{node.attr}'
+    return ''
 
 
 def check_python_text(text: str, *, where: str) -> list[str]:
@@ -191,23 +241,25 @@ def check_python_text(text: str, *, where: str) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         name = _dotted(node.func)
-        line = f"{where}:{node.lineno}"
+        line = f'{where}:{node.lineno}'
         for keyword in node.keywords:
-            if keyword.arg in ("shell", "use_unsafe_shell") and not (
+            if keyword.arg in ('shell', 'use_unsafe_shell') and not (
                 isinstance(keyword.value, ast.Constant) and keyword.value.value is False
             ):
-                problems.append(f"{line}: {name}(..., {keyword.arg}=...) runs a shell")
-        if name in ("os.system", "os.popen", "system", "popen") or name.endswith(
-            ("subprocess.getoutput", "subprocess.getstatusoutput")
+                problems.append(f'{line}: {name}(..., {keyword.arg}=...) runs a shell')
+        if name in ('os.system', 'os.popen', 'system', 'popen') or name.endswith(
+            ('subprocess.getoutput', 'subprocess.getstatusoutput')
         ):
-            problems.append(f"{line}: {name}() runs a shell")
-        last = name.rsplit(".", 1)[-1]
-        is_subprocess = name.startswith("subprocess.") and last in _SUBPROCESS_CALLS
-        if (is_subprocess or last == "run_command") and node.args and _is_string_expr(node.args[0]):
-            problems.append(f"{line}: {name}() gets its command as a string; pass an argv list")
+            problems.append(f'{line}: {name}() runs a shell')
+        last = name.rsplit('.', 1)[-1]
+        is_subprocess = name.startswith('subprocess.') and last in _SUBPROCESS_CALLS
+        if (is_subprocess or last == 'run_command') and node.args and _is_string_expr(node.args[0]):
+            problems.append(f'{line}: {name}() gets its command as a string; pass an argv list')
         for keyword in node.keywords:
-            if keyword.arg in ("args", "cmd") and (is_subprocess or last == "run_command") and _is_string_expr(
-                keyword.value
+            if (
+                keyword.arg in ('args', 'cmd')
+                and (is_subprocess or last == 'run_command')
+                and _is_string_expr(keyword.value)
             ):
-                problems.append(f"{line}: {name}({keyword.arg}=...) gets its command as a string")
+                problems.append(f'{line}: {name}({keyword.arg}=...) gets its command as a string')
     return problems

@@ -60,17 +60,17 @@ http {{
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
 
 
 def web_user() -> str:
     """The unprivileged user nginx workers run as: the web user, not the deploy user (root here)."""
-    for name in ("www-data", "nobody"):
+    for name in ('www-data', 'nobody'):
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
             return name
-    raise HarnessError("neither www-data nor nobody exists to run nginx workers as")
+    raise HarnessError('neither www-data nor nobody exists to run nginx workers as')
 
 
 class Nginx:
@@ -81,16 +81,24 @@ class Nginx:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Nginx:
-        binary = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "nginx"
-        (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        binary = '/usr/sbin/nginx' if os.path.exists('/usr/sbin/nginx') else 'nginx'
+        (self.prefix / 'tmp').mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        conf = self.prefix / "nginx.conf"
+        conf = self.prefix / 'nginx.conf'
         conf.write_text(
             NGINX_CONF.format(prefix=self.prefix, port=self.port, docroot=self.docroot, user=web_user()),
-            encoding="utf-8",
+            encoding='utf-8',
         )
         argv = [
-            binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log"), "-g", "daemon off;"
+            binary,
+            '-p',
+            str(self.prefix),
+            '-c',
+            str(conf),
+            '-e',
+            str(self.prefix / 'error.log'),
+            '-g',
+            'daemon off;',
         ]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
@@ -99,18 +107,18 @@ class Nginx:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                said = self.proc.stderr.read().decode(errors="replace")
-                raise HarnessError(f"nginx exited: {said} {self.error_log()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                said = self.proc.stderr.read().decode(errors='replace')
+                raise HarnessError(f'nginx exited: {said} {self.error_log()}')
+            with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', self.port), timeout=0.2):
                 return self
             time.sleep(0.05)
         self.stop()
-        raise HarnessError(f"nginx did not listen on 127.0.0.1:{self.port}: {self.error_log()}")
+        raise HarnessError(f'nginx did not listen on 127.0.0.1:{self.port}: {self.error_log()}')
 
     def error_log(self) -> str:
         with contextlib.suppress(FileNotFoundError):
-            return (self.prefix / "error.log").read_text(encoding="utf-8", errors="replace")[-2000:]
-        return ""
+            return (self.prefix / 'error.log').read_text(encoding='utf-8', errors='replace')[-2000:]
+        return ''
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -154,25 +162,31 @@ class LoadStats:
         return self.non_2xx + self.conn_errors + self.bad_bodies
 
     def merge(self, other: dict) -> None:
-        for key in ("requests", "ok", "non_2xx", "conn_errors", "bad_bodies", "switches_seen"):
+        for key in ('requests', 'ok', 'non_2xx', 'conn_errors', 'bad_bodies', 'switches_seen'):
             setattr(self, key, getattr(self, key) + other[key])
-        for version, count in other["versions"].items():
+        for version, count in other['versions'].items():
             self.versions[version] = self.versions.get(version, 0) + count
-        self.samples.extend(other["samples"][: max(0, 10 - len(self.samples))])
+        self.samples.extend(other['samples'][: max(0, 10 - len(self.samples))])
 
     def summary(self) -> str:
         rate = self.requests / self.seconds if self.seconds else 0
         return (
-            f"requests={self.requests} ok={self.ok} non_2xx={self.non_2xx} conn_errors={self.conn_errors} "
-            f"bad_bodies={self.bad_bodies} versions_seen={len(self.versions)} switches_seen={self.switches_seen} "
-            f"seconds={self.seconds:.1f} rate={rate:.0f}/s"
+            f'requests={self.requests} ok={self.ok} non_2xx={self.non_2xx} conn_errors={self.conn_errors} '
+            f'bad_bodies={self.bad_bodies} versions_seen={len(self.versions)} switches_seen={self.switches_seen} '
+            f'seconds={self.seconds:.1f} rate={rate:.0f}/s'
         )
 
 
 def _worker(port: int, paths: tuple[str, ...], stop, deadline: float, out) -> None:
     stats = {
-        "requests": 0, "ok": 0, "non_2xx": 0, "conn_errors": 0, "bad_bodies": 0, "versions": {}, "samples": [],
-        "switches_seen": 0,
+        'requests': 0,
+        'ok': 0,
+        'non_2xx': 0,
+        'conn_errors': 0,
+        'bad_bodies': 0,
+        'versions': {},
+        'samples': [],
+        'switches_seen': 0,
     }
     conn: http.client.HTTPConnection | None = None
     last_version = None
@@ -180,37 +194,37 @@ def _worker(port: int, paths: tuple[str, ...], stop, deadline: float, out) -> No
     while not stop.is_set() and time.monotonic() < deadline:
         path = paths[index % len(paths)]
         index += 1
-        stats["requests"] += 1
+        stats['requests'] += 1
         try:
             if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", path)
+                conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+            conn.request('GET', path)
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:
-            stats["conn_errors"] += 1
-            if len(stats["samples"]) < 10:
-                stats["samples"].append(f"{path}: connection error {type(exc).__name__}: {exc}")
+            stats['conn_errors'] += 1
+            if len(stats['samples']) < 10:
+                stats['samples'].append(f'{path}: connection error {type(exc).__name__}: {exc}')
             if conn is not None:
                 conn.close()
             conn = None
             continue
         if not 200 <= response.status < 300:
-            stats["non_2xx"] += 1
-            if len(stats["samples"]) < 10:
-                stats["samples"].append(f"{path}: HTTP {response.status}")
+            stats['non_2xx'] += 1
+            if len(stats['samples']) < 10:
+                stats['samples'].append(f'{path}: HTTP {response.status}')
         else:
             try:
                 version = verify_page(body)
             except ValueError as exc:
-                stats["bad_bodies"] += 1
-                if len(stats["samples"]) < 10:
-                    stats["samples"].append(f"{path}: bad body: {exc}")
+                stats['bad_bodies'] += 1
+                if len(stats['samples']) < 10:
+                    stats['samples'].append(f'{path}: bad body: {exc}')
             else:
-                stats["ok"] += 1
-                stats["versions"][version] = stats["versions"].get(version, 0) + 1
+                stats['ok'] += 1
+                stats['versions'][version] = stats['versions'].get(version, 0) + 1
                 if last_version is not None and version != last_version:
-                    stats["switches_seen"] += 1
+                    stats['switches_seen'] += 1
                 last_version = version
         if response.will_close:
             conn.close()
@@ -226,13 +240,14 @@ class LoadClient:
     Bounded: every worker stops by itself after ``max_seconds``.
     """
 
-    def __init__(self, *, port: int, workers: int = 3, paths: tuple[str, ...] = ("/", "/index.html"),
-                 max_seconds: float = 600) -> None:
+    def __init__(
+        self, *, port: int, workers: int = 3, paths: tuple[str, ...] = ('/', '/index.html'), max_seconds: float = 600
+    ) -> None:
         self.port = port
         self.workers = workers
         self.paths = paths
         self.max_seconds = max_seconds
-        self._ctx = multiprocessing.get_context("fork")
+        self._ctx = multiprocessing.get_context('fork')
         self._stop = self._ctx.Event()
         self._queue = self._ctx.Queue()
         self._procs: list = []
@@ -255,7 +270,7 @@ class LoadClient:
                 stats.merge(self._queue.get(timeout=30))
             except Exception as exc:
                 stats.conn_errors += 1
-                stats.samples.append(f"load worker gave no result: {exc!r}")
+                stats.samples.append(f'load worker gave no result: {exc!r}')
         for proc in self._procs:
             proc.join(timeout=10)
             if proc.is_alive():
@@ -289,7 +304,7 @@ def naive_swaps(*, link: Path, targets: list[str], seconds: float) -> int:
 
 def rename_link(*, link: Path, target: str) -> None:
     """Point ``link`` at ``target`` the collection's way: a temp link, then rename(2) over it."""
-    tmp = link.parent / f".{link.name}.swaptest"
+    tmp = link.parent / f'.{link.name}.swaptest'
     os.symlink(target, tmp)
     os.replace(tmp, link)
 

@@ -20,9 +20,9 @@ from _harness import DEPLOY_PLAYBOOK, Ansible, kill_registered
 _FIGURES: list[tuple[str, dict]] = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def ansible(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
-    return Ansible(workdir=tmp_path_factory.mktemp("ansible"))
+    return Ansible(workdir=tmp_path_factory.mktemp('ansible'))
 
 
 @pytest.fixture
@@ -31,20 +31,20 @@ def figures(request: pytest.FixtureRequest):
 
     def record(**values) -> None:
         _FIGURES.append((request.node.name, values))
-        print(f"\n[figures] {request.node.name}: " + ", ".join(f"{k}={v}" for k, v in values.items()), flush=True)
+        print(f'\n[figures] {request.node.name}: ' + ', '.join(f'{k}={v}' for k, v in values.items()), flush=True)
 
     return record
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def deploy_playbook() -> Path:
     if not DEPLOY_PLAYBOOK.is_file():
-        pytest.fail(f"{DEPLOY_PLAYBOOK} does not exist: the reliability suites drive the real deploy playbook")
+        pytest.fail(f'{DEPLOY_PLAYBOOK} does not exist: the reliability suites drive the real deploy playbook')
     return DEPLOY_PLAYBOOK
 
 
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(f'signal {signum}')
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,21 +57,21 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 
 def _suite(config: pytest.Config) -> str:
-    return os.environ.get("RELIABILITY_SUITE") or "reliability"
+    return os.environ.get('RELIABILITY_SUITE') or 'reliability'
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     stats = terminalreporter.stats
-    passed = len(stats.get("passed", []))
-    failed = len(stats.get("failed", [])) + len(stats.get("error", []))
+    passed = len(stats.get('passed', []))
+    failed = len(stats.get('failed', [])) + len(stats.get('error', []))
     suite = _suite(config)
-    terminalreporter.write_line("")
+    terminalreporter.write_line('')
     for name, values in _FIGURES:
-        terminalreporter.write_line(f"{suite} figures {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-    terminalreporter.write_line(f"{suite}: {passed} passed, {failed} failed")
-    results = os.environ.get("RELIABILITY_RESULTS")
+        terminalreporter.write_line(f'{suite} figures {name}: ' + ', '.join(f'{k}={v}' for k, v in values.items()))
+    terminalreporter.write_line(f'{suite}: {passed} passed, {failed} failed')
+    results = os.environ.get('RELIABILITY_RESULTS')
     if results:
         Path(results).write_text(
-            json.dumps({"suite": suite, "passed": passed, "failed": failed, "figures": _FIGURES}, default=str),
-            encoding="utf-8",
+            json.dumps({'suite': suite, 'passed': passed, 'failed': failed, 'figures': _FIGURES}, default=str),
+            encoding='utf-8',
         )

@@ -30,31 +30,31 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-FILES = HERE / "files"
-COLLECTIONS_ROOT = REPO_ROOT / "build" / "collections"
+FILES = HERE / 'files'
+COLLECTIONS_ROOT = REPO_ROOT / 'build' / 'collections'
 VENV_BIN = Path(sys.executable).parent
 PYTHON = sys.executable
-HOSTS = ("h1", "h2", "h3")
+HOSTS = ('h1', 'h2', 'h3')
 # The web server's user, and an identity that is www-data with another primary group: a file it creates
 # gets the group www-data only through the setgid bit of the directory.
-WEB_USER = "www-data"
-WEB_WRITER = ["setpriv", "--reuid=www-data", "--regid=nogroup", "--groups=www-data", "--"]
+WEB_USER = 'www-data'
+WEB_WRITER = ['setpriv', '--reuid=www-data', '--regid=nogroup', '--groups=www-data', '--']
 
 _ANSIBLE_LEAKS = (
-    "ANSIBLE_COLLECTIONS_PATHS",
-    "ANSIBLE_CONFIG",
-    "ANSIBLE_ROLES_PATH",
-    "ANSIBLE_INVENTORY",
-    "ANSIBLE_PLAYBOOK_DIR",
-    "ANSIBLE_STDOUT_CALLBACK",
-    "ANSIBLE_CALLBACKS_ENABLED",
-    "ANSIBLE_CHECK_MODE_MARKERS",
-    "ANSIBLE_DISPLAY_SKIPPED_HOSTS",
-    "ANSIBLE_CALLBACK_RESULT_FORMAT",
+    'ANSIBLE_COLLECTIONS_PATHS',
+    'ANSIBLE_CONFIG',
+    'ANSIBLE_ROLES_PATH',
+    'ANSIBLE_INVENTORY',
+    'ANSIBLE_PLAYBOOK_DIR',
+    'ANSIBLE_STDOUT_CALLBACK',
+    'ANSIBLE_CALLBACKS_ENABLED',
+    'ANSIBLE_CHECK_MODE_MARKERS',
+    'ANSIBLE_DISPLAY_SKIPPED_HOSTS',
+    'ANSIBLE_CALLBACK_RESULT_FORMAT',
 )
-_RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$")
-_TASK = re.compile(r"^TASK \[(?:[\w.]+ : )?(.*?)\] \**$")
-_HOST_LINE = re.compile(r"^(ok|changed|skipping|fatal|failed|included|unreachable): \[([^\]\s]+)(?: -> [^\]]+)?\]")
+_RECAP = re.compile(r'^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$')
+_TASK = re.compile(r'^TASK \[(?:[\w.]+ : )?(.*?)\] \**$')
+_HOST_LINE = re.compile(r'^(ok|changed|skipping|fatal|failed|included|unreachable): \[([^\]\s]+)(?: -> [^\]]+)?\]')
 
 
 @dataclasses.dataclass
@@ -69,19 +69,19 @@ class Run:
 
     def describe(self) -> str:
         return (
-            f"{' '.join(self.args)} exited {self.rc} after {self.seconds:.1f} s\n"
-            f"--- stdout (tail)\n{self.stdout[-8000:]}\n--- stderr (tail)\n{self.stderr[-3000:]}"
+            f'{" ".join(self.args)} exited {self.rc} after {self.seconds:.1f} s\n'
+            f'--- stdout (tail)\n{self.stdout[-8000:]}\n--- stderr (tail)\n{self.stderr[-3000:]}'
         )
 
     @property
     def recap(self) -> dict[str, dict[str, int]]:
         """The PLAY RECAP: host -> {ok, changed, unreachable, failed, skipped, rescued, ignored}."""
-        lines = self.stdout.split("PLAY RECAP")[-1].splitlines() if "PLAY RECAP" in self.stdout else []
+        lines = self.stdout.split('PLAY RECAP')[-1].splitlines() if 'PLAY RECAP' in self.stdout else []
         found: dict[str, dict[str, int]] = {}
         for line in lines:
             match = _RECAP.match(line.strip())
             if match:
-                found[match.group(1)] = {k: int(v) for k, v in (pair.split("=") for pair in match.group(2).split())}
+                found[match.group(1)] = {k: int(v) for k, v in (pair.split('=') for pair in match.group(2).split())}
         return found
 
     def tasks(self) -> list[tuple[str, dict[str, str]]]:
@@ -102,7 +102,7 @@ class Run:
         return {
             name
             for name, statuses in self.tasks()
-            if any(status in {"ok", "changed", "fatal", "failed"} for status in statuses.values())
+            if any(status in {'ok', 'changed', 'fatal', 'failed'} for status in statuses.values())
         }
 
     def results(self, *, task: str) -> dict[str, dict]:
@@ -114,12 +114,12 @@ class Run:
         name = None
         position = 0
         for line in text.splitlines(keepends=True):
-            header = _TASK.match(line.rstrip("\n"))
+            header = _TASK.match(line.rstrip('\n'))
             if header:
                 name = header.group(1) if not found else None
             status = _HOST_LINE.match(line)
-            if name is not None and name.startswith(task) and status and "=> {" in line:
-                start = position + line.index("=> {") + 3
+            if name is not None and name.startswith(task) and status and '=> {' in line:
+                start = position + line.index('=> {') + 3
                 value, _end = decoder.raw_decode(text, start)
                 found[status.group(2)] = value
             position += len(line)
@@ -142,19 +142,19 @@ class Fleet:
 
     def __init__(self, *, base: Path) -> None:
         self.base = base
-        self.home = base / "ansible-home"
-        self.runs = base / "runs"
-        self.interpreters = base / "interpreters"
+        self.home = base / 'ansible-home'
+        self.runs = base / 'runs'
+        self.interpreters = base / 'interpreters'
         for path in (self.home, self.runs, self.interpreters):
             path.mkdir(parents=True, exist_ok=True)
         for host in HOSTS:
             path = self.interpreters / host
-            path.write_text(_INTERPRETER.format(python=PYTHON, host=host), encoding="utf-8")
+            path.write_text(_INTERPRETER.format(python=PYTHON, host=host), encoding='utf-8')
             path.chmod(0o755)
         self.count = 0
 
     def root(self, host: str) -> Path:
-        return self.base / "roots" / host
+        return self.base / 'roots' / host
 
     @property
     def roots(self) -> dict[str, Path]:
@@ -162,17 +162,17 @@ class Fleet:
 
     def env(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key not in _ANSIBLE_LEAKS}
-        previous = env.get("ANSIBLE_COLLECTIONS_PATH")
+        previous = env.get('ANSIBLE_COLLECTIONS_PATH')
         env.update(
             {
-                "ANSIBLE_CONFIG": str(HERE / "ansible.cfg"),
-                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT) + (f":{previous}" if previous else ""),
-                "ANSIBLE_HOME": str(self.home),
-                "ANSIBLE_LOCAL_TEMP": str(self.home / "tmp"),
-                "ANSIBLE_REMOTE_TEMP": str(self.home / "remote-tmp"),
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_FORCE_COLOR": "0",
-                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                'ANSIBLE_CONFIG': str(HERE / 'ansible.cfg'),
+                'ANSIBLE_COLLECTIONS_PATH': str(COLLECTIONS_ROOT) + (f':{previous}' if previous else ''),
+                'ANSIBLE_HOME': str(self.home),
+                'ANSIBLE_LOCAL_TEMP': str(self.home / 'tmp'),
+                'ANSIBLE_REMOTE_TEMP': str(self.home / 'remote-tmp'),
+                'ANSIBLE_NOCOLOR': '1',
+                'ANSIBLE_FORCE_COLOR': '0',
+                'PATH': f'{VENV_BIN}{os.pathsep}{os.environ.get("PATH", "")}',
             }
         )
         return env
@@ -189,34 +189,34 @@ class Fleet:
     ) -> Run:
         """Run atomic.deploy.<name> on the three hosts; ``host_vars`` adds to each host's release_root."""
         self.count += 1
-        stem = self.runs / f"{self.count:02d}-{name}"
+        stem = self.runs / f'{self.count:02d}-{name}'
         inventory = {
-            "all": {
-                "vars": {"ansible_connection": "local"},
-                "hosts": {
+            'all': {
+                'vars': {'ansible_connection': 'local'},
+                'hosts': {
                     host: {
-                        "ansible_python_interpreter": str(self.interpreters / host),
-                        "release_root": str(self.root(host)),
+                        'ansible_python_interpreter': str(self.interpreters / host),
+                        'release_root': str(self.root(host)),
                         **(host_vars or {}).get(host, {}),
                     }
                     for host in HOSTS
                 },
             }
         }
-        Path(f"{stem}.inventory.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
-        Path(f"{stem}.vars.json").write_text(json.dumps(extra or {}), encoding="utf-8")
+        Path(f'{stem}.inventory.yml').write_text(yaml.safe_dump(inventory), encoding='utf-8')
+        Path(f'{stem}.vars.json').write_text(json.dumps(extra or {}), encoding='utf-8')
         args = [
-            str(VENV_BIN / "ansible-playbook"),
-            "-i",
-            f"{stem}.inventory.yml",
-            f"atomic.deploy.{name}",
-            "-e",
-            f"@{stem}.vars.json",
+            str(VENV_BIN / 'ansible-playbook'),
+            '-i',
+            f'{stem}.inventory.yml',
+            f'atomic.deploy.{name}',
+            '-e',
+            f'@{stem}.vars.json',
         ]
         if check:
-            args.append("--check")
+            args.append('--check')
         if diff:
-            args.append("--diff")
+            args.append('--diff')
         started = time.monotonic()
         proc = subprocess.run(
             args,
@@ -229,23 +229,23 @@ class Fleet:
             stdin=subprocess.DEVNULL,
         )
         run = Run(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
-        Path(f"{stem}.out").write_text(run.describe(), encoding="utf-8")
+        Path(f'{stem}.out').write_text(run.describe(), encoding='utf-8')
         return run
 
     def deploy(self, **kwargs) -> Run:
-        return self.playbook("deploy", **kwargs)
+        return self.playbook('deploy', **kwargs)
 
     def ok(self, run: Run) -> Run:
         """The run, after checking that it succeeded on every host."""
         assert run.rc == 0, run.describe()
-        assert set(run.recap) == set(HOSTS), f"PLAY RECAP lacks hosts\n{run.describe()}"
+        assert set(run.recap) == set(HOSTS), f'PLAY RECAP lacks hosts\n{run.describe()}'
         for host, counts in run.recap.items():
-            assert counts["failed"] == 0 and counts["unreachable"] == 0, f"{host} failed\n{run.describe()}"
+            assert counts['failed'] == 0 and counts['unreachable'] == 0, f'{host} failed\n{run.describe()}'
         return run
 
     def failed(self, run: Run) -> Run:
         """The run, after checking that the playbook failed."""
-        assert run.rc != 0, f"the run should have failed\n{run.describe()}"
+        assert run.rc != 0, f'the run should have failed\n{run.describe()}'
         return run
 
 
@@ -254,34 +254,34 @@ class Fleet:
 
 def current(root: Path) -> str | None:
     """The release id current points at (None without a current link)."""
-    link = root / "current"
+    link = root / 'current'
     if not link.is_symlink():
         return None
     target = os.readlink(link)
-    assert target == f"releases/{Path(target).name}", f"{link} -> {target} is not releases/<id>"
+    assert target == f'releases/{Path(target).name}', f'{link} -> {target} is not releases/<id>'
     return Path(target).name
 
 
 def releases(root: Path) -> set[str]:
     """Release directory names in releases/ (not the .tmp-/.trash- work dirs)."""
-    path = root / "releases"
-    return {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")} if path.is_dir() else set()
+    path = root / 'releases'
+    return {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith('.')} if path.is_dir() else set()
 
 
 def meta(root: Path, *, release: str) -> dict:
     """The .release.json of a release."""
-    return json.loads((root / "releases" / release / ".release.json").read_text(encoding="utf-8"))
+    return json.loads((root / 'releases' / release / '.release.json').read_text(encoding='utf-8'))
 
 
 def history(root: Path) -> list[dict]:
-    path = root / ".deploy" / "history.jsonl"
+    path = root / '.deploy' / 'history.jsonl'
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding='utf-8').splitlines() if line.strip()]
 
 
 def lock_held(root: Path) -> bool:
-    return (root / ".deploy" / "lock").exists()
+    return (root / '.deploy' / 'lock').exists()
 
 
 def inode(path: Path) -> tuple[int, int]:
@@ -294,28 +294,28 @@ def snapshot(*paths: Path) -> dict[str, tuple]:
     found: dict[str, tuple] = {}
     for top in paths:
         if not top.exists() and not top.is_symlink():
-            found[str(top)] = ("absent",)
+            found[str(top)] = ('absent',)
             continue
         for dirpath, dirnames, filenames in os.walk(top):
-            for name in [*dirnames, *filenames, ""]:
+            for name in [*dirnames, *filenames, '']:
                 path = Path(dirpath, name) if name else Path(dirpath)
                 info = path.lstat()
                 mode = stat.S_IMODE(info.st_mode)
                 if stat.S_ISLNK(info.st_mode):
-                    found[str(path)] = ("link", os.readlink(path))
+                    found[str(path)] = ('link', os.readlink(path))
                 elif stat.S_ISDIR(info.st_mode):
-                    found[str(path)] = ("dir", oct(mode), info.st_uid, info.st_gid)
+                    found[str(path)] = ('dir', oct(mode), info.st_uid, info.st_gid)
                 else:
                     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                    found[str(path)] = ("file", oct(mode), info.st_uid, info.st_gid, digest)
+                    found[str(path)] = ('file', oct(mode), info.st_uid, info.st_gid, digest)
     return found
 
 
 def diff_snapshots(*, before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
-    changes = [f"removed {name}" for name in sorted(set(before) - set(after))]
-    changes += [f"added {name}" for name in sorted(set(after) - set(before))]
+    changes = [f'removed {name}' for name in sorted(set(before) - set(after))]
+    changes += [f'added {name}' for name in sorted(set(after) - set(before))]
     changes += [
-        f"changed {name}: {before[name]} -> {after[name]}"
+        f'changed {name}: {before[name]} -> {after[name]}'
         for name in sorted(set(before) & set(after))
         if before[name] != after[name]
     ]
@@ -329,15 +329,15 @@ def make_tree(*, root: Path, files: dict[str, str]) -> Path:
     for name, content in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        path.write_text(content, encoding='utf-8')
     return root
 
 
 def make_archive(*, path: Path, files: dict[str, str]) -> Path:
     """A tar.gz of files (relative name -> text), directories included, members relative to the release."""
-    source = make_tree(root=path.with_name(path.name + ".src"), files=files)
-    with tarfile.open(path, "w:gz") as archive:
-        for member in sorted(source.rglob("*")):
+    source = make_tree(root=path.with_name(path.name + '.src'), files=files)
+    with tarfile.open(path, 'w:gz') as archive:
+        for member in sorted(source.rglob('*')):
             archive.add(member, arcname=str(member.relative_to(source)), recursive=False)
     return path
 
@@ -349,15 +349,15 @@ def sha256(path: Path) -> str:
 def git(*args: str, cwd: Path) -> str:
     env = dict(
         os.environ,
-        GIT_AUTHOR_NAME="role tests",
-        GIT_AUTHOR_EMAIL="role-tests@example.invalid",
-        GIT_COMMITTER_NAME="role tests",
-        GIT_COMMITTER_EMAIL="role-tests@example.invalid",
-        GIT_CONFIG_NOSYSTEM="1",
+        GIT_AUTHOR_NAME='role tests',
+        GIT_AUTHOR_EMAIL='role-tests@example.invalid',
+        GIT_COMMITTER_NAME='role tests',
+        GIT_COMMITTER_EMAIL='role-tests@example.invalid',
+        GIT_CONFIG_NOSYSTEM='1',
         HOME=str(cwd),
     )
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)} failed in {cwd}: {proc.stderr}"
+    proc = subprocess.run(['git', *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f'git {" ".join(args)} failed in {cwd}: {proc.stderr}'
     return proc.stdout.strip()
 
 
@@ -368,7 +368,7 @@ def as_web_user(*argv: str, stdin: str | None = None) -> subprocess.CompletedPro
 
 def free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
 
 
@@ -377,21 +377,21 @@ class FileServer:
 
     def __init__(self, *, directory: Path) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f'http://127.0.0.1:{self.port}'
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", str(directory)],
+            [PYTHON, '-m', 'http.server', str(self.port), '--bind', '127.0.0.1', '--directory', str(directory)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while True:
             try:
-                with urllib.request.urlopen(self.url + "/", timeout=1):
+                with urllib.request.urlopen(self.url + '/', timeout=1):
                     break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"http.server on port {self.port} did not come up") from None
+                    raise RuntimeError(f'http.server on port {self.port} did not come up') from None
                 time.sleep(0.1)
 
     def stop(self) -> None:
@@ -414,17 +414,17 @@ class StatusServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.requests.append(self.path)
-                body = b"status page\n"
+                body = b'status page\n'
                 self.send_response(statuses.get(self.path, default))
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header('Content-Length', str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

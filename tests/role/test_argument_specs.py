@@ -17,163 +17,163 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ROLE = REPO_ROOT / "roles" / "release"
-TASKS = ROLE / "tasks"
+ROLE = REPO_ROOT / 'roles' / 'release'
+TASKS = ROLE / 'tasks'
 
 # The task files each entry point runs (main includes the rest of the deploy flow).
 ENTRY_FILES = {
-    "main": ["main.yml", "activate.yml", "prepare.yml", "verify.yml", "checks.yml", "reload.yml", "after_rollback.yml"],
-    "rollback": ["rollback.yml", "after_rollback.yml", "reload.yml"],
-    "status": ["status.yml"],
+    'main': ['main.yml', 'activate.yml', 'prepare.yml', 'verify.yml', 'checks.yml', 'reload.yml', 'after_rollback.yml'],
+    'rollback': ['rollback.yml', 'after_rollback.yml', 'reload.yml'],
+    'status': ['status.yml'],
 }
 # Names the role sets (registered results, variables for hooks, set_stats keys) and result keys:
 # outputs, not inputs.
 ROLE_SET = {
-    "release_stage_result",
-    "release_switch_result",
-    "release_migrate_result",
-    "release_healthcheck_result",
-    "release_healthcheck_url_result",
-    "release_rollback_result",
-    "release_status_result",
-    "release_deploy_id",
-    "release_deploy_path",
-    "release_previous_id",
-    "release_deploy_previous_id",
-    "release_deployed_id",
-    "release_switched_hosts",
-    "release_path",
+    'release_stage_result',
+    'release_switch_result',
+    'release_migrate_result',
+    'release_healthcheck_result',
+    'release_healthcheck_url_result',
+    'release_rollback_result',
+    'release_status_result',
+    'release_deploy_id',
+    'release_deploy_path',
+    'release_previous_id',
+    'release_deploy_previous_id',
+    'release_deployed_id',
+    'release_switched_hosts',
+    'release_path',
 }
 PYTHON_TYPES = {
-    "str": (str,),
-    "path": (str,),
-    "bool": (bool,),
-    "int": (int,),
-    "float": (int, float, str),
-    "list": (list,),
-    "dict": (dict,),
+    'str': (str,),
+    'path': (str,),
+    'bool': (bool,),
+    'int': (int,),
+    'float': (int, float, str),
+    'list': (list,),
+    'dict': (dict,),
 }
 VARIABLE = re.compile(r"(?<![\w.'\"\[])release_[a-z0-9_]+\b")
 
 
 def load_yaml(*, path: Path):
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.safe_load(path.read_text(encoding='utf-8'))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def defaults() -> dict:
-    return load_yaml(path=ROLE / "defaults" / "main.yml")
+    return load_yaml(path=ROLE / 'defaults' / 'main.yml')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def specs() -> dict:
-    return load_yaml(path=ROLE / "meta" / "argument_specs.yml")["argument_specs"]
+    return load_yaml(path=ROLE / 'meta' / 'argument_specs.yml')['argument_specs']
 
 
 def used_variables(*, entry: str) -> set[str]:
     """release_* names the entry point's task files read, without the names the role itself sets."""
     names: set[str] = set()
     for name in ENTRY_FILES[entry]:
-        text = (TASKS / name).read_text(encoding="utf-8")
+        text = (TASKS / name).read_text(encoding='utf-8')
         names.update(VARIABLE.findall(text))
     return names - ROLE_SET
 
 
 def test_entry_points(specs: dict) -> None:
-    assert set(specs) == {"main", "rollback", "status"}
-    for entry in ("rollback", "status"):
-        assert (TASKS / f"{entry}.yml").is_file(), f"entry point {entry} has no tasks/{entry}.yml"
+    assert set(specs) == {'main', 'rollback', 'status'}
+    for entry in ('rollback', 'status'):
+        assert (TASKS / f'{entry}.yml').is_file(), f'entry point {entry} has no tasks/{entry}.yml'
 
 
 def test_defaults_are_the_spec_options(defaults: dict, specs: dict) -> None:
     options: dict[str, dict] = {}
     for spec in specs.values():
-        options.update(spec["options"])
-    required = {name for name, option in options.items() if option.get("required")}
-    assert required == {"release_root"}
+        options.update(spec['options'])
+    required = {name for name, option in options.items() if option.get('required')}
+    assert required == {'release_root'}
     assert set(defaults) == set(options) - required, (
-        f"only in defaults: {sorted(set(defaults) - set(options))}; "
-        f"only in argument_specs: {sorted(set(options) - required - set(defaults))}"
+        f'only in defaults: {sorted(set(defaults) - set(options))}; '
+        f'only in argument_specs: {sorted(set(options) - required - set(defaults))}'
     )
-    assert not required & set(defaults), "a required variable must not have a default"
+    assert not required & set(defaults), 'a required variable must not have a default'
 
 
-@pytest.mark.parametrize("entry", sorted(ENTRY_FILES))
+@pytest.mark.parametrize('entry', sorted(ENTRY_FILES))
 def test_spec_defaults_match(entry: str, defaults: dict, specs: dict) -> None:
-    for name, option in specs[entry]["options"].items():
-        if option.get("required"):
-            assert "default" not in option, f"{entry}: {name} is required and has a default"
+    for name, option in specs[entry]['options'].items():
+        if option.get('required'):
+            assert 'default' not in option, f'{entry}: {name} is required and has a default'
             continue
-        assert "default" in option, f"{entry}: {name} has no default in argument_specs"
-        assert option["default"] == defaults[name], f"{entry}: {name} default differs from defaults/main.yml"
+        assert 'default' in option, f'{entry}: {name} has no default in argument_specs'
+        assert option['default'] == defaults[name], f'{entry}: {name} default differs from defaults/main.yml'
 
 
-@pytest.mark.parametrize("entry", sorted(ENTRY_FILES))
+@pytest.mark.parametrize('entry', sorted(ENTRY_FILES))
 def test_spec_options_are_well_formed(entry: str, defaults: dict, specs: dict) -> None:
-    for name, option in specs[entry]["options"].items():
-        assert name.startswith("release_"), f"{entry}: {name} lacks the release_ prefix"
-        assert str(option.get("description", "")).strip(), f"{entry}: {name} has no description"
-        kind = option.get("type")
-        assert kind in {*PYTHON_TYPES, "raw"}, f"{entry}: {name} has type {kind!r}"
+    for name, option in specs[entry]['options'].items():
+        assert name.startswith('release_'), f'{entry}: {name} lacks the release_ prefix'
+        assert str(option.get('description', '')).strip(), f'{entry}: {name} has no description'
+        kind = option.get('type')
+        assert kind in {*PYTHON_TYPES, 'raw'}, f'{entry}: {name} has type {kind!r}'
         if name not in defaults:
             continue
         value = defaults[name]
         if kind in PYTHON_TYPES:
-            assert isinstance(value, PYTHON_TYPES[kind]), f"{entry}: {name} default {value!r} is not a {kind}"
-            if kind == "int":
-                assert not isinstance(value, bool), f"{entry}: {name} default {value!r} is a bool"
-            if kind == "float" and isinstance(value, str):
-                assert "{{" in value, f"{entry}: {name} default {value!r} is neither a number nor a template"
-        if kind == "list":
-            assert option.get("elements"), f"{entry}: list {name} has no elements type"
-        if "choices" in option:
-            assert value in option["choices"], f"{entry}: {name} default {value!r} not in its choices"
+            assert isinstance(value, PYTHON_TYPES[kind]), f'{entry}: {name} default {value!r} is not a {kind}'
+            if kind == 'int':
+                assert not isinstance(value, bool), f'{entry}: {name} default {value!r} is a bool'
+            if kind == 'float' and isinstance(value, str):
+                assert '{{' in value, f'{entry}: {name} default {value!r} is neither a number nor a template'
+        if kind == 'list':
+            assert option.get('elements'), f'{entry}: list {name} has no elements type'
+        if 'choices' in option:
+            assert value in option['choices'], f'{entry}: {name} default {value!r} not in its choices'
 
 
 def test_shared_options_are_identical(specs: dict) -> None:
     seen: dict[str, tuple[str, dict]] = {}
     for entry, spec in specs.items():
-        for name, option in spec["options"].items():
+        for name, option in spec['options'].items():
             if name in seen:
                 first, other = seen[name]
-                assert option == other, f"{name} differs between the {first} and {entry} entry points"
+                assert option == other, f'{name} differs between the {first} and {entry} entry points'
             else:
                 seen[name] = (entry, option)
 
 
-@pytest.mark.parametrize("entry", sorted(ENTRY_FILES))
+@pytest.mark.parametrize('entry', sorted(ENTRY_FILES))
 def test_entry_point_lists_the_variables_it_uses(entry: str, specs: dict) -> None:
     used = used_variables(entry=entry)
-    listed = set(specs[entry]["options"])
-    assert used - listed == set(), f"{entry} uses variables its argument spec does not list: {sorted(used - listed)}"
-    assert listed - used == set(), f"{entry} lists variables its task files never use: {sorted(listed - used)}"
+    listed = set(specs[entry]['options'])
+    assert used - listed == set(), f'{entry} uses variables its argument spec does not list: {sorted(used - listed)}'
+    assert listed - used == set(), f'{entry} lists variables its task files never use: {sorted(listed - used)}'
 
 
 def test_hook_points_are_declared(defaults: dict) -> None:
-    hooks = {name for name in defaults if name.startswith("release_hooks_")}
+    hooks = {name for name in defaults if name.startswith('release_hooks_')}
     assert hooks == {
-        "release_hooks_after_fetch",
-        "release_hooks_before_migrate",
-        "release_hooks_before_activate",
-        "release_hooks_after_activate",
-        "release_hooks_after_rollback",
+        'release_hooks_after_fetch',
+        'release_hooks_before_migrate',
+        'release_hooks_before_activate',
+        'release_hooks_after_activate',
+        'release_hooks_after_rollback',
     }
     assert all(defaults[name] == [] for name in hooks)
 
 
 def test_readme_documents_every_variable(specs: dict) -> None:
-    readme = (ROLE / "README.md").read_text(encoding="utf-8")
+    readme = (ROLE / 'README.md').read_text(encoding='utf-8')
     for spec in specs.values():
-        for name in spec["options"]:
-            assert f"| `{name}` |" in readme, f"roles/release/README.md does not document {name}"
+        for name in spec['options']:
+            assert f'| `{name}` |' in readme, f'roles/release/README.md does not document {name}'
 
 
 def test_readme_table_is_up_to_date(specs: dict) -> None:
-    loader = importlib.util.spec_from_file_location("role_readme", REPO_ROOT / "scripts" / "role-readme.py")
+    loader = importlib.util.spec_from_file_location('role_readme', REPO_ROOT / 'scripts' / 'role-readme.py')
     assert loader is not None and loader.loader is not None
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
-    readme_path = ROLE / "README.md"
-    readme = readme_path.read_text(encoding="utf-8")
+    readme_path = ROLE / 'README.md'
+    readme = readme_path.read_text(encoding='utf-8')
     wanted = module.updated_readme(readme=readme, table=module.render_table(specs=specs), path=readme_path)
-    assert wanted == readme, "roles/release/README.md is out of date: run .venv/bin/python scripts/role-readme.py"
+    assert wanted == readme, 'roles/release/README.md is out of date: run .venv/bin/python scripts/role-readme.py'

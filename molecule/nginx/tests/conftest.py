@@ -9,11 +9,11 @@ from hostprobe import Snapshot, take_snapshot
 from nginxchecks import ROOT, fetch_version
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def snap(host: testinfra.host.Host) -> Snapshot:
     return take_snapshot(host=host, root=ROOT)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def served_version(host: testinfra.host.Host) -> str:
     return fetch_version(host=host)

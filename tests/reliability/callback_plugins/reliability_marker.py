@@ -37,41 +37,41 @@ _PAUSE_LIMIT = 120.0
 
 
 def _text(value) -> str:
-    event = getattr(value, "event", None)
-    msg = getattr(event, "msg", None)
+    event = getattr(value, 'event', None)
+    msg = getattr(event, 'msg', None)
     return str(msg if msg is not None else value)
 
 
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "reliability_marker"
+    CALLBACK_TYPE = 'aggregate'
+    CALLBACK_NAME = 'reliability_marker'
     CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._path = os.environ.get("RELIABILITY_MARKER_FILE")
-        pause = os.environ.get("RELIABILITY_PAUSE_AT", "")
+        self._path = os.environ.get('RELIABILITY_MARKER_FILE')
+        pause = os.environ.get('RELIABILITY_PAUSE_AT', '')
         self._pause_at = int(pause) if pause.isdigit() else None
-        self._go = os.environ.get("RELIABILITY_GO_FILE")
+        self._go = os.environ.get('RELIABILITY_GO_FILE')
         self._count = 0
 
     def _write(self, record: dict) -> None:
         if not self._path:
             return
-        record["t"] = time.time()
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        record['t'] = time.time()
+        line = json.dumps(record, sort_keys=True, default=str) + '\n'
         # One O_APPEND write per record: the harness reads the file while we run.
         fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode("utf-8"))
+            os.write(fd, line.encode('utf-8'))
         finally:
             os.close(fd)
 
     def _task_start(self, task, handler: bool) -> None:
         self._count += 1
         self._write(
-            {"event": "task", "n": self._count, "name": task.get_name(), "action": task.action, "handler": handler}
+            {'event': 'task', 'n': self._count, 'name': task.get_name(), 'action': task.action, 'handler': handler}
         )
         if self._pause_at == self._count and self._go:
             deadline = time.monotonic() + _PAUSE_LIMIT
@@ -85,28 +85,28 @@ class CallbackModule(CallbackBase):
         self._task_start(task, handler=True)
 
     def _result(self, event: str, result) -> None:
-        data = getattr(result, "result", None)
+        data = getattr(result, 'result', None)
         if data is None:
-            data = getattr(result, "_result", {}) or {}
-        warnings = [_text(w) for w in (getattr(result, "warnings", None) or data.get("warnings") or [])]
+            data = getattr(result, '_result', {}) or {}
+        warnings = [_text(w) for w in (getattr(result, 'warnings', None) or data.get('warnings') or [])]
         self._write(
             {
-                "event": event,
-                "task": result.task_name if hasattr(result, "task_name") else result._task.get_name(),
-                "msg": data.get("msg"),
-                "changed": bool(data.get("changed")),
-                "warnings": warnings,
+                'event': event,
+                'task': result.task_name if hasattr(result, 'task_name') else result._task.get_name(),
+                'msg': data.get('msg'),
+                'changed': bool(data.get('changed')),
+                'warnings': warnings,
             }
         )
 
     def v2_runner_on_failed(self, result, ignore_errors=False) -> None:
-        self._result("ignored" if ignore_errors else "failed", result)
+        self._result('ignored' if ignore_errors else 'failed', result)
 
     def v2_runner_on_ok(self, result) -> None:
-        self._result("ok", result)
+        self._result('ok', result)
 
     def v2_runner_on_unreachable(self, result) -> None:
-        self._result("unreachable", result)
+        self._result('unreachable', result)
 
     def v2_playbook_on_stats(self, stats) -> None:
-        self._write({"event": "end"})
+        self._write({'event': 'end'})

@@ -15,12 +15,12 @@ import sys
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: migrate_log.py LOGFILE", file=sys.stderr)
+        print('usage: migrate_log.py LOGFILE', file=sys.stderr)
         return 2
-    with open(argv[0], "a", encoding="utf-8") as log:
-        log.write(f"{os.environ.get('ROLE_TEST_HOST', 'unknown-host')} {os.getcwd()}\n")
+    with open(argv[0], 'a', encoding='utf-8') as log:
+        log.write(f'{os.environ.get("ROLE_TEST_HOST", "unknown-host")} {os.getcwd()}\n')
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main(sys.argv[1:]))
