@@ -452,6 +452,8 @@ def drift(*, release: str, verifier: Verifier | None = None) -> dict | None:
     changed: list = []
     removed: list = []
     for rel, e in expected.items():
+        if _under(rel, excluded):
+            continue
         path = os.path.join(release, rel)
         try:
             st = os.lstat(path)
@@ -496,6 +498,15 @@ def drift(*, release: str, verifier: Verifier | None = None) -> dict | None:
         'drifted': bool(changed or added or removed),
         'digest': doc['digest'],
     }
+
+
+def _under(rel: str, excluded: set) -> bool:
+    cut = len(rel)
+    while cut > 0:
+        if rel[:cut] in excluded:
+            return True
+        cut = rel.rfind('/', 0, cut)
+    return False
 
 
 def diff(old: list, new: list) -> dict:

@@ -197,6 +197,26 @@ options:
     description: Why the release failed, with O(state=failed).
     type: str
     default: failed
+  delta:
+    description:
+      - With O(source=archive) (not O(remote_src)) or O(source=directory) over a connection other than
+        C(local) without become, send only the content the host does not already hold in a complete
+        release, compressed, in one transfer (see C(docs/delta.md)). The lock is taken, and a live
+        no-op detected, before any byte of the artifact is sent.
+      - V(false) sends the whole artifact, then stages it in one module run, as before 0.2.0.
+      - Role variable C(release_delta).
+    type: bool
+    default: true
+  content_digest:
+    description:
+      - The digest of the artifact's content manifest, C(sha256:<hex>). The action plugin computes
+        it on the controller; the staged tree must match it, and it is recorded in the release's
+        metadata so that a release id reused for another artifact is refused.
+    type: str
+  delta_plan:
+    description:
+      - Internal, set by the action plugin for the two module runs of delta staging. Do not set it.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -328,6 +348,15 @@ source:
   description: What the release was built from (type, archive or URL, checksum, git sha).
   returned: always
   type: dict
+delta:
+  description:
+    - How the code reached the host. RV(delta.mode) is V(delta) (only missing content was sent),
+      V(full) (the whole artifact: the host held nothing usable) or V(none) (nothing sent: a live
+      no-op or a release already complete). RV(delta.sent_bytes) is the size of the file sent.
+    - With O(delta_plan.probe), the content the host holds (internal).
+  returned: with O(source=archive) or O(source=directory) staged over a remote connection with O(delta=true)
+  type: dict
+  sample: {mode: delta, sent_bytes: 612345, sent_files: 50, held_files: 4950, linked: 4950}
 backup:
   description: Where an adopted C(current) directory was moved, with O(adopt=true). V(null) otherwise.
   returned: when switched
@@ -387,7 +416,7 @@ class Stage:
                 name = 'directory' if kind == 'directory' else 'archive'
                 raise R.ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
             info['archive' if kind == 'archive' else 'directory'] = p['directory'] or p['archive']
-            if (not self.check or p['remote_src']) and not os.path.isfile(p['archive']):
+            if (not self.check or p['remote_src']) and not p['delta_plan'] and not os.path.isfile(p['archive']):
                 raise R.ReleaseError(f'archive {p["archive"]} does not exist on this host', path=p['archive'])
             if p['checksum']:
                 _source.parse_checksum(p['checksum'])
@@ -457,6 +486,41 @@ class Stage:
             with extraction_errors():
                 extractor().detect_format(self.params['archive'])
 
+    def stage_content(self, *, path: str, releases: list[R.Release], current: str | None) -> dict:
+        """Fetch or assemble the code into path, then record its content manifest."""
+        p = self.params
+        plan = p['delta_plan'] or {}
+        _content = content()
+        entries = None
+        if plan.get('bundle'):
+            with manifest_errors():
+                outcome = _content.stage_from_bundle(
+                    tmp=self.layout.tmp,
+                    dest=path,
+                    bundle=plan['bundle'],
+                    releases=releases,
+                    release_id=self.id,
+                    dedupe=p['dedupe'],
+                )
+            stats, entries = outcome['stats'], outcome['entries']
+            if p['checksum']:
+                # The archive stays on the controller, which checked it against checksum.
+                self.source['checksum'] = p['checksum'].lower()
+        else:
+            stats = self.fetch(path=path, previous=self.previous_for_dedupe(releases, current))
+        if self.params['source'] != 'none':
+            exclude = self.shared_dirs + self.shared_files + self.writable
+            with manifest_errors():
+                digest = _content.write_manifest(
+                    release=path,
+                    entries=entries,
+                    exclude=exclude,
+                    content_digest=p['content_digest'] if p['source'] in ('archive', 'directory') else None,
+                    fsync=p['fsync'],
+                )
+            self.source['content_digest'] = digest
+        return stats
+
     def fetch(self, *, path: str, previous: str | None) -> dict:
         with extraction_errors():
             return self._fetch(path=path, previous=previous)
@@ -516,6 +580,23 @@ class Stage:
         return {'shared_created': shared['created'], 'shared_fixed': shared['fixed'], 'writable': writable, **links}
 
 
+def content():
+    """Manifests, delta assembly and identity checks (docs/delta.md)."""
+    from ansible_collections.atomic.deploy.plugins.module_utils import _delta_host
+
+    return _delta_host
+
+
+@contextlib.contextmanager
+def manifest_errors():
+    from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
+
+    try:
+        yield
+    except _manifest.ManifestError as exc:
+        raise R.ReleaseError(str(exc), path=exc.path) from exc
+
+
 def extractor():
     """The extraction code, imported only when code is fetched: a no-op re-deploy never pays for it."""
     from ansible_collections.atomic.deploy.plugins.module_utils import _extract
@@ -554,6 +635,21 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
     current = R.current_id(layout)
     result['current_before'] = current
     existing = R.find(releases, release_id)
+    plan = p['delta_plan'] or {}
+    if existing is not None and existing.state == R.COMPLETE:
+        conflict = content().identity_conflict(
+            release=existing,
+            content_digest=p['content_digest'],
+            checksum=p['checksum'],
+            git_version=p['git_version'] if p['source'] == 'git' else None,
+        )
+        if conflict:
+            raise R.ReleaseError(conflict, path=existing.path)
+    live = R.find(releases, current)
+    if live is not None and (plan.get('probe') or not plan):
+        drifted, _report = content().drift_warning(release=live)
+        if drifted:
+            warnings.append(drifted)
     if existing is not None and existing.state == R.COMPLETE and current == release_id:
         result.update(live=True, state=R.COMPLETE, source=existing.meta.get('source') or stage.source)
         return
@@ -569,7 +665,8 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
             'move it away or choose another release id',
             path=existing.path,
         )
-    stage.check_archive()
+    if not plan.get('probe') and not plan.get('bundle'):
+        stage.check_archive()
     stage.validate_layout()
 
     token = p['lock_token']
@@ -605,6 +702,8 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
     elif token and not module.check_mode:
         _lock.verify(deploy_dir=layout.deploy, token=token)
     result['token'] = token
+    # The probe of this deploy took the lock: a failure of this run gives it back, as it would have.
+    acquired_here = acquired_here or bool(plan.get('lock_acquired'))
 
     if existing is not None and existing.state == R.COMPLETE:
         # Built by an earlier run and not live: keep it, only re-check its shared links.
@@ -615,6 +714,13 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
         )
         result['links'] = links
         warnings.extend(stage.warnings)
+        return
+
+    if plan.get('probe'):
+        result['changed'] = acquired_here
+        if not module.check_mode:
+            have, _verifier = content().probe(releases=releases, exclude=release_id)
+            result['delta'] = {'probe': True, 'have': have, 'lock_acquired': acquired_here}
         return
 
     result['rebuilt'] = existing is not None
@@ -641,7 +747,7 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
         raise
     release = R.Release(release_id=release_id, path=path, state=R.UNFINISHED, meta=meta)
     try:
-        result['stats'] = stage.fetch(path=path, previous=stage.previous_for_dedupe(releases, current))
+        result['stats'] = stage.stage_content(path=path, releases=releases, current=current)
         result['links'] = stage.link(path)
         meta['source'] = stage.source
         R.write_metadata(release_path=path, meta=meta, fsync=p['fsync'])
@@ -843,6 +949,9 @@ def main() -> None:
             protect=dict(type='list', elements='str', default=[]),
             unlock=dict(type='bool', default=False),
             reason=dict(type='str', default='failed'),
+            delta=dict(type='bool', default=True),
+            content_digest=dict(type='str'),
+            delta_plan=dict(type='dict'),
         ),
         supports_check_mode=True,
     )
