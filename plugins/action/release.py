@@ -16,7 +16,6 @@ from ansible_collections.atomic.deploy.plugins.module_utils import _manifest, _r
 from ansible_collections.atomic.deploy.plugins.plugin_utils import _delta, _pack
 from ansible_collections.atomic.deploy.plugins.plugin_utils._controller import OwnerActionBase
 
-
 display = Display()
 
 
