@@ -222,7 +222,14 @@ class ActionModule(OwnerActionBase):
             need = _delta.missing(manifest['entries'], have)
             try:
                 strip = 0 if kind == 'directory' else int(args.get('strip_components') or 0)
-                local_file = _delta.bundle(path=local, kind=kind, strip_components=strip, manifest=manifest, need=need)
+                local_file = _delta.bundle(
+                    path=local,
+                    kind=kind,
+                    strip_components=strip,
+                    manifest=manifest,
+                    need=need,
+                    bases=plan.get('bases') or (),
+                )
             except (OSError, _manifest.ManifestError) as exc:
                 self.unlock_after_failure(second, plan, task_vars)
                 raise AnsibleActionFail(f'cannot pack the delta of {local}: {exc}') from None

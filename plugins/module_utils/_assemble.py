@@ -163,10 +163,12 @@ def _place(path: str, e: list, *, have, objects, dedupe, verified, placed, stats
     stats['bytes_sent'] += size
 
 
-def read_bundle(*, bundle: str, workdir: str) -> tuple[list, str]:
+def read_bundle(*, bundle: str, workdir: str, bases: dict | None = None) -> tuple[list, str]:
     """Extract a delta bundle (tar.gz of manifest.json and objects/<sha256>) into ``workdir``.
 
     The safe extractor reads it, so a hostile bundle is refused like a hostile archive.
+    manifest.json holds the entries, or (``base``, ``upsert``, ``remove``): the difference from
+    the manifest of a complete release on this host, found in ``bases`` (digest -> entries).
     Returns (entries, objects directory).
     """
     import json
@@ -183,7 +185,17 @@ def read_bundle(*, bundle: str, workdir: str) -> tuple[list, str]:
         raise M.ManifestError(f'cannot read {BUNDLE_MANIFEST} of delta bundle {bundle}: {exc}', path=bundle) from exc
     if not isinstance(doc, dict):
         raise M.ManifestError(f'delta bundle {bundle}: {BUNDLE_MANIFEST} is not an object', path=bundle)
-    entries = M.validate_entries(doc.get('entries'))
+    if doc.get('base'):
+        base = (bases or {}).get(doc['base'])
+        if base is None:
+            raise M.ManifestError(f'delta bundle {bundle}: no complete release here has manifest {doc["base"]}')
+        remove = doc.get('remove')
+        if not isinstance(remove, list) or not all(isinstance(p, str) for p in remove):
+            raise M.ManifestError(f'delta bundle {bundle}: invalid remove list', path=bundle)
+        entries = M.apply_delta(base, M.validate_entries(doc.get('upsert')), remove)
+    else:
+        entries = doc.get('entries')
+    entries = M.validate_entries(entries)
     if M.digest(entries) != doc.get('digest'):
         raise M.ManifestError(f'delta bundle {bundle}: the manifest does not match its digest', path=bundle)
     return entries, os.path.join(workdir, BUNDLE_OBJECTS)

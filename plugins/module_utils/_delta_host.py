@@ -54,11 +54,19 @@ def source_releases(releases: list, *, exclude: str | None = None) -> list:
     return [r.path for r in reversed(releases) if r.state == R.COMPLETE and r.id != exclude]
 
 
-def probe(*, releases: list, exclude: str | None = None) -> tuple[str, M.Verifier]:
-    """The content this host verifiably holds, as concatenated digest prefixes for the controller."""
+def probe(*, releases: list, exclude: str | None = None) -> dict:
+    """What the controller needs to build a delta: the content this host verifiably holds (digest
+    prefixes, concatenated) and the manifest digests of its complete releases (newest first)."""
     verifier = M.Verifier()
-    have = M.inventory(releases=source_releases(releases, exclude=exclude), verifier=verifier, uid=_uid())
-    return ''.join(sorted({d[:PREFIX_LEN] for d in have})), verifier
+    manifests: list = []
+    have = M.inventory(
+        releases=source_releases(releases, exclude=exclude), verifier=verifier, uid=_uid(), manifests=manifests
+    )
+    bases = []
+    for _path, doc in manifests:
+        if doc['digest'] not in bases:
+            bases.append(doc['digest'])
+    return {'have': ''.join(sorted({d[:PREFIX_LEN] for d in have})), 'bases': bases[:5]}
 
 
 def _uid():
@@ -102,9 +110,13 @@ def stage_from_bundle(*, tmp: str, dest: str, bundle: str, releases: list, relea
     work = os.path.join(tmp, f'{WORKDIR_PREFIX}{release_id}-{os.urandom(6).hex()}')
     os.mkdir(work, 0o700)
     try:
-        entries, objects = A.read_bundle(bundle=bundle, workdir=work)
         verifier = M.Verifier()
-        have = M.inventory(releases=source_releases(releases, exclude=release_id), verifier=verifier, uid=_uid())
+        manifests: list = []
+        have = M.inventory(
+            releases=source_releases(releases, exclude=release_id), verifier=verifier, uid=_uid(), manifests=manifests
+        )
+        bases = {doc['digest']: doc['entries'] for _path, doc in reversed(manifests)}
+        entries, objects = A.read_bundle(bundle=bundle, workdir=work, bases=bases)
         stats = A.assemble(dest=dest, entries=entries, have=have, objects=objects, dedupe=dedupe)
         stats['hashed_files'] = verifier.hashed_files
         stats['hashed_bytes'] = verifier.hashed_bytes

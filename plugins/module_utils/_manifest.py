@@ -396,12 +396,15 @@ class Verifier:
         return value == entry[4], st
 
 
-def inventory(*, releases: list, verifier: Verifier | None = None, uid: int | None = None) -> dict:
+def inventory(
+    *, releases: list, verifier: Verifier | None = None, uid: int | None = None, manifests: list | None = None
+) -> dict:
     """digest -> (path, lstat, mode) of a file that verifiably holds it, over complete releases.
 
     ``releases`` are release paths, newest first: only complete releases belong here, never an
     unfinished one (it may hold half-written files under temp names or not). A file that no
-    longer holds its recorded digest (a hot-patch) is never a source.
+    longer holds its recorded digest (a hot-patch) is never a source. ``manifests``, when given,
+    gets (release path, manifest) of every release read.
     """
     verifier = verifier or Verifier()
     found: dict = {}
@@ -409,13 +412,16 @@ def inventory(*, releases: list, verifier: Verifier | None = None, uid: int | No
         doc = read(release)
         if doc is None:
             continue
+        if manifests is not None:
+            manifests.append((release, doc))
+        dirs: dict = {}
         records = doc['records']
         ref_ns = doc['ref_ns']
         for e in doc['entries']:
             if e[1] != FILE or e[4] in found:
                 continue
             path = os.path.join(release, e[0])
-            if not _plain_parents(release, e[0]):
+            if not _plain_parents(release, e[0], dirs):
                 continue
             ok, st = verifier.check(path, e, records.get(e[0]), ref_ns)
             if ok and st is not None and (uid is None or st.st_uid == uid):
@@ -423,18 +429,22 @@ def inventory(*, releases: list, verifier: Verifier | None = None, uid: int | No
     return found
 
 
-def _plain_parents(release: str, rel: str) -> bool:
+def _plain_parents(release: str, rel: str, cache: dict) -> bool:
     """True when every parent of rel inside release is a real directory (not a shared link)."""
     cut = rel.rfind('/')
-    cur = release
-    for part in rel[:cut].split('/') if cut > 0 else ():
-        cur = os.path.join(cur, part)
-        try:
-            if not stat.S_ISDIR(os.lstat(cur).st_mode):
-                return False
-        except OSError:
-            return False
-    return True
+    if cut <= 0:
+        return True
+    parent = rel[:cut]
+    ok = cache.get(parent)
+    if ok is None:
+        ok = _plain_parents(release, parent, cache)
+        if ok:
+            try:
+                ok = stat.S_ISDIR(os.lstat(os.path.join(release, parent)).st_mode)
+            except OSError:
+                ok = False
+        cache[parent] = ok
+    return ok
 
 
 def drift(*, release: str, verifier: Verifier | None = None) -> dict | None:
@@ -518,6 +528,25 @@ def diff(old: list, new: list) -> dict:
         'removed': sorted(set(a) - set(b)),
         'changed': sorted(k for k in set(a) & set(b) if a[k] != b[k]),
     }
+
+
+def delta_of(base: list, new: list) -> dict:
+    """What turns ``base`` into ``new``: entries to set (new or different) and paths to remove."""
+    old = {e[0]: e for e in base}
+    paths = {e[0] for e in new}
+    return {
+        'upsert': [e for e in new if old.get(e[0]) != e],
+        'remove': sorted(p for p in old if p not in paths),
+    }
+
+
+def apply_delta(base: list, upsert: list, remove: list) -> list:
+    tree = {e[0]: e for e in base}
+    for path in remove:
+        tree.pop(path, None)
+    for e in upsert:
+        tree[e[0]] = e
+    return sorted(tree.values(), key=lambda e: e[0])
 
 
 def validate_entries(entries) -> list:

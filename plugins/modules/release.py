@@ -719,8 +719,9 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
     if plan.get('probe'):
         result['changed'] = acquired_here
         if not module.check_mode:
-            have, _verifier = content().probe(releases=releases, exclude=release_id)
-            result['delta'] = {'probe': True, 'have': have, 'lock_acquired': acquired_here}
+            result['delta'] = dict(
+                content().probe(releases=releases, exclude=release_id), probe=True, lock_acquired=acquired_here
+            )
         return
 
     result['rebuilt'] = existing is not None

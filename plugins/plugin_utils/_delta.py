@@ -114,7 +114,11 @@ def artifact_manifest(*, path: str, kind: str, strip_components: int = 0) -> dic
         if identity(path=path, kind=kind, strip_components=strip_components) != key:
             return None  # changed while read: use it whole this time, never cache it
         doc = {'key': key, 'entries': entries, 'digest': M.digest(entries or [])}
-        _atomic(cached, json.dumps(doc, separators=(',', ':')).encode('ascii'))
+        data = json.dumps(doc, separators=(',', ':')).encode('ascii')
+        _atomic(cached, data)
+        if entries is not None:
+            # Also by content digest: a later deploy can then send the difference from this one.
+            _atomic(_by_digest(directory, doc['digest']), data)
         doc['path'] = cached
         return doc if entries is not None else None
 
@@ -140,6 +144,23 @@ def _build(*, path: str, kind: str, strip_components: int) -> list | None:
             return None
 
 
+def _by_digest(directory: str, value: str) -> str:
+    return os.path.join(directory, f'{value.partition(":")[2]}.entries.json')
+
+
+def known_entries(value: str) -> list | None:
+    """Entries of a manifest this controller computed before (any artifact), by digest."""
+    if not isinstance(value, str) or not value.startswith('sha256:') or len(value) != 71:
+        return None
+    try:
+        with open(_by_digest(cache_dir(), value), 'rb') as handle:
+            doc = json.loads(handle.read().decode('ascii'))
+    except (OSError, ValueError):
+        return None
+    entries = doc.get('entries') if isinstance(doc, dict) else None
+    return entries if isinstance(entries, list) and M.digest(entries) == value else None
+
+
 def parse_have(text) -> set:
     if not isinstance(text, str):
         return set()
@@ -154,9 +175,20 @@ def missing(entries: list, have: set) -> set:
     return {d for d in M.content_digests(entries) if d[:PREFIX_LEN] not in have}
 
 
-def bundle(*, path: str, kind: str, strip_components: int, manifest: dict, need: set) -> str:
-    """Path of a cached tar.gz holding the manifest and the content in ``need``, built once per set."""
-    want = hashlib.sha256('\n'.join(sorted(need)).encode('ascii')).hexdigest()[:32]
+def bundle(*, path: str, kind: str, strip_components: int, manifest: dict, need: set, bases=()) -> str:
+    """Path of a cached tar.gz holding the manifest and the content in ``need``, built once per set.
+
+    With ``bases`` (manifest digests of the host's complete releases, newest first), the manifest
+    is sent as its difference from the first one this controller knows: a few entries instead of
+    one per file.
+    """
+    base = None
+    for value in bases or ():
+        entries = known_entries(value)
+        if entries is not None:
+            base = (value, entries)
+            break
+    want = hashlib.sha256('\n'.join(sorted(need) + [base[0] if base else '']).encode('ascii')).hexdigest()[:32]
     target = os.path.join(cache_dir(), f'{manifest["key"]}.{want}.bundle.tar.gz')
     with _locked(target):
         if os.path.isfile(target):
@@ -165,9 +197,7 @@ def bundle(*, path: str, kind: str, strip_components: int, manifest: dict, need:
         tmp = f'{target}.tmp-{os.getpid()}'
         try:
             with open(tmp, 'wb') as raw:
-                _write_bundle(
-                    raw, path=path, kind=kind, strip_components=strip_components, manifest=manifest, need=need
-                )
+                _write_bundle(raw, path=path, kind=kind, manifest=manifest, need=need, base=base)
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -186,8 +216,12 @@ def _member(name: str, size: int, mtime: int = 0) -> tarfile.TarInfo:
     return info
 
 
-def _write_bundle(raw, *, path, kind, strip_components, manifest, need) -> None:
-    doc = json.dumps({'digest': manifest['digest'], 'entries': manifest['entries']}, separators=(',', ':'))
+def _write_bundle(raw, *, path, kind, manifest, need, base) -> None:
+    if base is not None:
+        body = dict(M.delta_of(base[1], manifest['entries']), base=base[0])
+    else:
+        body = {'entries': manifest['entries']}
+    doc = json.dumps(dict(body, digest=manifest['digest']), separators=(',', ':'))
     data = doc.encode('ascii')
     gz = gzip.GzipFile(filename='', mode='wb', fileobj=raw, compresslevel=6, mtime=0)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -102,3 +103,64 @@ def test_bundle_holds_only_the_missing_content_and_assembles(tmp_path: Path, kin
     stats = A.assemble(dest=str(dest), entries=entries, have=M.inventory(releases=[str(old)]), objects=objects)
     assert stats['sent'] == 1 and stats['linked'] == 2
     assert M.digest(M.from_tree(root=str(dest))[0]) == manifest['digest']
+
+
+def test_bundle_sends_the_manifest_as_a_difference_from_a_known_base(tmp_path: Path) -> None:
+    files = {f'f{i}': bytes([i]) * 100 for i in range(50)}
+    v1 = make_artifact(tmp_path, files)
+    first = D.artifact_manifest(path=str(v1), kind='archive')
+    old = tmp_path / 'v1'
+    old.mkdir()
+    for name, data in files.items():
+        (old / name).write_bytes(data)
+    M.record_tree(release=str(old), entries=first['entries'])
+    (tmp_path / 'v2').mkdir()
+    files['f3'] = b'changed'
+    v2 = make_artifact(tmp_path / 'v2', files)
+    second = D.artifact_manifest(path=str(v2), kind='archive')
+    need = {hashlib.sha256(b'changed').hexdigest()}
+    full = D.bundle(path=str(v2), kind='archive', strip_components=0, manifest=second, need=need)
+    small = D.bundle(
+        path=str(v2), kind='archive', strip_components=0, manifest=second, need=need, bases=[first['digest']]
+    )
+    with tarfile.open(small) as tf:
+        handle = tf.extractfile('manifest.json')
+        assert handle is not None
+        doc = json.loads(handle.read())
+    assert doc['base'] == first['digest'] and [e[0] for e in doc['upsert']] == ['f3'] and doc['remove'] == []
+    assert os.path.getsize(small) < os.path.getsize(full)
+    work = tmp_path / 'work'
+    work.mkdir()
+    with pytest.raises(M.ManifestError, match='no complete release here'):
+        A.read_bundle(bundle=small, workdir=str(work))
+    work2 = tmp_path / 'work2'
+    work2.mkdir()
+    entries, objects = A.read_bundle(bundle=small, workdir=str(work2), bases={first['digest']: first['entries']})
+    dest = tmp_path / 'dest'
+    dest.mkdir()
+    A.assemble(dest=str(dest), entries=entries, have=M.inventory(releases=[str(old)]), objects=objects)
+    assert M.digest(M.from_tree(root=str(dest))[0]) == second['digest']
+
+
+def test_live_check_script_runs_standalone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / 'root'
+    release = root / 'releases' / 'v1'
+    release.mkdir(parents=True)
+    (release / 'a').write_bytes(b'a')
+    value = M.record_tree(release=str(release), entries=M.from_tree(root=str(release))[0])
+    meta = {'id': 'v1', 'state': 'complete', 'source': {'content_digest': value}}
+    (release / '.release.json').write_text(json.dumps(meta))
+    os.symlink('releases/v1', root / 'current')
+
+    def run(digest: str) -> dict:
+        script = D.live_check_script(root=str(root), release_id='v1', content_digest=digest, checksum=None)
+        done = subprocess.run([sys.executable, '-'], input=script, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+
+    assert run(value)['live'] is True and run(value)['drift']['drifted'] is False
+    assert run('sha256:' + '0' * 64) == {'live': False}
+    (release / 'a').write_bytes(b'b')
+    assert run(value)['drift']['changed'] == ['a']
