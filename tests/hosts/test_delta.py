@@ -214,6 +214,7 @@ def test_first_deploy_sends_the_archive_once(host: Host, artifacts: dict) -> Non
 def test_one_percent_change_sends_only_the_delta(host: Host, artifacts: dict) -> None:
     result, sent = host.deploy(rid='v2', art=artifacts['v2'])
     FIGURES['v2'] = sent
+    FIGURES['v2_bundle'] = result['delta']['sent_bytes']
     assert result['delta']['mode'] == 'delta'
     assert result['delta']['sent_files'] == len(changed_paths(artifacts['v1'], artifacts['v2']))
     assert host.tree_digest(f'{ROOT}/releases/v2') == digest_of(artifacts, 'v2')
