@@ -330,6 +330,54 @@ backup:
   description: Where an adopted C(current) directory was moved, with O(adopt=true). V(null) otherwise.
   returned: when switched
   type: str
+links:
+  description: What O(state=present) did to the shared paths of the release (in check mode, would do).
+  returned: with O(state=present) when the release was staged, or was complete but not live
+  type: dict
+  contains:
+    linked:
+      description: Paths inside the release now linked to C(ROOT/shared/).
+      type: list
+      elements: str
+      returned: always
+    replaced:
+      description: Paths of the release (from the code) that were replaced by a shared link.
+      type: list
+      elements: str
+      returned: always
+    parents:
+      description: Missing parent directories created inside the release for a shared link.
+      type: list
+      elements: str
+      returned: always
+    shared_created:
+      description: Shared directories and files created under C(ROOT/shared/).
+      type: list
+      elements: str
+      returned: always
+    shared_fixed:
+      description: Shared directories whose group or mode was corrected.
+      type: list
+      elements: str
+      returned: always
+    writable:
+      description: O(writable_dirs) created or given O(writable_mode).
+      type: list
+      elements: str
+      returned: always
+unlocked:
+  description: The lock held with O(lock_token) was released (O(unlock=true)).
+  returned: with O(unlock=true) and O(lock_token), when not in check mode
+  type: bool
+elapsed:
+  description: Seconds the module run took on the host.
+  returned: success
+  type: float
+  sample: 0.042
+lock:
+  description: The record (without its token) of the deploy lock another deploy holds.
+  returned: on failure, when the deploy lock is held by another deploy or no longer by this one
+  type: dict
 """
 
 import time

@@ -92,6 +92,10 @@ blocked:
   description: Releases left whole because they hold entries this user cannot delete, with those entries.
   returned: always
   type: dict
+lock:
+  description: The record (without its token) of the deploy lock another deploy holds.
+  returned: on failure, when the deploy lock is held by another deploy or no longer by this one
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -85,8 +85,12 @@ current:
   type: str
 switched_at:
   description: Epoch time of the rename.
-  returned: when changed
+  returned: when switched (changed, not in check mode)
   type: float
+lock:
+  description: The record (without its token) of the deploy lock another deploy holds.
+  returned: on failure, when the deploy lock is held by another deploy or no longer by this one
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
