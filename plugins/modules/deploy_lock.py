@@ -25,6 +25,7 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
 options:
   state:
@@ -63,6 +64,13 @@ options:
         AWX, C(awx_job_id); keys given here win.
     type: dict
 attributes:
+  action:
+    support: full
+    details: the action plugin fills in O(owner) from the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:

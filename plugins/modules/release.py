@@ -32,6 +32,7 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
   - atomic.deploy.common.lock
   - atomic.deploy.common.inline_lock
@@ -196,6 +197,14 @@ options:
     type: str
     default: failed
 attributes:
+  action:
+    support: full
+    details: the action plugin fills in O(owner) from the controller and sends O(archive) or packs
+      O(directory) for O(source=archive) and O(source=directory).
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:

@@ -30,6 +30,7 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
   - atomic.deploy.common.lock
   - atomic.deploy.common.inline_lock
@@ -44,6 +45,13 @@ options:
     elements: str
     default: []
 attributes:
+  action:
+    support: full
+    details: the action plugin fills in O(owner) from the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
