@@ -197,17 +197,17 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    layout = _common.layout_or_fail(module)
-    if module.params['history'] < 0:
-        module.fail_json(msg=f'history must not be negative, got {module.params["history"]}')
+    result = dict(changed=False)
     try:
+        layout = _release.Layout(module.params['root'])
+        if module.params['history'] < 0:
+            raise ValueError(f'history must not be negative, got {module.params["history"]}')
         releases, ignored = _release.list_releases(layout)
         current = _release.current_id(layout)
         candidate = _release.rollback_candidate(releases, current)
         lock = _lock.read(layout.lock)
         if lock is not None:
             lock = dict(_lock.public(lock), expired=_lock.expired(lock))
-        entries = _history.read(path=layout.history, last=module.params['history'])
         listed = [release.as_dict() for release in releases]
         if module.params['verify']:
             from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
@@ -215,20 +215,20 @@ def main() -> None:
             verifier = _manifest.Verifier()
             for row, release in zip(listed, releases):
                 row['drift'] = _manifest.drift(release=release.path, verifier=verifier)
-    except OSError as exc:
-        _common.fail(module, exc)
-    module.exit_json(
-        changed=False,
-        exists=os.path.isdir(layout.root),
-        releases=listed,
-        current=current,
-        current_target=_fs.read_link(layout.current),
-        rollback_candidate=candidate.id if candidate else None,
-        lock=lock,
-        history=entries,
-        ignored=ignored,
-        table=table(releases, [row['drift'] for row in listed] if module.params['verify'] else None),
-    )
+        result.update(
+            exists=os.path.isdir(layout.root),
+            releases=listed,
+            current=current,
+            current_target=_fs.read_link(layout.current),
+            rollback_candidate=candidate.id if candidate else None,
+            lock=lock,
+            history=_history.read(path=layout.history, last=module.params['history']),
+            ignored=ignored,
+            table=table(releases, [row['drift'] for row in listed] if module.params['verify'] else None),
+        )
+    except (_release.ReleaseError, OSError, ValueError) as exc:
+        _common.fail(module, exc, **result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':
