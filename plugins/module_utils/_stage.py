@@ -59,7 +59,7 @@ class StageOptions:
     adopt: bool = False
     delta: bool = True
     content_digest: str | None = None
-    delta_plan: t.Optional[t.Mapping[str, t.Any]] = None
+    delta_plan: t.Mapping[str, t.Any] | None = None
 
     @classmethod
     def from_params(cls, params: t.Mapping[str, t.Any]) -> StageOptions:

@@ -359,7 +359,7 @@ source:
 delta:
   description:
     - How the code reached the host. RV(delta.mode) is V(delta) (only missing content was sent),
-      V(full) (the whole artifact: the host held nothing usable) or V(none) (nothing sent: a live
+      V(full) (the whole artifact, because the host held nothing usable) or V(none) (nothing sent, a live
       no-op or a release already complete). RV(delta.sent_bytes) is the size of the file sent.
     - With O(delta_plan.probe), the content the host holds (internal).
   returned: with O(source=archive) or O(source=directory) staged over a remote connection with O(delta=true)
