@@ -246,15 +246,18 @@ def fetch(
     plan: StagePlan,
     base: str | None,
     run_command: RunCommand | None = None,
+    digests: dict | None = None,
 ) -> dict:
     """Put the code into the release directory ``path``; return the extraction figures.
+
+    ``digests``, when given, gets the sha256 of every file written (for the content manifest).
 
     Records the verified checksum or the resolved git sha in ``plan.source``.
     """
     with extraction_errors():
         _extract = extractor()
         o = options
-        common = dict(dest=path, previous=base, dedupe=o.dedupe, strip_components=o.strip_components)
+        common = dict(dest=path, previous=base, dedupe=o.dedupe, strip_components=o.strip_components, digests=digests)
         if o.source in ('archive', 'directory'):
             if o.checksum:
                 plan.source['checksum'] = _source.verify_file(path=o.archive, checksum=o.checksum)
@@ -313,6 +316,7 @@ def stage_content(
     """Fetch the code (or assemble it from a delta bundle) into ``path``, then write its manifest."""
     delta_plan = options.delta_plan or {}
     entries = None
+    digests: dict = {}
     if delta_plan.get('bundle'):
         with manifest_errors():
             outcome = content().stage_from_bundle(
@@ -329,7 +333,9 @@ def stage_content(
             plan.source['checksum'] = options.checksum.lower()
     else:
         base = dedupe_base(releases=releases, current=current, dedupe=options.dedupe)
-        stats = fetch(layout=layout, path=path, options=options, plan=plan, base=base, run_command=run_command)
+        stats = fetch(
+            layout=layout, path=path, options=options, plan=plan, base=base, run_command=run_command, digests=digests
+        )
     if options.source != 'none':
         with manifest_errors():
             plan.source['content_digest'] = content().write_manifest(
@@ -338,6 +344,7 @@ def stage_content(
                 exclude=plan.shared_dirs + plan.shared_files + plan.writable_dirs,
                 content_digest=options.content_digest if options.source in ('archive', 'directory') else None,
                 fsync=fsync,
+                digests=digests,
             )
     return stats
 
