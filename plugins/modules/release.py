@@ -214,7 +214,8 @@ options:
     type: str
   delta_plan:
     description:
-      - Internal, set by the action plugin for the two module runs of delta staging. Do not set it.
+      - Internal, set by the action plugin for the two module runs of delta staging (C(probe),
+        C(bundle), C(lock_acquired)). Do not set it.
     type: dict
 attributes:
   action:
@@ -358,13 +359,30 @@ source:
   type: dict
 delta:
   description:
-    - How the code reached the host. RV(delta.mode) is V(delta) (only missing content was sent),
-      V(full) (the whole artifact, because the host held nothing usable) or V(none) (nothing sent, a live
-      no-op or a release already complete). RV(delta.sent_bytes) is the size of the file sent.
-    - With O(delta_plan.probe), the content the host holds (internal).
+    - How the code reached the host (see C(docs/delta.md)).
   returned: with O(source=archive) or O(source=directory) staged over a remote connection with O(delta=true)
   type: dict
-  sample: {mode: delta, sent_bytes: 612345, sent_files: 50, held_files: 4950, linked: 4950}
+  contains:
+    mode:
+      description:
+        - V(delta) (only missing content was sent), V(full) (the whole artifact, because the host held
+          nothing usable) or V(none) (nothing sent, a live no-op or a release already complete).
+      type: str
+      returned: always
+      sample: delta
+    sent_bytes:
+      description: Size of the file sent to the host (the delta bundle or the artifact).
+      type: int
+      returned: always
+      sample: 13662
+    sent_files:
+      description: Distinct contents sent, with RV(delta.mode=delta).
+      type: int
+      returned: when only missing content was sent
+    held_files:
+      description: Distinct contents the host already held in its complete releases.
+      type: int
+      returned: when something was sent
 backup:
   description: Where an adopted C(current) directory was moved, with O(adopt=true). V(null) otherwise.
   returned: when switched
