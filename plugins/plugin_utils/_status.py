@@ -51,7 +51,7 @@ def history_lines(entries) -> list[str]:
 
 def status_lines(result: Mapping, *, root: str) -> list[str]:
     """Summary, release table and history of one deploy root."""
-    rollback = result.get('rollback_candidate', result.get('previous'))
+    rollback = result.get('rollback_candidate')
     summary = [
         f'root     {root}{"" if result.get("exists") else " (does not exist)"}',
         f'current  {_text(result.get("current"), "none")}',
