@@ -17,8 +17,8 @@ description:
   - "For the rescue of the C(atomic.deploy.release) role: whether the host switched, the release to
     roll back to, whether it still holds the deploy lock, the reasons (records with C(host),
     C(cause) and C(msg): the gate of the batch when one was reached, else the host's own failure),
-    the reason recorded when the role marks the release failed, and the message the deploy fails
-    with."
+    and the reason recorded when the role marks the release failed. Computed once, at the start of
+    the rescue, before anything there changes the results it reads."
 positional: plan, host, check_mode
 options:
   _input:
@@ -47,8 +47,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: "C(switched), C(rollback_target), C(holding), C(mark_failed), C(reasons), C(reason),
-    C(failed_reason), C(message)."
+  description: "C(host), C(switched), C(current_before), C(rollback_target), C(holding), C(mark_failed),
+    C(reasons), C(reason), C(failed_reason)."
   type: dict
 """
 
@@ -57,7 +57,6 @@ def release_outcome(hostvars, plan, host, check_mode=False):
     state = _outcome.states(hostvars, [host])[host]
     result = _outcome.outcome(host=host, plan=plan, state=state, check_mode=bool(check_mode))
     result['failed_reason'] = _outcome.failed_reason(result=result)
-    result['message'] = _outcome.final_message(plan=plan, result=result, rollback=state.get('rollback'))
     return result
 
 

@@ -62,7 +62,8 @@ def skipped(result) -> bool:
 def result_message(result, *, default: str = 'see its error above') -> str:
     """The message of a failed result; for a loop, the message of each failed item.
 
-    A loop's own ``msg`` (``One or more items failed``) says nothing: the items carry the cause.
+    A loop's own ``msg`` (``One or more items failed``) says nothing: the items carry the cause. A
+    command's exit status and the last lines of its stderr are added to its ``non-zero return code``.
     """
     result = _map(result)
     items = result.get('results')
@@ -77,21 +78,31 @@ def result_message(result, *, default: str = 'see its error above') -> str:
             found.append(f'{label}: {text}' if label not in (None, '') else text)
         if found:
             return '; '.join(found)
+    text = _plain_message(result, default=default)
+    rc = result.get('rc')
+    if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
+        text += f' (rc {rc}){_stderr_tail(result)}'
+    return text
+
+
+def _plain_message(result: dict, *, default: str) -> str:
     msg = result.get('msg')
-    if msg in (None, ''):
-        return default
-    return str(msg)
+    return default if msg in (None, '') else str(msg)
+
+
+def _stderr_tail(result: dict) -> str:
+    lines = result.get('stderr_lines') or []
+    if isinstance(lines, list) and lines:
+        return ': ' + ' / '.join(str(line) for line in lines[-5:])
+    return ''
 
 
 def command_failure(result, *, what: str, host: str) -> str:
     """``<what> failed on host <host>: <msg> (rc N): <last lines of stderr>``."""
     result = _map(result)
     rc = result.get('rc')
-    text = f'{what} failed on host {host}: {result_message(result, default="")} (rc {"none" if rc is None else rc})'
-    lines = result.get('stderr_lines') or []
-    if isinstance(lines, list) and lines:
-        text += ': ' + ' / '.join(str(line) for line in lines[-5:])
-    return text
+    text = f'{_plain_message(result, default="")} (rc {"none" if rc is None else rc}){_stderr_tail(result)}'
+    return f'{what} failed on host {host}: {text}'
 
 
 def _record(*, host: str, cause: str, msg: str) -> dict:
@@ -251,8 +262,11 @@ def outcome(*, host: str, plan: dict, state: dict, check_mode: bool = False) -> 
     if not reasons:
         reasons = [own_failure(host=host, plan=plan, state=state)]
     is_switched = switched(plan=plan, state=state)
+    before = _map(state.get('stage')).get('current_before')
     return {
+        'host': host,
         'switched': is_switched,
+        'current_before': '' if before in (None, '') else str(before),
         'rollback_target': rollback_target(plan=plan, state=state),
         'holding': holding(plan=plan, state=state, check_mode=check_mode),
         'reasons': reasons,
@@ -268,16 +282,29 @@ def failed_reason(*, result: dict) -> str:
     return prefix + result['reason']
 
 
-def final_message(*, plan: dict, result: dict, rollback=None) -> str:
-    """The message a failed deploy ends with on every host."""
+def final_message(*, plan: dict, result: dict, rollback=None, after_rollback: str = '') -> str:
+    """The message a failed deploy ends with on every host: what failed and where, what was rolled
+    back, where current points now, and what failed after the rollback."""
+    release = plan['id']
+    host = result.get('host') or 'this host'
     if not result['switched']:
-        return f'release {plan["id"]} was not switched on any host: {result["reason"]}'
-    rollback = _map(rollback)
-    if rollback.get('changed') and not failed(rollback):
-        where = f'rolled back to {rollback.get("current")}'
+        where = result.get('current_before') or 'nothing'
+        text = f'release {release} was not switched on any host: {result["reason"]}'
+        text += f'; current still points at {where} on host {host}'
     else:
-        where = 'not rolled back: there is no previous release, current still points at it (marked failed)'
-    return f'release {plan["id"]} failed after the switch: {result["reason"]}; {where}'
+        rollback = _map(rollback)
+        text = f'release {release} failed after the switch: {result["reason"]}; '
+        if rollback.get('changed') and not failed(rollback):
+            now = rollback.get('current')
+            text += f'rolled back to {now}: current points at {now} on host {host}, release {release} is marked failed'
+        else:
+            text += (
+                f'not rolled back: there is no previous release, current still points at it on host {host}'
+                ' (marked failed)'
+            )
+    if after_rollback:
+        text += f'; after the rollback, {after_rollback}'
+    return text
 
 
 def stats(*, plan: dict, states: Mapping) -> dict:

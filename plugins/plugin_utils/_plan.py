@@ -46,6 +46,14 @@ VARIABLES = (
     'release_hooks_before_migrate',
     'release_hooks_before_activate',
     'release_hooks_after_activate',
+    'release_restart_services',
+    'release_healthcheck_expect_id',
+    'release_healthcheck_header',
+    'release_healthcheck_headers',
+    'release_precheck_url',
+    'release_precheck_headers',
+    'release_next_link',
+    'release_prune_min_age',
 )
 COMMANDS = ('release_migrate_command', 'release_healthcheck_command', 'release_reload_command')
 # What each source needs, by variable.
@@ -116,6 +124,12 @@ def switch_delay(value, *, batch: int, forks: int) -> float:
     if seconds < 0 or seconds != seconds:
         raise ValueError(f'release_switch_delay must not be negative, got {value!r}')
     return seconds
+
+
+def _flag(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ('1', 'true', 'yes', 'on', 'y', 't')
+    return bool(value)
 
 
 def _number(value, *, name: str, kind, problems: list[str], minimum: float) -> float | None:
@@ -238,10 +252,20 @@ def make_plan(
         'release_hooks_before_activate',
         'release_hooks_after_activate',
         'release_reload_services',
+        'release_restart_services',
     ):
         value = get(name) or []
         if not isinstance(value, (list, tuple)):
             problems.append(f'{name} must be a list, got {type(value).__name__}')
+    for name in ('release_healthcheck_headers', 'release_precheck_headers'):
+        value = get(name) or {}
+        if not isinstance(value, dict):
+            problems.append(f'{name} must be a dict of header names and values, got {type(value).__name__}')
+    for name in ('release_healthcheck_header', 'release_precheck_url', 'release_healthcheck_url'):
+        if not isinstance(get(name) or '', str):
+            problems.append(f'{name} must be a string, got {type(get(name)).__name__}')
+    _number(get('release_prune_min_age', 0), name='release_prune_min_age', kind=int, problems=problems, minimum=0)
+    precheck = bool(get('release_precheck_url'))
 
     if problems:
         raise PlanError(problems)
@@ -261,10 +285,17 @@ def make_plan(
         'switch_delay': delay,
         'migrate_argv': argv['release_migrate_command'],
         'healthcheck_argv': argv['release_healthcheck_command'],
+        # A header to read the id from means the id is expected.
+        'expect_id': _flag(get('release_healthcheck_expect_id')) or bool(get('release_healthcheck_header')),
+        # The pre-switch URL check reaches the staged release through ROOT/next.
+        'next_link': _flag(get('release_next_link')) or precheck,
+        'precheck': precheck,
         'pre': bool(run_on)
         or skipped
+        or precheck
         or bool(argv['release_healthcheck_command'])
         or some('release_hooks_after_fetch', 'release_hooks_before_migrate', 'release_hooks_before_activate'),
         'checks': bool(argv['release_reload_command'])
-        or some('release_reload_services', 'release_hooks_after_activate', 'release_healthcheck_url'),
+        or some('release_reload_services', 'release_restart_services', 'release_hooks_after_activate')
+        or some('release_healthcheck_url'),
     }

@@ -34,6 +34,7 @@ ROLE_SET = {
     'release_migrate_result',
     'release_healthcheck_result',
     'release_healthcheck_url_result',
+    'release_precheck_result',
     'release_rollback_result',
     'release_status_result',
     'release_deploy_id',

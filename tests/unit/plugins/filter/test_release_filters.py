@@ -28,8 +28,10 @@ NAMES = [
     'release_argv',
     'release_blockers',
     'release_command_failure',
+    'release_failure_message',
     'release_holding',
     'release_outcome',
+    'release_result_message',
     'release_stats',
     'release_status_lines',
     'release_switch_delay',
@@ -70,14 +72,25 @@ def test_outcome_adds_the_messages():
             'release_rollback_result': {'changed': True, 'current': 'v1'},
         }
     }
-    found = load('release_outcome')(hostvars, {**PLAN, 'batch': ['h1'], 'checks': True}, 'h1')
+    plan = {**PLAN, 'batch': ['h1'], 'checks': True}
+    found = load('release_outcome')(hostvars, plan, 'h1')
     assert found['rollback_target'] == 'v1' and found['holding'] is True
     assert found['switched'] is True
     assert found['failed_reason'] == 'was live without a previous release to roll back to: ' + found['reason']
-    assert found['message'] == (
+    message = load('release_failure_message')(found, plan, hostvars['h1']['release_rollback_result'])
+    assert message == (
         'release v2 failed after the switch: Check the application URL after the switch failed on host h1: '
-        'Status code was 500; rolled back to v1'
+        'Status code was 500; rolled back to v1: current points at v1 on host h1, release v2 is marked failed'
     )
+
+
+def test_result_message():
+    result = {
+        'failed': True,
+        'msg': 'One or more items failed',
+        'results': [{'item': 'php-fpm', 'failed': True, 'msg': 'Could not find the requested service php-fpm: host'}],
+    }
+    assert load('release_result_message')(result) == 'php-fpm: Could not find the requested service php-fpm: host'
 
 
 def test_holding_over_plain_results():

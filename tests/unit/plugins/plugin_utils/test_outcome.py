@@ -21,7 +21,14 @@ PLAN = {
     'pre': True,
     'checks': True,
 }
-STAGED = {'changed': True, 'created': True, 'live': False, 'token': TOKEN, 'release_path': '/srv/releases/v2'}
+STAGED = {
+    'changed': True,
+    'created': True,
+    'live': False,
+    'token': TOKEN,
+    'release_path': '/srv/releases/v2',
+    'current_before': 'v1',
+}
 SWITCHED = {'changed': True, 'token': TOKEN, 'switched_at': 1.0, 'current_before': 'v1', 'unlocked': False}
 
 
@@ -223,9 +230,8 @@ def test_rescue_before_the_switch_uses_the_gate():
     assert found['reasons'] == gate['blockers'] and found['reason'] == 'staging failed on host h2: x'
     assert found['holding'] is True and found['mark_failed'] is True
     assert O.failed_reason(result=found) == 'not switched: staging failed on host h2: x'
-    assert (
-        O.final_message(plan=plan(), result=found)
-        == 'release v2 was not switched on any host: staging failed on host h2: x'
+    assert O.final_message(plan=plan(), result=found) == (
+        'release v2 was not switched on any host: staging failed on host h2: x; current still points at v1 on host h1'
     )
 
 
@@ -238,8 +244,11 @@ def test_rescue_after_the_switch_uses_the_post_gate_and_rolls_back():
     assert found['mark_failed'] is False, 'the rollback marks the release failed'
     rollback = {'changed': True, 'current': 'v1', 'rolled_back_from': 'v2'}
     assert O.final_message(plan=plan(), result=found, rollback=rollback) == (
-        'release v2 failed after the switch: post-activation steps failed: 500; rolled back to v1'
+        'release v2 failed after the switch: post-activation steps failed: 500; rolled back to v1: current points at '
+        'v1 on host h1, release v2 is marked failed'
     )
+    after = O.final_message(plan=plan(), result=found, rollback=rollback, after_rollback='Reload failed on host h1: x')
+    assert after.endswith('release v2 is marked failed; after the rollback, Reload failed on host h1: x')
 
 
 def test_gates_of_an_earlier_run_do_not_count():
@@ -273,7 +282,7 @@ def test_first_deploy_that_fails_after_the_switch_has_nothing_to_roll_back_to():
     assert found['rollback_target'] == '' and found['mark_failed'] is True
     assert O.failed_reason(result=found).startswith('was live without a previous release to roll back to: ')
     assert O.final_message(plan=plan(), result=found, rollback={'skipped': True}).endswith(
-        'not rolled back: there is no previous release, current still points at it (marked failed)'
+        'not rolled back: there is no previous release, current still points at it on host h1 (marked failed)'
     )
 
 

@@ -79,6 +79,9 @@ def test_defaults_plan_a_plain_deploy():
         'switch_delay': 1.4,
         'migrate_argv': [],
         'healthcheck_argv': [],
+        'expect_id': False,
+        'next_link': False,
+        'precheck': False,
         'pre': False,
         'checks': False,
     }
@@ -117,6 +120,12 @@ def test_token_comes_from_the_lock_module(monkeypatch):
         ({'release_migrate_host': ['h1']}, "release_migrate_host must be a host name, got ['h1']"),
         ({'release_hooks_after_fetch': 'hook.yml'}, 'release_hooks_after_fetch must be a list, got str'),
         ({'release_reload_services': 'nginx'}, 'release_reload_services must be a list, got str'),
+        ({'release_restart_services': 'worker'}, 'release_restart_services must be a list, got str'),
+        ({'release_healthcheck_headers': ['Host']}, 'release_healthcheck_headers must be a dict of header names'),
+        ({'release_precheck_headers': 'Host: x'}, 'release_precheck_headers must be a dict of header names'),
+        ({'release_healthcheck_header': ['X-Release']}, 'release_healthcheck_header must be a string, got list'),
+        ({'release_precheck_url': 5}, 'release_precheck_url must be a string, got int'),
+        ({'release_prune_min_age': -5}, 'release_prune_min_age must not be negative, got -5'),
     ],
 )
 def test_each_rule_names_its_variable(extra, expected):
@@ -212,6 +221,8 @@ def test_explicit_id_wins_over_the_previous_batch():
         ({'release_reload_command': 'true'}, False, True),
         ({'release_hooks_after_activate': ['a.yml']}, False, True),
         ({'release_healthcheck_url': 'http://127.0.0.1/'}, False, True),
+        ({'release_restart_services': ['worker']}, False, True),
+        ({'release_precheck_url': 'http://127.0.0.1:8081/'}, True, False),
     ],
 )
 def test_flags(extra, pre, checks):
@@ -286,3 +297,20 @@ def test_plan_refuses_a_shell_string():
     found = problems(release_reload_command='kill -HUP $(cat /run/app.pid)')
     assert len(found) == 1 and found[0].startswith("release_reload_command 'kill -HUP $(cat /run/app.pid)'")
     assert 'release_reload_command: ["sh", "-c", "kill -HUP $(cat /run/app.pid)"]' in found[0]
+
+
+@pytest.mark.parametrize(
+    ('extra', 'expect_id', 'next_link', 'precheck'),
+    [
+        ({}, False, False, False),
+        ({'release_healthcheck_expect_id': True}, True, False, False),
+        ({'release_healthcheck_expect_id': 'yes'}, True, False, False),
+        ({'release_healthcheck_expect_id': 'false'}, False, False, False),
+        ({'release_healthcheck_header': 'X-Release'}, True, False, False),
+        ({'release_next_link': True}, False, True, False),
+        ({'release_precheck_url': 'http://127.0.0.1:8081/'}, False, True, True),
+    ],
+)
+def test_identity_and_precheck_flags(extra, expect_id, next_link, precheck):
+    found = plan(**extra)
+    assert (found['expect_id'], found['next_link'], found['precheck']) == (expect_id, next_link, precheck)
