@@ -8,31 +8,41 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 from ansible_collections.atomic.deploy.plugins.plugin_utils import _plan
 
-# The fact on localhost that carries the plan from one serial batch to the next.
-FACT = '__release_run'
+# The result every host of a batch registers (run_once registers it on each of them).
+REGISTER = '__release_plan'
 
 
 def previous_plan(task_vars: dict) -> dict | None:
-    """The plan an earlier batch left on localhost, if any."""
+    """The plan an earlier serial batch of this play registered, if any.
+
+    Serial batches take the play's hosts in order, so the host just before this batch's first host
+    ran the latest batch: its plan lists every host of the run so far. Hosts are read from the nearest
+    one backwards, and only the hosts before this batch: a run in one batch reads none.
+    """
     hostvars = task_vars.get('hostvars')
-    if hostvars is None:
+    play = [str(host) for host in task_vars.get('ansible_play_hosts_all') or []]
+    batch = {str(host) for host in task_vars.get('ansible_play_batch') or []}
+    if hostvars is None or not batch:
         return None
-    try:
-        localhost = hostvars['localhost']
-        facts = localhost.get('ansible_facts') or {}
-        found = facts.get(FACT)
-    except Exception:  # HostVars raises several kinds for an unknown host or an undefined value
-        return None
-    return dict(found) if isinstance(found, dict) else None
+    first = min((play.index(host) for host in batch if host in play), default=len(play))
+    for host in reversed(play[:first]):
+        try:
+            registered = hostvars[host].get(REGISTER)
+        except Exception:  # HostVars raises several kinds for an unknown host or an undefined value
+            continue
+        plan = registered.get('plan') if isinstance(registered, dict) else None
+        if isinstance(plan, dict) and list(plan.get('play') or []) == play:
+            return dict(plan)
+    return None
 
 
 class ActionModule(ActionBase):
     """Check the role variables once and plan the deploy run, on the controller.
 
     Reads the role variables (``_plan.VARIABLES``) from the task vars, the way
-    ansible.builtin.validate_argument_spec does, so the role needs one plain task. The plan is
-    returned as ``plan`` and as the fact ``__release_run`` (for ``delegate_facts`` on localhost, where
-    the next serial batch finds it).
+    ansible.builtin.validate_argument_spec does, so the role needs one plain task (``run_once``,
+    registered as ``__release_plan`` on every host of the batch). The next serial batch finds the
+    plan on the hosts of the batch before it (``previous_plan``).
     """
 
     TRANSFERS_FILES = False
@@ -56,5 +66,5 @@ class ActionModule(ActionBase):
         except _plan.PlanError as exc:
             result.update(failed=True, msg=str(exc), problems=exc.problems)
             return result
-        result.update(changed=False, plan=plan, ansible_facts={FACT: plan})
+        result.update(changed=False, plan=plan)
         return result

@@ -24,15 +24,15 @@ description:
     C(release_migrate_host) in the first serial batch."
   - Computes the release id (C(release_id), or the UTC time C(YYYYMMDDTHHMMSSZ)), the lock token,
     the migrate host and which optional steps run.
-  - With C(run_once), C(delegate_to=localhost) and C(delegate_facts), the plan is kept in the fact
-    C(__release_run) on localhost, so later C(serial) batches of the same play reuse its id and token
-    and do not migrate again. A later play, or the role run again for the same hosts, gets a new plan.
+  - With C(run_once) and C(register=__release_plan), every host of the batch registers the plan; a
+    later C(serial) batch of the same play finds it on the hosts of the batch before it, reuses its id
+    and token, and does not migrate again. A later play, or the role run again for the same hosts,
+    gets a new plan.
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
-  - ansible.builtin.action_common_attributes.facts
   - ansible.builtin.action_common_attributes.flow
 options: {}
 attributes:
@@ -49,12 +49,9 @@ attributes:
   connection:
     support: none
   delegation:
-    support: full
-    details: Delegate to localhost with C(delegate_facts) so later serial batches find the plan.
+    support: none
   diff_mode:
     support: none
-  facts:
-    support: full
   platform:
     platforms: all
 seealso:
@@ -65,8 +62,6 @@ EXAMPLES = r"""
 - name: Plan and check the deploy
   atomic.deploy.release_plan:
   run_once: true
-  delegate_to: localhost
-  delegate_facts: true
   register: __release_plan
 """
 
@@ -127,8 +122,4 @@ problems:
   type: list
   elements: str
   sample: ['release_keep must be at least 1, got 0']
-ansible_facts:
-  description: C(__release_run), the plan, for C(delegate_facts).
-  returned: success
-  type: dict
 """

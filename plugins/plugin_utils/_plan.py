@@ -167,8 +167,8 @@ def make_plan(
 ) -> dict:
     """Check the role variables (``values``: name -> value) and plan the run.
 
-    ``previous`` is the plan an earlier serial batch of the same play left (``__release_run`` on
-    localhost): the same play host list and none of this batch's hosts in it means this batch
+    ``previous`` is the plan an earlier serial batch of the same play registered (on the hosts of
+    that batch): the same play host list and none of this batch's hosts in it means this batch
     continues that run (same id and token, no migrations); anything else starts a new run.
     Raises PlanError with every problem found.
     """

@@ -13,7 +13,7 @@ import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.template import Templar
-from ansible_collections.atomic.deploy.plugins.action.release_plan import FACT, ActionModule, previous_plan
+from ansible_collections.atomic.deploy.plugins.action.release_plan import REGISTER, ActionModule, previous_plan
 
 try:  # ansible-core 2.19+ templates only trusted strings, which variables from a playbook are
     from ansible.template import trust_as_template
@@ -75,7 +75,7 @@ def test_plans_and_returns_the_fact():
     result = run(release_id='v1', release_migrate_command='php artisan migrate')
     assert not result.get('failed'), result
     plan = result['plan']
-    assert result['ansible_facts'] == {FACT: plan}
+    assert 'ansible_facts' not in result
     assert result['changed'] is False
     assert plan['id'] == 'v1' and len(plan['token']) == 32
     assert (
@@ -103,20 +103,60 @@ def test_fails_naming_every_variable():
     assert 'plan' not in result and 'ansible_facts' not in result
 
 
-def test_a_later_batch_reuses_the_plan_on_localhost():
-    first = run(ansible_play_batch=['h1'])['plan']
-    hostvars = {'localhost': {'ansible_facts': {FACT: first}}}
-    second = run(ansible_play_batch=['h2'], hostvars=hostvars)['plan']
+def test_a_later_batch_reuses_the_plan_of_the_batch_before():
+    play = ['h1', 'h2', 'h3']
+    first = run(ansible_play_hosts_all=play, ansible_play_batch=['h1'])['plan']
+    hostvars = {'h1': {REGISTER: {'plan': first}}, 'h2': {}, 'h3': {}}
+    second = run(ansible_play_hosts_all=play, ansible_play_batch=['h2'], hostvars=hostvars)['plan']
     assert (second['id'], second['token']) == (first['id'], first['token'])
     assert second['hosts'] == ['h1', 'h2'] and second['first'] is False
+    hostvars['h2'] = {REGISTER: {'plan': second}}
+    third = run(ansible_play_hosts_all=play, ansible_play_batch=['h3'], hostvars=hostvars)['plan']
+    assert third['token'] == first['token'] and third['hosts'] == play
+
+
+class CountingHostVars(dict):
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.read: list[str] = []
+
+    def __getitem__(self, host):
+        self.read.append(host)
+        return super().__getitem__(host)
+
+
+def test_one_batch_reads_no_hostvars():
+    hostvars = CountingHostVars({'h1': {}, 'h2': {}})
+    assert previous_plan({'hostvars': hostvars, 'ansible_play_hosts_all': HOSTS, 'ansible_play_batch': HOSTS}) is None
+    assert hostvars.read == []
+
+
+def test_the_nearest_batch_is_read_first():
+    play = ['h1', 'h2', 'h3', 'h4']
+    plan = {'id': 'x', 'token': 't', 'play': play, 'hosts': ['h1', 'h2']}
+    hostvars = CountingHostVars(
+        {'h1': {REGISTER: {'plan': {**plan, 'hosts': ['h1']}}}, 'h2': {REGISTER: {'plan': plan}}}
+    )
+    found = previous_plan({'hostvars': hostvars, 'ansible_play_hosts_all': play, 'ansible_play_batch': ['h3', 'h4']})
+    assert found == plan and hostvars.read == ['h2']
 
 
 @pytest.mark.parametrize(
     'hostvars',
-    [None, {}, {'localhost': {}}, {'localhost': {'ansible_facts': {FACT: 'garbage'}}}],
+    [
+        None,
+        {},
+        {'h1': {}},
+        {'h1': {REGISTER: 'garbage'}},
+        {'h1': {REGISTER: {'failed': True, 'msg': 'x'}}},
+        # a plan of another play (another host list)
+        {'h1': {REGISTER: {'plan': {'id': 'x', 'token': 't', 'play': ['h1'], 'hosts': ['h1']}}}},
+    ],
 )
 def test_no_previous_plan(hostvars):
-    variables = {} if hostvars is None else {'hostvars': hostvars}
+    variables = {'ansible_play_hosts_all': HOSTS, 'ansible_play_batch': ['h2']}
+    if hostvars is not None:
+        variables['hostvars'] = hostvars
     assert previous_plan(variables) is None
 
 
@@ -125,4 +165,5 @@ def test_unknown_host_in_hostvars_is_no_previous_plan():
         def __getitem__(self, key):
             raise RuntimeError('no such host')
 
-    assert previous_plan({'hostvars': HostVars()}) is None
+    variables = {'hostvars': HostVars(), 'ansible_play_hosts_all': HOSTS, 'ansible_play_batch': ['h2']}
+    assert previous_plan(variables) is None
