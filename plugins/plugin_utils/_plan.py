@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 
 from ansible_collections.atomic.deploy.plugins.module_utils import _lock, _release
@@ -121,7 +122,7 @@ def switch_delay(value, *, batch: int, forks: int) -> float:
         seconds = float(value)
     except (TypeError, ValueError):
         raise ValueError(f'release_switch_delay must be a number of seconds or {AUTO}, got {value!r}') from None
-    if seconds < 0 or seconds != seconds:
+    if seconds < 0 or math.isnan(seconds):
         raise ValueError(f'release_switch_delay must not be negative, got {value!r}')
     return seconds
 
