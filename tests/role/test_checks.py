@@ -257,7 +257,7 @@ def test_release_failing_the_precheck_never_goes_live(fleet: Fleet, step_prechec
     assert not any(name.startswith('Switch current to release') for name in run.ran()), run.describe()
     for host, msg in final_messages(run).items():
         assert msg.startswith('release c7 was not switched on any host: '), msg
-        assert 'Check release c7 over HTTP before the switch' in msg and '500' in msg, msg
+        assert 'Check the staged release over HTTP before the switch' in msg and '500' in msg, msg
         assert f'current still points at c6 on host {host}' in msg, msg
     for host, root in fleet.roots.items():
         assert current(root) == 'c6', host
