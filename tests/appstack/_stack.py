@@ -320,7 +320,8 @@ http {{
 }}
 """
 
-# The block docs/app-servers.md shows, with the paths of one test root.
+# The block docs/app-servers.md shows, with the paths of one test root; root_variable is realpath_root
+# (the documented one) or document_root (the control that shows what goes wrong).
 PHP_SERVER = """\
     server {{
         listen 127.0.0.1:{port};
@@ -328,8 +329,8 @@ PHP_SERVER = """\
         index index.php;
         location ~ \\.php$ {{
             include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
-            fastcgi_param DOCUMENT_ROOT $realpath_root;
+            fastcgi_param SCRIPT_FILENAME ${root_variable}$fastcgi_script_name;
+            fastcgi_param DOCUMENT_ROOT ${root_variable};
             fastcgi_pass unix:{socket};
         }}
     }}
@@ -342,9 +343,11 @@ class Nginx:
         self.servers: list[str] = []
         self.proc: subprocess.Popen | None = None
 
-    def php_server(self, *, docroot: Path, socket_path: Path) -> int:
+    def php_server(self, *, docroot: Path, socket_path: Path, root_variable: str = 'realpath_root') -> int:
         port = free_port()
-        self.servers.append(PHP_SERVER.format(port=port, docroot=docroot, socket=socket_path))
+        self.servers.append(
+            PHP_SERVER.format(port=port, docroot=docroot, socket=socket_path, root_variable=root_variable)
+        )
         return port
 
     def start(self) -> Nginx:

@@ -125,6 +125,8 @@ PHP_SITES = {
     'php-realpath-opcache-vt0-reload': ('vt0', True),
     'php-precheck': ('vt0', False),
     'php-broken': ('vt0', False),
+    # the control: $document_root, validate_timestamps=0, no reload (what the docs warn against)
+    'php-docroot-opcache-vt0': ('vt0', False),
 }
 GUNICORN_SITES = {
     # name: Gunicorn options
@@ -144,7 +146,11 @@ def stack(workdir: Path, ansible: Ansible):
     nginx = Nginx(prefix=workdir / 'nginx')
     for name, (pool, reload) in PHP_SITES.items():
         site = sites[name]
-        site.port = nginx.php_server(docroot=site.root / 'current' / 'public', socket_path=fpm.socket(pool))
+        site.port = nginx.php_server(
+            docroot=site.root / 'current' / 'public',
+            socket_path=fpm.socket(pool),
+            root_variable='document_root' if 'docroot' in name else 'realpath_root',
+        )
         if reload:
             site.reload_command = ['sh', '-c', f'kill -USR2 "$(cat {fpm.pid_file})"']
     # The pre-switch server: ROOT/next/public on a port users never hit.
@@ -259,6 +265,29 @@ def test_deploy_deploy_rollback_under_load(stack: Stack, ansible: Ansible, figur
     assert found['non_2xx'] == 0, responses.counts()
     assert found['mixed'] == 0, responses.counts()
     assert found['stale'] == 0, responses.counts()
+
+
+def test_control_document_root_serves_the_old_release(stack: Stack, ansible: Ansible, figures) -> None:
+    """The harness sees stale pages: $document_root with OPcache validate_timestamps=0 and no reload keeps
+    serving the old release through `current` (PHP's realpath cache and OPcache), as web-servers.md says."""
+    site: Site = stack.sites['php-docroot-opcache-vt0']
+    with LoadClient(port=site.port, workers=LOAD_WORKERS, max_seconds=60) as load:
+        time.sleep(0.5)
+        run = _deploy(ansible, stack, site, 'v2')
+        time.sleep(SETTLE)
+        responses = load.stop()
+    assert run.rc == 0, run.describe()
+    after = responses.between(run.returned, responses.times[-1])
+    stale = sum(1 for outcome in after if outcome != 'v2')
+    figures(
+        configuration='control: $document_root, OPcache validate_timestamps=0, no reload (one deploy)',
+        requests=len(responses),
+        non_2xx=responses.failed(),
+        stale=stale,
+        mixed=responses.mixed(),
+        outcomes=responses.counts(),
+    )
+    assert stale > 0, f'the control served no stale page: the harness cannot see staleness ({responses.counts()})'
 
 
 def test_broken_release_is_caught_before_the_switch(stack: Stack, ansible: Ansible, figures) -> None:
