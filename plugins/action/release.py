@@ -11,6 +11,7 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _pack
 from ansible_collections.atomic.deploy.plugins.plugin_utils._controller import OwnerActionBase
 
 
@@ -39,13 +40,11 @@ class ActionModule(OwnerActionBase):
                 path = self._find_needle('files', path)
             if not os.path.isdir(path):
                 raise AnsibleActionFail(f'directory {path} does not exist on the controller or is not a directory')
-            from ansible_collections.atomic.deploy.plugins.module_utils import _extract
-
             fd, packed = tempfile.mkstemp(prefix='atomic-deploy-', suffix='.tar.gz')
             try:
                 with os.fdopen(fd, 'wb') as handle:
-                    _extract.pack_directory(src=path, fileobj=handle)
-            except _extract.ExtractError as exc:
+                    _pack.pack_directory(src=path, fileobj=handle)
+            except _pack.PackError as exc:
                 os.unlink(packed)
                 raise AnsibleActionFail(f'cannot pack directory {path}: {exc}') from None
             except BaseException:

@@ -298,7 +298,7 @@ rebuilt:
   description: An unfinished or failed release of the same id was removed and built again.
   returned: always
   type: bool
-previous:
+current_before:
   description: The release id C(current) pointed at before the task (V(null) if none).
   returned: always
   type: str
@@ -552,7 +552,7 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
     result['source'] = stage.source
     releases, _ignored = R.list_releases(layout)
     current = R.current_id(layout)
-    result['previous'] = current
+    result['current_before'] = current
     existing = R.find(releases, release_id)
     if existing is not None and existing.state == R.COMPLETE and current == release_id:
         result.update(live=True, state=R.COMPLETE, source=existing.meta.get('source') or stage.source)
@@ -706,7 +706,7 @@ def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
     p = module.params
     releases, _ignored = R.list_releases(layout)
     current = R.current_id(layout)
-    result['previous'] = current
+    result['current_before'] = current
     target = layout.link_text(release_id, style=p['link_style'])
     result['diff'] = {'before': {'current': _fs.read_link(layout.current)}, 'after': {'current': target}}
     release = usable_release(module, layout, releases, release_id, verb='activate')
@@ -781,7 +781,7 @@ def do_failed(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
     p = module.params
     releases, _ignored = R.list_releases(layout)
     release = R.find(releases, release_id)
-    result['previous'] = R.current_id(layout)
+    result['current_before'] = R.current_id(layout)
     if release is None:
         result['state'] = 'absent'
     elif release.state == R.UNMANAGED:
@@ -798,7 +798,7 @@ def do_failed(module: AnsibleModule, layout: R.Layout, release_id: str, result: 
             )
         if not module.check_mode:
             R.mark_failed(release=release, reason=p['reason'], fsync=p['fsync'])
-            history(layout, module, 'failed', release_id, reason=p['reason'], previous=result['previous'])
+            history(layout, module, 'failed', release_id, reason=p['reason'], previous=result['current_before'])
     if p['unlock'] and p['lock_token'] and not module.check_mode:
         outcome = _lock.release(deploy_dir=layout.deploy, token=p['lock_token'])
         result['unlocked'] = outcome['changed']
@@ -856,7 +856,7 @@ def main() -> None:
         live=False,
         created=False,
         rebuilt=False,
-        previous=None,
+        current_before=None,
         removed=[],
         token=module.params['lock_token'],
         source={},

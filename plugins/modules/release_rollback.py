@@ -75,7 +75,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-previous:
+rolled_back_from:
   description: The release id that was live before (rolled back from).
   returned: always
   type: str
@@ -112,7 +112,7 @@ def main() -> None:
     )
     p = module.params
     layout = _common.layout_or_fail(module)
-    result = dict(changed=False, previous=None, current=None)
+    result = dict(changed=False, rolled_back_from=None, current=None)
     try:
         if p['to'] is not None:
             R.validate_id(p['to'], name='to')
@@ -121,7 +121,7 @@ def main() -> None:
         with _common.held_lock(module, layout, release_id=p['to']):
             releases, _ignored = R.list_releases(layout)
             current = R.current_id(layout)
-            result.update(previous=current, current=current)
+            result.update(rolled_back_from=current, current=current)
             if p['to'] is not None:
                 target = R.find(releases, p['to'])
                 if target is None:

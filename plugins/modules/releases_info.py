@@ -51,7 +51,7 @@ EXAMPLES = r"""
 
 - name: Show what a rollback would go back to
   ansible.builtin.debug:
-    msg: "live {{ info.current }}, rollback would go to {{ info.previous }}"
+    msg: "live {{ info.current }}, rollback would go to {{ info.rollback_candidate }}"
 """
 
 RETURN = r"""
@@ -113,7 +113,7 @@ current_target:
   description: The text of the C(current) link.
   returned: always
   type: str
-previous:
+rollback_candidate:
   description: The rollback candidate id, V(null) if there is none.
   returned: always
   type: str
@@ -180,7 +180,7 @@ def main() -> None:
         releases=[release.as_dict() for release in releases],
         current=current,
         current_target=_fs.read_link(layout.current),
-        previous=candidate.id if candidate else None,
+        rollback_candidate=candidate.id if candidate else None,
         lock=lock,
         history=entries,
         ignored=ignored,
