@@ -93,6 +93,10 @@ releases:
       description: When it was marked failed.
       type: str
       returned: always
+    deactivated_at:
+      description: When C(current) last left it (ISO 8601 UTC), V(null) if it never did; pruning reads it.
+      type: str
+      returned: always
     reason:
       description: Why it failed.
       type: str
@@ -161,31 +165,31 @@ def main() -> None:
         argument_spec=dict(_common.ROOT_SPEC, history=dict(type='int', default=10)),
         supports_check_mode=True,
     )
-    layout = _common.layout_or_fail(module)
-    if module.params['history'] < 0:
-        module.fail_json(msg=f'history must not be negative, got {module.params["history"]}')
+    result = dict(changed=False)
     try:
+        layout = _release.Layout(module.params['root'])
+        if module.params['history'] < 0:
+            raise ValueError(f'history must not be negative, got {module.params["history"]}')
         releases, ignored = _release.list_releases(layout)
         current = _release.current_id(layout)
         candidate = _release.rollback_candidate(releases, current)
         lock = _lock.read(layout.lock)
         if lock is not None:
             lock = dict(_lock.public(lock), expired=_lock.expired(lock))
-        entries = _history.read(path=layout.history, last=module.params['history'])
-    except OSError as exc:
-        _common.fail(module, exc)
-    module.exit_json(
-        changed=False,
-        exists=os.path.isdir(layout.root),
-        releases=[release.as_dict() for release in releases],
-        current=current,
-        current_target=_fs.read_link(layout.current),
-        rollback_candidate=candidate.id if candidate else None,
-        lock=lock,
-        history=entries,
-        ignored=ignored,
-        table=table(releases),
-    )
+        result.update(
+            exists=os.path.isdir(layout.root),
+            releases=[release.as_dict() for release in releases],
+            current=current,
+            current_target=_fs.read_link(layout.current),
+            rollback_candidate=candidate.id if candidate else None,
+            lock=lock,
+            history=_history.read(path=layout.history, last=module.params['history']),
+            ignored=ignored,
+            table=table(releases),
+        )
+    except (_release.ReleaseError, OSError, ValueError) as exc:
+        _common.fail(module, exc, **result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':
