@@ -207,11 +207,16 @@ def _add(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def build_release(*, dest: Path, kind: str, release_id: str, broken: bool = False) -> Path:
-    """A release archive of the PHP app (kind 'php') or the Flask app (kind 'flask')."""
+def build_release(*, dest: Path, kind: str, release_id: str, broken: bool = False, id_file: bool = True) -> Path:
+    """A release archive of the PHP app (kind 'php') or the Flask app (kind 'flask').
+
+    ``id_file``: put the file RELEASE (the id) in the archive; without it the role writes it
+    (release_id_file).
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(dest, 'w:gz') as tar:
-        _add(tar, 'RELEASE', f'{release_id}\n')
+        if id_file:
+            _add(tar, 'RELEASE', f'{release_id}\n')
         if kind == 'php':
             _add(tar, 'public/index.php', PHP_INDEX)
             _add(tar, 'public/opcache.php', PHP_OPCACHE)
