@@ -11,6 +11,7 @@ run: bash tests/role/run.sh -k checks
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import (
+    FILES,
     HOSTS,
     PYTHON,
     FileServer,
@@ -67,13 +69,23 @@ def final_messages(run: Run) -> dict[str, str]:
 # --- step 1: the first release -------------------------------------------------------------------
 
 
+RECORD_PREVIOUS = str(FILES / 'hooks' / 'record_previous.yml')
+
+
 @pytest.fixture(scope='module')
 def step_first(fleet: Fleet) -> Run:
-    return fleet.ok(fleet.deploy(extra=deploy_vars(fleet, 'c1')))
+    return fleet.ok(fleet.deploy(extra=deploy_vars(fleet, 'c1', release_hooks_before_activate=[RECORD_PREVIOUS])))
 
 
 def test_first_release_is_live(fleet: Fleet, step_first: Run) -> None:
     assert currents(fleet) == dict.fromkeys(HOSTS, 'c1')
+
+
+def test_previous_id_is_an_empty_string_on_a_first_deploy(fleet: Fleet, step_first: Run) -> None:
+    # '' on every ansible-core: a none became '' before 2.19 and stayed none after
+    for host, root in fleet.roots.items():
+        recorded = (root / 'releases' / 'c1' / 'previous-id.json').read_text(encoding='utf-8')
+        assert json.loads(recorded) == '', f'{host}: release_deploy_previous_id was {recorded.strip()}'
 
 
 # --- step 2: a command string with shell syntax is refused by the plan ----------------------------
@@ -201,8 +213,13 @@ def step_identity_ok(fleet: Fleet, step_stale: Run) -> Iterator[Run]:
     """Serves h1's current, followed at each request: the new release answers."""
     server = FileServer(directory=fleet.root('h1'))
     try:
+        # The app does not name its release itself: the role writes RELEASE_ID into the release.
         extra = deploy_vars(
-            fleet, 'c6', release_healthcheck_url=f'{server.url}/current/VERSION', release_healthcheck_expect_id=True
+            fleet,
+            'c6',
+            release_id_file='RELEASE_ID',
+            release_healthcheck_url=f'{server.url}/current/RELEASE_ID',
+            release_healthcheck_expect_id=True,
         )
         yield fleet.ok(fleet.deploy(extra=extra))
     finally:
@@ -211,6 +228,10 @@ def step_identity_ok(fleet: Fleet, step_stale: Run) -> Iterator[Run]:
 
 def test_new_release_answering_passes_the_identity_check(fleet: Fleet, step_identity_ok: Run) -> None:
     assert currents(fleet) == dict.fromkeys(HOSTS, 'c6')
+    for host, root in fleet.roots.items():
+        id_file = root / 'releases' / 'c6' / 'RELEASE_ID'
+        assert id_file.read_text(encoding='utf-8') == 'c6\n', host
+        assert oct(id_file.stat().st_mode & 0o777) == '0o644', host
     checks = step_identity_ok.results(task='Check the application URL after the switch')
     # the default callback prints no result for a passing check: the recap and the current link tell
     assert checks == {} or all(not r.get('failed') for r in checks.values())
@@ -236,7 +257,7 @@ def test_release_failing_the_precheck_never_goes_live(fleet: Fleet, step_prechec
     assert not any(name.startswith('Switch current to release') for name in run.ran()), run.describe()
     for host, msg in final_messages(run).items():
         assert msg.startswith('release c7 was not switched on any host: '), msg
-        assert 'Check release c7 over HTTP before the switch' in msg and '500' in msg, msg
+        assert 'Check the staged release over HTTP before the switch' in msg and '500' in msg, msg
         assert f'current still points at c6 on host {host}' in msg, msg
     for host, root in fleet.roots.items():
         assert current(root) == 'c6', host
