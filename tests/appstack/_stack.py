@@ -12,11 +12,13 @@ load client can tell the old release, the new one and a page mixed from both.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
 import http.client
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -108,16 +110,27 @@ def start(argv: list[str], *, log: Path, cwd: Path | None = None, env: dict | No
 
 
 def stop(proc: subprocess.Popen | None, *, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-    if proc is None or proc.poll() is not None:
+    """Stop a server's whole process group: a gunicorn re-executed by USR2 outlives the process we started."""
+    if proc is None:
         return
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(proc.pid):
+        proc.poll()
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def _group_alive(pgid: int) -> bool:
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def stop_all() -> None:
@@ -194,11 +207,16 @@ def _add(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def build_release(*, dest: Path, kind: str, release_id: str, broken: bool = False) -> Path:
-    """A release archive of the PHP app (kind 'php') or the Flask app (kind 'flask')."""
+def build_release(*, dest: Path, kind: str, release_id: str, broken: bool = False, id_file: bool = True) -> Path:
+    """A release archive of the PHP app (kind 'php') or the Flask app (kind 'flask').
+
+    ``id_file``: put the file RELEASE (the id) in the archive; without it the role writes it
+    (release_id_file).
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(dest, 'w:gz') as tar:
-        _add(tar, 'RELEASE', f'{release_id}\n')
+        if id_file:
+            _add(tar, 'RELEASE', f'{release_id}\n')
         if kind == 'php':
             _add(tar, 'public/index.php', PHP_INDEX)
             _add(tar, 'public/opcache.php', PHP_OPCACHE)
@@ -307,7 +325,8 @@ http {{
 }}
 """
 
-# The block docs/app-servers.md shows, with the paths of one test root.
+# The block docs/app-servers.md shows, with the paths of one test root; root_variable is realpath_root
+# (the documented one) or document_root (the control that shows what goes wrong).
 PHP_SERVER = """\
     server {{
         listen 127.0.0.1:{port};
@@ -315,8 +334,8 @@ PHP_SERVER = """\
         index index.php;
         location ~ \\.php$ {{
             include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
-            fastcgi_param DOCUMENT_ROOT $realpath_root;
+            fastcgi_param SCRIPT_FILENAME ${root_variable}$fastcgi_script_name;
+            fastcgi_param DOCUMENT_ROOT ${root_variable};
             fastcgi_pass unix:{socket};
         }}
     }}
@@ -329,9 +348,11 @@ class Nginx:
         self.servers: list[str] = []
         self.proc: subprocess.Popen | None = None
 
-    def php_server(self, *, docroot: Path, socket_path: Path) -> int:
+    def php_server(self, *, docroot: Path, socket_path: Path, root_variable: str = 'realpath_root') -> int:
         port = free_port()
-        self.servers.append(PHP_SERVER.format(port=port, docroot=docroot, socket=socket_path))
+        self.servers.append(
+            PHP_SERVER.format(port=port, docroot=docroot, socket=socket_path, root_variable=root_variable)
+        )
         return port
 
     def start(self) -> Nginx:
@@ -351,13 +372,21 @@ class Nginx:
 
 
 class Gunicorn:
-    """gunicorn serving app:app from ROOT/current, with --chdir (the documented way) or --preload."""
+    """gunicorn serving app:app from ROOT/current.
 
-    def __init__(self, *, prefix: Path, root: Path, preload: bool = False, workers: int = 2) -> None:
+    ``chdir``: pass ``--chdir ROOT/current`` (the documented way), else start in ROOT/current without it.
+    ``preload``: ``--preload``. ``reload``: what the role runs after a switch, ``hup`` (HUP to the master)
+    or ``usr2`` (USR2, wait for the new master, TERM to the old one).
+    """
+
+    def __init__(
+        self, *, prefix: Path, root: Path, chdir: bool = True, preload: bool = False, reload: str = 'hup'
+    ) -> None:
         self.prefix = prefix
         self.root = root
+        self.chdir = chdir
         self.preload = preload
-        self.workers = workers
+        self.reload = reload
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
@@ -367,9 +396,17 @@ class Gunicorn:
 
     @property
     def reload_command(self) -> list[str]:
-        """What the role runs after the switch: HUP to the master named by its pid file (argv, no shell
-        string; the sh -c form is the one that reads a pid file)."""
-        return ['sh', '-c', f'kill -HUP "$(cat {self.pid_file})"']
+        """The argv the role runs after the switch (the sh -c form is the one that reads a pid file)."""
+        if self.reload == 'hup':
+            return ['sh', '-c', f'kill -HUP "$(cat {self.pid_file})"']
+        # docs/app-servers.md, "A new master without downtime: USR2, then TERM"
+        return [
+            'sh',
+            '-c',
+            f'pid={self.pid_file}; old=$(cat "$pid"); kill -USR2 "$old"; '
+            'i=0; while [ ! -s "$pid.2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; '
+            'sleep 3; kill -TERM "$old"',
+        ]
 
     def start(self) -> Gunicorn:
         binary = APP_VENV / 'bin' / 'gunicorn'
@@ -379,12 +416,11 @@ class Gunicorn:
         self.port = free_port()
         argv = [
             str(binary),
-            '--chdir',
-            str(self.root / 'current'),
+            *(['--chdir', str(self.root / 'current')] if self.chdir else []),
             '--bind',
             f'127.0.0.1:{self.port}',
             '--workers',
-            str(self.workers),
+            '2',
             '--pid',
             str(self.pid_file),
             '--graceful-timeout',
@@ -392,11 +428,13 @@ class Gunicorn:
             *(['--preload'] if self.preload else []),
             'app:app',
         ]
-        # cwd / and no PWD: what a supervisor gives a service (gunicorn would otherwise take its default
-        # --chdir from $PWD).
+        # No PWD, as a service manager starts it: gunicorn would otherwise take its default --chdir
+        # from $PWD. Without --chdir the working directory is ROOT/current, as systemd's
+        # WorkingDirectory= would make it.
         env = {k: v for k, v in os.environ.items() if k != 'PWD'}
         log = self.prefix / 'gunicorn.log'
-        self.proc = start(argv, log=log, cwd=Path('/'), env=env)
+        cwd = Path('/') if self.chdir else self.root / 'current'
+        self.proc = start(argv, log=log, cwd=cwd, env=env)
         wait_listening(self.port, proc=self.proc, name='gunicorn', log=log)
         wait_path(self.pid_file, proc=self.proc, name='gunicorn', log=log)
         return self
@@ -524,7 +562,7 @@ class LoadClient:
     def __enter__(self) -> LoadClient:
         deadline = time.monotonic() + self.max_seconds
         args = (self.port, self._stop, deadline, self.max_requests, self._queue)
-        self._procs = [self._ctx.Process(target=_load_worker, args=args, daemon=True) for _ in range(self.workers)]
+        self._procs = [self._ctx.Process(target=_load_worker, args=args, daemon=True) for _index in range(self.workers)]
         for proc in self._procs:
             proc.start()
         return self
@@ -540,7 +578,7 @@ class LoadClient:
             if proc.is_alive():
                 proc.kill()
         pairs.sort()
-        return Responses(times=[t for t, _ in pairs], outcomes=[o for _, o in pairs])
+        return Responses(times=[pair[0] for pair in pairs], outcomes=[pair[1] for pair in pairs])
 
     def __exit__(self, *exc) -> None:
         if not self._stop.is_set():
@@ -582,7 +620,7 @@ class Ansible:
         self.inventory.write_text(
             f'localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n', encoding='utf-8'
         )
-        self._seq = 0
+        self._seq = itertools.count(1)
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith('ANSIBLE_')}
@@ -599,11 +637,17 @@ class Ansible:
         )
         return env
 
+    def playbooks(self, runs: list[tuple[str, dict]], *, timeout: float = 300) -> list[Run]:
+        """Several playbooks at once (on different roots): the suite's setup deploys."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            futures = [pool.submit(self.playbook, name, extra_vars, timeout=timeout) for name, extra_vars in runs]
+            return [future.result() for future in futures]
+
     def playbook(self, name: str, extra_vars: dict, *, timeout: float = 180) -> Run:
-        self._seq += 1
-        vars_file = self.workdir / f'run-{self._seq:03d}.json'
+        seq = next(self._seq)
+        vars_file = self.workdir / f'run-{seq:03d}.json'
         vars_file.write_text(json.dumps(extra_vars), encoding='utf-8')
-        results_file = self.workdir / f'run-{self._seq:03d}.results.jsonl'
+        results_file = self.workdir / f'run-{seq:03d}.results.jsonl'
         argv = [
             str(Path(sys.executable).parent / 'ansible-playbook'),
             '-i',

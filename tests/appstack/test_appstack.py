@@ -44,6 +44,8 @@ ROLE_DEFAULTS = (REPO_ROOT / 'roles' / 'release' / 'defaults' / 'main.yml').read
 # The role's identity and pre-switch checks (issue 13). Without them the gunicorn cases check the
 # identity through the role's hooks and this suite's task files, and the cases that need them fail.
 ROLE_CHECKS = 'release_precheck_url' in ROLE_DEFAULTS and 'release_healthcheck_expect_id' in ROLE_DEFAULTS
+# The role writes the id into the release (release_id_file): the archives then leave RELEASE out.
+ROLE_ID_FILE = 'release_id_file' in ROLE_DEFAULTS
 LOAD_WORKERS = 2
 SETTLE = 1.0  # seconds of load after each playbook returns, to count stale responses
 
@@ -56,6 +58,7 @@ class Site:
     port: int = 0
     next_port: int | None = None
     gunicorn: Gunicorn | None = None
+    reload_command: list | None = None
     ids: tuple[str, ...] = ('v1', 'v2', 'v3', 'v2b')
 
     @property
@@ -71,10 +74,16 @@ class Site:
             'release_healthcheck_url': self.url,
             'release_keep': 5,
         }
-        if self.gunicorn is not None:
-            values['release_reload_command'] = self.gunicorn.reload_command
+        if self.reload_command:
+            values['release_reload_command'] = self.reload_command
+        if ROLE_ID_FILE:
+            values['release_id_file'] = 'RELEASE'
         if ROLE_CHECKS:
             values.update(release_healthcheck_expect_id=True, release_healthcheck_header='X-Release')
+            if self.gunicorn is not None:
+                # New workers import the app 1.5 to 5 s after the HUP here: more attempts, same delay
+                # (docs/app-servers.md, "a slow starter").
+                values['release_healthcheck_retries'] = 20
         elif self.gunicorn is not None:
             values.update(
                 release_hooks_after_activate=[str(FILES / 'check_deployed.yml')],
@@ -85,9 +94,11 @@ class Site:
 
     def rollback_variables(self) -> dict:
         values = {'release_root': str(self.root)}
+        if self.kind == 'php' and self.reload_command:
+            values['release_reload_command'] = self.reload_command
         if self.gunicorn is not None:
             values.update(
-                appstack_reload_command=self.gunicorn.reload_command,
+                appstack_reload_command=self.reload_command,
                 release_hooks_after_rollback=[str(FILES / 'check_rolled_back.yml')],
                 appstack_url=self.url,
                 appstack_known_ids=list(self.ids),
@@ -105,7 +116,7 @@ class Stack:
     def archive(self, site: Site, release_id: str, *, broken: bool = False) -> Path:
         dest = self.workdir / 'archives' / site.kind / f'{release_id}.tar.gz'
         if not dest.exists():
-            build_release(dest=dest, kind=site.kind, release_id=release_id, broken=broken)
+            build_release(dest=dest, kind=site.kind, release_id=release_id, broken=broken, id_file=not ROLE_ID_FILE)
         return dest
 
 
@@ -115,43 +126,54 @@ def _deploy(ansible: Ansible, stack: Stack, site: Site, release_id: str, *, brok
     return ansible.playbook('deploy', variables)
 
 
+PHP_SITES = {
+    # name: php-fpm pool (validate_timestamps, revalidate_freq), reload php-fpm after the switch
+    'php-realpath-opcache-vt0': ('vt0', False),
+    'php-realpath-opcache-vt1': ('vt1', False),
+    'php-realpath-opcache-vt0-reload': ('vt0', True),
+    'php-precheck': ('vt0', False),
+    'php-broken': ('vt0', False),
+    # the control: $document_root, validate_timestamps=0, no reload (what the docs warn against)
+    'php-docroot-opcache-vt0': ('vt0', False),
+}
+GUNICORN_SITES = {
+    # name: Gunicorn options
+    'gunicorn-chdir-hup': {'chdir': True, 'preload': False, 'reload': 'hup'},
+    'gunicorn-preload-usr2': {'chdir': True, 'preload': True, 'reload': 'usr2'},
+    'gunicorn-preload-hup': {'chdir': True, 'preload': True, 'reload': 'hup'},
+    'gunicorn-cwd-hup': {'chdir': False, 'preload': False, 'reload': 'hup'},
+}
+
+
 @pytest.fixture(scope='module')
 def stack(workdir: Path, ansible: Ansible):
     roots = workdir / 'roots'
-    sites = {
-        name: Site(name=name, kind=kind, root=roots / name)
-        for name, kind in (
-            ('php-realpath-opcache-vt0', 'php'),
-            ('php-realpath-opcache-vt1', 'php'),
-            ('php-precheck', 'php'),
-            ('php-broken', 'php'),
-            ('gunicorn-chdir-hup', 'flask'),
-            ('gunicorn-preload-hup', 'flask'),
-        )
-    }
+    sites = {name: Site(name=name, kind='php', root=roots / name) for name in PHP_SITES}
+    sites.update({name: Site(name=name, kind='flask', root=roots / name) for name in GUNICORN_SITES})
     fpm = PhpFpm(prefix=workdir / 'php-fpm', pools={'vt0': (0, 0), 'vt1': (1, 2)})
     nginx = Nginx(prefix=workdir / 'nginx')
-    for name, pool in (
-        ('php-realpath-opcache-vt0', 'vt0'),
-        ('php-realpath-opcache-vt1', 'vt1'),
-        ('php-precheck', 'vt0'),
-        ('php-broken', 'vt0'),
-    ):
+    for name, (pool, reload) in PHP_SITES.items():
         site = sites[name]
-        site.port = nginx.php_server(docroot=site.root / 'current' / 'public', socket_path=fpm.socket(pool))
+        site.port = nginx.php_server(
+            docroot=site.root / 'current' / 'public',
+            socket_path=fpm.socket(pool),
+            root_variable='document_root' if 'docroot' in name else 'realpath_root',
+        )
+        if reload:
+            site.reload_command = ['sh', '-c', f'kill -USR2 "$(cat {fpm.pid_file})"']
     # The pre-switch server: ROOT/next/public on a port users never hit.
     precheck = sites['php-precheck']
     precheck.next_port = nginx.php_server(docroot=precheck.root / 'next' / 'public', socket_path=fpm.socket('vt0'))
+    for name, options in GUNICORN_SITES.items():
+        sites[name].gunicorn = Gunicorn(prefix=workdir / name, root=sites[name].root, **options)
+        sites[name].reload_command = sites[name].gunicorn.reload_command
     built = Stack(workdir=workdir, sites=sites, fpm=fpm, nginx=nginx)
     try:
         fpm.start()
         nginx.start()
+        # The first release goes out before the load and before the servers that need `current`.
+        first = []
         for site in sites.values():
-            if site.kind == 'flask':
-                site.gunicorn = Gunicorn(
-                    prefix=workdir / site.name, root=site.root, preload=site.name == 'gunicorn-preload-hup'
-                )
-            # The first release goes out before the servers that need `current` start.
             variables = site.variables('v1', built.archive(site, 'v1'))
             for key in (
                 'release_healthcheck_url',
@@ -161,8 +183,10 @@ def stack(workdir: Path, ansible: Ansible):
                 'release_hooks_after_activate',
             ):
                 variables.pop(key, None)
-            run = ansible.playbook('deploy', variables)
-            assert run.rc == 0, run.describe()
+            first.append(('deploy', variables))
+        for site, run in zip(sites.values(), ansible.playbooks(first), strict=True):
+            assert run.rc == 0, f'{site.name}: {run.describe()}'
+        for site in sites.values():
             if site.gunicorn is not None:
                 site.gunicorn.start()
                 site.port = site.gunicorn.port
@@ -215,7 +239,16 @@ def final_message(run: Run) -> str:
     return str(failure.get('msg'))
 
 
-@pytest.mark.parametrize('name', ['php-realpath-opcache-vt0', 'php-realpath-opcache-vt1', 'gunicorn-chdir-hup'])
+@pytest.mark.parametrize(
+    'name',
+    [
+        'php-realpath-opcache-vt0',
+        'php-realpath-opcache-vt1',
+        'php-realpath-opcache-vt0-reload',
+        'gunicorn-chdir-hup',
+        'gunicorn-preload-usr2',
+    ],
+)
 def test_deploy_deploy_rollback_under_load(stack: Stack, ansible: Ansible, figures, name: str) -> None:
     site: Site = stack.sites[name]
     runs: list[tuple[str, str, Run]] = []
@@ -240,6 +273,30 @@ def test_deploy_deploy_rollback_under_load(stack: Stack, ansible: Ansible, figur
     assert found['non_2xx'] == 0, responses.counts()
     assert found['mixed'] == 0, responses.counts()
     assert found['stale'] == 0, responses.counts()
+
+
+def test_control_document_root_serves_the_old_release(stack: Stack, ansible: Ansible, figures) -> None:
+    """The harness sees stale pages: $document_root with OPcache validate_timestamps=0 and no reload keeps
+    serving the old release through `current` (PHP's realpath cache and OPcache), as web-servers.md says."""
+    site: Site = stack.sites['php-docroot-opcache-vt0']
+    with LoadClient(port=site.port, workers=LOAD_WORKERS, max_seconds=60) as load:
+        time.sleep(0.5)
+        # Without the identity check, which would catch it (and roll back): the status alone passes.
+        run = _deploy(ansible, stack, site, 'v2', release_healthcheck_expect_id=False, release_healthcheck_header='')
+        time.sleep(SETTLE)
+        responses = load.stop()
+    assert run.rc == 0, run.describe()
+    after = responses.between(run.returned, responses.times[-1])
+    stale = sum(1 for outcome in after if outcome != 'v2')
+    figures(
+        configuration='control: $document_root, OPcache validate_timestamps=0, no reload (one deploy)',
+        requests=len(responses),
+        non_2xx=responses.failed(),
+        stale=stale,
+        mixed=responses.mixed(),
+        outcomes=responses.counts(),
+    )
+    assert stale > 0, f'the control served no stale page: the harness cannot see staleness ({responses.counts()})'
 
 
 def test_broken_release_is_caught_before_the_switch(stack: Stack, ansible: Ansible, figures) -> None:
@@ -284,12 +341,25 @@ def test_broken_release_without_precheck_is_live_at_most_3s(stack: Stack, ansibl
     rolled_back = switch_time(site.root, event='rollback', release_id='v1', after=run.started)
     assert switched is not None and rolled_back is not None, history(site.root)[-3:]
     live = rolled_back - switched
+    # Where the time between the two switches goes: to the URL check task, its module run, and the rest.
+    check = [r for r in run.results if r['task'].endswith('Check the application URL after the switch')]
+    check_started = check[0]['t'] if check and check[0]['status'] == 'start' else None
+    check_ended = check[-1]['t'] if len(check) > 1 else None
+    broken = sum(
+        1
+        for t, o in zip(responses.times, responses.outcomes, strict=True)
+        if switched <= t <= rolled_back and o.startswith('status ')
+    )
     figures(
         configuration='php-broken, no precheck, default retries/delay (broken v2b)',
         requests=len(responses),
         non_2xx=responses.failed(),
+        non_2xx_while_live=broken,
         mixed=responses.mixed(),
         live_s=f'{live:.2f}',
+        switch_to_check_task_s=f'{check_started - switched:.2f}' if check_started else '?',
+        check_task_s=f'{check_ended - check_started:.2f}' if check_started and check_ended else '?',
+        check_end_to_rollback_s=f'{rolled_back - check_ended:.2f}' if check_ended else '?',
         message=msg,
     )
     assert run.rc != 0, run.describe()
@@ -299,9 +369,13 @@ def test_broken_release_without_precheck_is_live_at_most_3s(stack: Stack, ansibl
     assert responses.mixed() == 0, responses.counts()
 
 
-def test_release_never_served_is_caught_by_the_identity_check(stack: Stack, ansible: Ansible, figures) -> None:
-    """gunicorn --preload + HUP: the workers are forked from a master that imported the old code."""
-    site: Site = stack.sites['gunicorn-preload-hup']
+@pytest.mark.parametrize('name', ['gunicorn-preload-hup', 'gunicorn-cwd-hup'])
+def test_release_never_served_is_caught_by_the_identity_check(
+    stack: Stack, ansible: Ansible, figures, name: str
+) -> None:
+    """A HUP that cannot bring the new code: workers forked from a master that imported the old code
+    (--preload), or started in the release `current` pointed at when the master started (no --chdir)."""
+    site: Site = stack.sites[name]
     with LoadClient(port=site.port, workers=LOAD_WORKERS, max_seconds=90) as load:
         time.sleep(0.5)
         run = _deploy(ansible, stack, site, 'v2')
@@ -310,7 +384,7 @@ def test_release_never_served_is_caught_by_the_identity_check(stack: Stack, ansi
     msg = final_message(run)
     counts = responses.counts()
     figures(
-        configuration='gunicorn-preload-hup (v2 never served)',
+        configuration=f'{name} (v2 never served)',
         requests=len(responses),
         non_2xx=responses.failed(),
         mixed=responses.mixed(),
@@ -321,5 +395,5 @@ def test_release_never_served_is_caught_by_the_identity_check(stack: Stack, ansi
     assert msg.startswith('release v2 failed after the switch') and 'rolled back to v1' in msg, msg
     assert 'answered as release v1, not v2' in msg, msg
     assert current_id(site.root) == 'v1'
-    assert 'v2' not in counts, f'the preloaded master served v2 code: {counts}'
+    assert 'v2' not in counts, f'the new code was served after all: {counts}'
     assert responses.failed() == 0, counts

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Test-only callback: appends every task result of a run to $APPSTACK_RESULTS_FILE as JSON lines.
 
-{"task": name, "status": "ok"|"failed"|"ignored"|"skipped"|"unreachable", "msg": ..., "changed": ...}.
+{"task": name, "status": "start"|"ok"|"failed"|"ignored"|"skipped"|"unreachable", "msg": ..., "changed": ...,
+"t": epoch seconds}.
 Enabled by tests/appstack/_stack.py; it is not part of the collection.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -30,17 +32,23 @@ class CallbackModule(CallbackBase):
     CALLBACK_NAME = 'appstack_results'
     CALLBACK_NEEDS_ENABLED = True
 
-    def _write(self, status: str, result) -> None:
+    def _append(self, record: dict) -> None:
         path = os.environ.get('APPSTACK_RESULTS_FILE')
         if not path:
             return
+        record['t'] = time.time()
+        with open(path, 'a', encoding='utf-8') as handle:
+            handle.write(json.dumps(record, default=str) + '\n')
+
+    def _write(self, status: str, result) -> None:
         data = getattr(result, 'result', None)
         if data is None:
             data = getattr(result, '_result', {}) or {}
         name = result.task_name if hasattr(result, 'task_name') else result._task.get_name()
-        record = {'task': name, 'status': status, 'msg': data.get('msg'), 'changed': bool(data.get('changed'))}
-        with open(path, 'a', encoding='utf-8') as handle:
-            handle.write(json.dumps(record, default=str) + '\n')
+        self._append({'task': name, 'status': status, 'msg': data.get('msg'), 'changed': bool(data.get('changed'))})
+
+    def v2_playbook_on_task_start(self, task, is_conditional) -> None:
+        self._append({'task': task.get_name(), 'status': 'start', 'msg': None, 'changed': False})
 
     def v2_runner_on_failed(self, result, ignore_errors=False) -> None:
         self._write('ignored' if ignore_errors else 'failed', result)
