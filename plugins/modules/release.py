@@ -646,7 +646,7 @@ def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result:
         meta['source'] = stage.source
         R.write_metadata(release_path=path, meta=meta, fsync=p['fsync'])
     except BaseException as exc:
-        reason = str(exc) or type(exc).__name__
+        reason = str(exc) or exc.__class__.__name__
         cleanup_failed_stage(layout=layout, release=release, reason=reason)
         history(layout, module, 'failed', release_id, reason=f'staging failed: {reason}', previous=current)
         if acquired_here:

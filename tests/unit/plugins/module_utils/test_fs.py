@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -430,7 +431,11 @@ def test_undeletable_as_nobody_reports_foreign_directories(world_dir):
     # the report is right: deleting as nobody really fails there, and only there
     def try_delete():
         failed = []
-        shutil.rmtree(release, onerror=lambda _f, p, _e: failed.append(p))
+
+        def handler(_func, path, _exc):
+            failed.append(path)
+
+        shutil.rmtree(release, **({'onexc': handler} if sys.version_info >= (3, 12) else {'onerror': handler}))
         return failed
 
     failed = as_nobody(try_delete)

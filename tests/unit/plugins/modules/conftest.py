@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
@@ -14,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.atomic.deploy.tests.support.modules import patch_module_args, preload_module_serializers
 
 
 def warning_texts(warnings) -> list[str]:
@@ -54,11 +53,8 @@ class ModuleRunner:
         """Run the module in a forked child whose real and effective ids are ``user``'s."""
         entry = pwd.getpwnam(user)
         args = dict(args, _ansible_check_mode=check, _ansible_diff=True)
-        # Import now what AnsibleModule loads lazily: after setresuid the child may not be able to
-        # read the interpreter's or ansible-test's files (they can live below root's 0700 home).
-        for profile in ('legacy', 'modern'):
-            for direction in ('c2m', 'm2c'):
-                importlib.import_module(f'ansible.module_utils._internal._json._profiles._module_{profile}_{direction}')
+        # after setresuid the child may not be able to read the interpreter's or ansible-test's files
+        preload_module_serializers()
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
