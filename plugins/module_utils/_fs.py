@@ -20,7 +20,7 @@ import stat
 import sys
 
 # Refuses a target Python older than the modules need, before any module does anything.
-from ansible_collections.atomic.deploy.plugins.module_utils import _python  # noqa: F401
+from ansible_collections.atomic.deploy.plugins.module_utils import _python  # noqa: F401 pylint: disable=unused-import
 
 # renameat2(2) flag: atomically exchange two paths (Linux >= 3.15, glibc >= 2.28).
 RENAME_EXCHANGE = 2

@@ -44,5 +44,6 @@ def refusal(*, version_info: tuple, executable: str) -> dict | None:
 
 _REFUSAL = refusal(version_info=tuple(sys.version_info), executable=sys.executable)
 if _REFUSAL is not None:
-    print(json.dumps(_REFUSAL))
-    sys.exit(1)
+    # No AnsibleModule exists yet: answer the way ansible.module_utils.basic refuses an old Python.
+    sys.stdout.write(json.dumps(_REFUSAL) + '\n')
+    raise SystemExit(1)

@@ -168,9 +168,9 @@ class Core:
         shutil.rmtree(self.venv, ignore_errors=True)
         log = self.logs / 'venv.log'
         base = self.pythons[self.core['controller_python']]
-        ok, _ = run_logged([base, '-m', 'venv', str(self.venv)], log=log)
+        ok, _seconds = run_logged([base, '-m', 'venv', str(self.venv)], log=log)
         if ok:
-            ok, _ = run_logged(
+            ok, _seconds = run_logged(
                 [str(self.python), '-m', 'pip', 'install', '--disable-pip-version-check', '-q', *self.packages()],
                 log=self.logs / 'pip.log',
             )
@@ -301,7 +301,7 @@ class Core:
                 f'release_root={root}',
                 *extra,
             ]
-            ok, _ = run_logged(argv, log=self.logs / f'e2e-{step}.log', env=env)
+            ok, _seconds = run_logged(argv, log=self.logs / f'e2e-{step}.log', env=env)
             text = (self.logs / f'e2e-{step}.log').read_text(errors='replace')
             with log.open('a', encoding='utf-8') as handle:
                 handle.write(f'==> {step}\n{text}\n')
@@ -376,7 +376,7 @@ class Core:
         log = self.logs / 'targets.log'
         env = self.ansible_env()
         env['ANSIBLE_FORKS'] = str(len(hosts))
-        ok, _ = run_logged(
+        ok, _seconds = run_logged(
             [str(self.venv / 'bin' / 'ansible-playbook'), '-i', str(inventory), str(HERE / 'targets.yml')],
             log=log,
             env=env,
