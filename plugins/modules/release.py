@@ -358,10 +358,10 @@ source:
   type: dict
 delta:
   description:
-    - How the code reached the host. RV(delta.mode) is V(delta) (only missing content was sent),
+    - How the code reached the host. C(delta.mode) is V(delta) (only missing content was sent),
       V(full) (the whole artifact, because the host held nothing usable) or V(none) (nothing sent, a live
-      no-op or a release already complete). RV(delta.sent_bytes) is the size of the file sent.
-    - With O(delta_plan.probe), the content the host holds (internal).
+      no-op or a release already complete). C(delta.sent_bytes) is the size of the file sent.
+    - With C(delta_plan.probe), the content the host holds (internal).
   returned: with O(source=archive) or O(source=directory) staged over a remote connection with O(delta=true)
   type: dict
   sample: {mode: delta, sent_bytes: 612345, sent_files: 50, held_files: 4950, linked: 4950}

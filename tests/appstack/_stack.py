@@ -524,7 +524,7 @@ class LoadClient:
     def __enter__(self) -> LoadClient:
         deadline = time.monotonic() + self.max_seconds
         args = (self.port, self._stop, deadline, self.max_requests, self._queue)
-        self._procs = [self._ctx.Process(target=_load_worker, args=args, daemon=True) for _ in range(self.workers)]
+        self._procs = [self._ctx.Process(target=_load_worker, args=args, daemon=True) for _n in range(self.workers)]
         for proc in self._procs:
             proc.start()
         return self
@@ -540,7 +540,7 @@ class LoadClient:
             if proc.is_alive():
                 proc.kill()
         pairs.sort()
-        return Responses(times=[t for t, _ in pairs], outcomes=[o for _, o in pairs])
+        return Responses(times=[t for t, _outcome in pairs], outcomes=[o for _time, o in pairs])
 
     def __exit__(self, *exc) -> None:
         if not self._stop.is_set():
