@@ -6,13 +6,15 @@
 #   make test         every stage below, in order; ends with "stages: N passed, N failed"
 #   make lint         ruff check, ruff format --check, yamllint --strict, ansible-lint --profile production, changelog lint
 #   make sanity       ansible-test sanity --venv --python 3.11, every test, empty ignore files
-#   make units        ansible-test units --local --python 3.11, plain pytest tests/unit, the race test
+#   make units        ansible-test units --local --python 3.11 (tests/unit, once), the race test
 #   make build-test   build + offline install of the collection tarball (tests/build/run.sh)
 #   make integration  ansible-test integration --local --python 3.11 (tests/integration/targets)
 #   make role-tests | reliability | ecosystem   tests/<suite>/run.sh
 #   make appstack     tests/appstack/run.sh: real nginx + php-fpm (OPcache) and gunicorn under load
 #   make host-tests   pytest tests/hosts (the SSH test hosts molecule uses), rootfs built first
 #   make molecule     molecule test --all (in `make test` once molecule/*/molecule.yml exists)
+#   make matrix       every ansible-core 2.16-2.21 in its own venv: sanity, units, a deploy/rollback/status
+#                     run, every module on each target Python (tests/matrix/cores.yml; MATRIX_ARGS=--core X)
 #   make bench        bench/run.sh
 #   make build        ansible-galaxy collection build into build/dist
 #   make clean        remove build output, test output and caches; `make distclean` also .venv
@@ -44,10 +46,10 @@ TREE := bash scripts/collection-tree.sh >/dev/null
 MOLECULE_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
 HOST_TESTS := $(sort $(wildcard tests/hosts/test_*.py))
 TEST_STAGES := lint sanity units build-test integration role-tests reliability appstack ecosystem \
-	$(if $(HOST_TESTS),host-tests) $(if $(MOLECULE_SCENARIOS),molecule)
+	$(if $(HOST_TESTS),host-tests) $(if $(MOLECULE_SCENARIOS),molecule) matrix
 
 .PHONY: help setup setup-demo demo test lint sanity units build-test integration role-tests \
-	reliability appstack ecosystem host-tests molecule bench build clean distclean
+	reliability appstack ecosystem host-tests molecule matrix bench build clean distclean
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -94,9 +96,9 @@ lint: setup
 sanity: setup
 	bash scripts/ansible-test.sh sanity
 
+# tests/unit runs once, under ansible-test (a plain `pytest tests/unit` collects the same tests).
 units: setup
 	bash scripts/ansible-test.sh units
-	pytest tests/unit
 	pytest -s tests/race
 
 build-test: setup
@@ -125,6 +127,10 @@ host-tests: setup
 molecule: setup
 	@if [ -z "$(MOLECULE_SCENARIOS)" ]; then echo "molecule: no scenario (molecule/*/molecule.yml)" >&2; exit 1; fi
 	molecule test --all
+
+# Python 3.12 and 3.13 for the controllers, 2.7 and 3.6-3.13 as targets, from pyenv (tests/README.md).
+matrix: setup
+	python3 tests/matrix/run.py $(MATRIX_ARGS)
 
 bench: setup
 	bash bench/run.sh

@@ -20,6 +20,10 @@
 # Environment:
 #   ATOMIC_TEST_PYTHON   python version for ansible-test (default 3.11)
 #   ATOMIC_VENV          virtual environment with the tools (default <repo>/.venv)
+#   ATOMIC_TEST_TREE     the directory that holds the copy's ansible_collections/ (default
+#                        <repo>/build/ansible-test); the matrix gives each core its own, so two cores
+#                        can run at once
+#   ATOMIC_TEST_OUTPUT   what the copy's tests/output links to (default <repo>/tests/output)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -38,7 +42,9 @@ shift
 [[ -x "${VENV}/bin/ansible-test" ]] || die "${VENV}/bin/ansible-test not found; run scripts/bootstrap.sh"
 export PATH="${VENV}/bin:${PATH}"
 
-TEST_TREE="${REPO_ROOT}/build/ansible-test/ansible_collections/atomic/deploy"
+TEST_BASE="${ATOMIC_TEST_TREE:-${REPO_ROOT}/build/ansible-test}"
+TEST_TREE="${TEST_BASE}/ansible_collections/atomic/deploy"
+TEST_OUTPUT="${ATOMIC_TEST_OUTPUT:-${REPO_ROOT}/tests/output}"
 
 list_files() {
     # NUL-separated paths relative to the repo root, of the files that make up the collection.
@@ -58,12 +64,12 @@ list_files() {
 }
 
 sync_test_tree() {
-    mkdir -p "${TEST_TREE}" "${REPO_ROOT}/tests/output"
+    mkdir -p "${TEST_TREE}" "${TEST_OUTPUT}"
     # Start from an empty tree so files removed from the checkout disappear here too.
     find "${TEST_TREE}" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
     list_files | tar -C "${REPO_ROOT}" --null --no-recursion -T - -cf - | tar -C "${TEST_TREE}" -xf -
     mkdir -p "${TEST_TREE}/tests"
-    ln -sfn "${REPO_ROOT}/tests/output" "${TEST_TREE}/tests/output"
+    ln -sfn "${TEST_OUTPUT}" "${TEST_TREE}/tests/output"
 }
 
 summarize_sanity() {
@@ -103,8 +109,8 @@ PYTHON
 }
 
 # Engineers share one working tree: a second run would wipe the copy under the first one's feet.
-mkdir -p "${REPO_ROOT}/build"
-exec 8>"${REPO_ROOT}/build/ansible-test.lock"
+mkdir -p "${TEST_BASE}"
+exec 8>"${TEST_BASE}.lock"
 flock 8
 sync_test_tree
 cd "${TEST_TREE}"

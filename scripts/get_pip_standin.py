@@ -21,11 +21,23 @@ GET_PIP_ONLY_OPTIONS = ('--no-setuptools', '--no-wheel')
 
 
 def find_bundled_pip_wheel(*, tmpdir: str) -> str:
-    """Return the path of the pip wheel that ensurepip ships with this interpreter."""
+    """Return the path of the pip wheel that this interpreter's own ensurepip installs.
+
+    Never a wheel of another Python: Debian's /usr/share/python-wheels belongs to Debian's python3
+    (pip 23.0 there fails on Python 3.12+, whose pkgutil has no ImpImporter). Debian's own python3
+    finds it through its patched ensurepip, like any interpreter finds its own.
+    """
     import ensurepip
 
+    whl_path_ctx = getattr(ensurepip, '_get_pip_whl_path_ctx', None)
+    if whl_path_ctx is not None:  # Python 3.12+
+        with whl_path_ctx() as path:
+            destination = os.path.join(tmpdir, os.path.basename(str(path)))
+            shutil.copyfile(str(path), destination)
+            return destination
+
     get_packages = getattr(ensurepip, '_get_packages', None)
-    if get_packages is not None:
+    if get_packages is not None:  # Python 3.8 - 3.11
         package = get_packages().get('pip')
         if package is not None:
             if package.wheel_path:
@@ -40,7 +52,6 @@ def find_bundled_pip_wheel(*, tmpdir: str) -> str:
                 return destination
 
     candidates = sorted(glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), '_bundled', 'pip-*.whl')))
-    candidates += sorted(glob.glob('/usr/share/python-wheels/pip-*.whl'))
     if not candidates:
         raise SystemExit(f'get-pip stand-in: no pip wheel bundled with ensurepip for {sys.executable}')
     return candidates[-1]

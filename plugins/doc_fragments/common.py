@@ -8,6 +8,8 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     DOCUMENTATION = r"""
+requirements:
+  - Python 3.8 or newer on the target; on an older one the module fails with a message that says so.
 options:
   root:
     description:

@@ -88,4 +88,5 @@ def read(*, path: str, last: int | None = None) -> list[dict]:
         lines = data.split(b'\n')
         if position > 0:
             lines = lines[1:]  # the first piece may be a partial line
-        return _parse(lines)[-last:]
+        entries = _parse(lines)
+        return entries[max(0, len(entries) - last) :]

@@ -625,7 +625,7 @@ def present(
         _release.write_metadata(release_path=path, meta=meta, fsync=fsync)
         staged_next(layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=False, result=result)
     except BaseException as exc:
-        reason = str(exc) or type(exc).__name__
+        reason = str(exc) or exc.__class__.__name__
         cleanup_failed_stage(release=release, reason=reason, fsync=fsync)
         _history.record(
             layout=layout,

@@ -26,6 +26,8 @@ description:
   - Pure Python, no shelling out, so Linux and macOS/BSD behave the same.
 author:
   - atomic.deploy maintainers (@atomic-deploy)
+requirements:
+  - Python 3.8 or newer on the target; on an older one the module fails with a message that says so.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:

@@ -8,80 +8,45 @@ environment in which only an explicitly named collections path is searched (neve
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support import ansible as _ansible
+from support.ansible import REPO_ROOT, tool
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = 'atomic'
 NAME = 'deploy'
 FQCN = f'{NAMESPACE}.{NAME}'
-
-# Variables that would send Ansible somewhere other than where a test points it.
-_ANSIBLE_LEAKS = (
-    'ANSIBLE_COLLECTIONS_PATH',
-    'ANSIBLE_COLLECTIONS_PATHS',
-    'ANSIBLE_CONFIG',
-    'ANSIBLE_ROLES_PATH',
-    'ANSIBLE_INVENTORY',
-    'ANSIBLE_PLAYBOOK_DIR',
-    'ANSIBLE_HOME',
-    'ANSIBLE_LIBRARY',
-    'ANSIBLE_MODULE_UTILS',
-    'ANSIBLE_ACTION_PLUGINS',
-)
+# Names the ecosystem tests import from here; they live in tests/support.
+__all__ = ['REPO_ROOT', 'tool']
 
 
 def galaxy_info() -> dict:
     return yaml.safe_load((REPO_ROOT / 'galaxy.yml').read_text(encoding='utf-8'))
 
 
-def tool(name: str) -> str:
-    """Absolute path of a command-line tool, preferring the interpreter's own bin directory (the venv)."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(f'required tool {name} not found next to {sys.executable} or on PATH')
-    return found
-
-
 def ansible_env(*, collections_path: Path, home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A clean environment for an Ansible command that may only find collections in collections_path."""
-    env = {key: value for key, value in os.environ.items() if key not in _ANSIBLE_LEAKS}
-    env.update(
-        {
-            'ANSIBLE_COLLECTIONS_PATH': str(collections_path),
-            # ansible-core's own state (galaxy cache, tmp) goes to a scratch directory, not ~/.ansible
-            'ANSIBLE_HOME': str(home),
-            'ANSIBLE_LOCAL_TEMP': str(home / 'tmp'),
-            'ANSIBLE_NOCOLOR': '1',
-            'ANSIBLE_FORCE_COLOR': '0',
-            'ANSIBLE_RETRY_FILES_ENABLED': '0',
-            'ANSIBLE_HOST_KEY_CHECKING': '0',
-            'ANSIBLE_DEPRECATION_WARNINGS': '0',
-            'PAGER': 'cat',
-            # the interpreter's bin directory first, so subprocesses use the same ansible-core
-            'PATH': f'{Path(sys.executable).parent}{os.pathsep}{os.environ.get("PATH", "")}',
-        }
+    return _ansible.clean_env(
+        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+        # ansible-core's own state (galaxy cache, tmp) goes to a scratch directory, not ~/.ansible
+        ANSIBLE_HOME=str(home),
+        ANSIBLE_LOCAL_TEMP=str(home / 'tmp'),
+        ANSIBLE_RETRY_FILES_ENABLED='0',
+        ANSIBLE_HOST_KEY_CHECKING='0',
+        ANSIBLE_DEPRECATION_WARNINGS='0',
+        PAGER='cat',
+        **(extra or {}),
     )
-    env.update(extra or {})
-    return env
 
 
 def run(
     args: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 300, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run a command (never through a shell); with check, fail the test showing its output."""
-    proc = subprocess.run(
-        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-    )
+    proc = _ansible.run(args, env=env, cwd=cwd, timeout=timeout)
     if check and proc.returncode != 0:
         pytest.fail(
             f'command {" ".join(args)} exited {proc.returncode} in {cwd}\n'

@@ -35,6 +35,7 @@ import ansible_runner
 import pytest
 import yaml
 from helpers import REPO_ROOT, Collection, ansible_env, run, tool
+from support.root import current_id, metadata
 
 pytestmark = pytest.mark.slow
 
@@ -233,13 +234,10 @@ def assert_successful(runner: ansible_runner.Runner) -> None:
     )
 
 
-def current_id(root: Path) -> str | None:
-    link = root / 'current'
-    return Path(os.readlink(link)).name if link.is_symlink() else None
-
-
 def release_meta(root: Path, release_id: str) -> dict:
-    return json.loads((root / 'releases' / release_id / '.release.json').read_text(encoding='utf-8'))
+    found = metadata(root, release_id)
+    assert found is not None, f'{root}/releases/{release_id}/.release.json is missing or not JSON'
+    return found
 
 
 def served_version(root: Path) -> str:

@@ -28,8 +28,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from support import ansible as _ansible
+from support.root import current_id, leftovers, lock_record, metadata, read_history, release_ids
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
+# Reading a deploy root (tests/support/root.py): the suites import these names from here.
+__all__ = ['current_id', 'leftovers', 'lock_record', 'metadata', 'read_history', 'release_ids']
 # RELIABILITY_PLAYBOOKS points the suites at another playbooks/ dir (for developing the suites themselves).
 PLAYBOOKS = Path(os.environ.get('RELIABILITY_PLAYBOOKS') or REPO_ROOT / 'playbooks')
 DEPLOY_PLAYBOOK = PLAYBOOKS / 'deploy.yml'
@@ -109,13 +114,10 @@ class HarnessError(AssertionError):
 
 def tool(name: str) -> str:
     """An executable from the interpreter's own bin dir (the venv), else from PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which(name)
-    if not found:
-        raise HarnessError(f'{name} is not installed (run make setup, or scripts/bootstrap.sh)')
-    return found
+    try:
+        return _ansible.tool(name)
+    except _ansible.ToolMissing as exc:
+        raise HarnessError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -564,80 +566,6 @@ def release_manifest(
             found[rel] = sha256_file(full)
         dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
     return found
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Reading a deploy root
-# ----------------------------------------------------------------------------------------------------------
-
-
-def current_id(root: Path) -> str | None:
-    try:
-        text = os.readlink(root / 'current')
-    except (FileNotFoundError, OSError):
-        return None
-    target = (root / text) if not os.path.isabs(text) else Path(text)
-    if Path(os.path.normpath(target)).parent != root / 'releases':
-        return None
-    return Path(text).name
-
-
-def metadata(root: Path, release_id: str) -> dict | None:
-    try:
-        return json.loads((root / 'releases' / release_id / '.release.json').read_text(encoding='utf-8'))
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def release_ids(root: Path) -> list[str]:
-    try:
-        return sorted(e.name for e in os.scandir(root / 'releases') if not e.name.startswith('.'))
-    except FileNotFoundError:
-        return []
-
-
-def leftovers(root: Path) -> list[str]:
-    names = []
-    with contextlib.suppress(FileNotFoundError):
-        names += [e.name for e in os.scandir(root / 'releases') if e.name.startswith(('.tmp-', '.trash-'))]
-    names += [e.name for e in os.scandir(root) if e.name.startswith('.current.')]
-    return sorted(names)
-
-
-def read_history(root: Path) -> tuple[list[dict], bool]:
-    """History entries; every line but the last must parse. Returns (entries, last line torn)."""
-    path = root / '.deploy' / 'history.jsonl'
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return [], False
-    lines = raw.split(b'\n')
-    torn = False
-    entries = []
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line.decode('utf-8'))
-            if not isinstance(entry, dict):
-                raise ValueError('not an object')
-        except (ValueError, UnicodeDecodeError) as exc:
-            last = index == len(lines) - 1 or (index == len(lines) - 2 and lines[-1] == b'')
-            # A later writer starts on a fresh line after a torn one, so a torn line may also sit before
-            # well-formed ones; it must still be the only damage per crash and be short of a full record.
-            if not last and not line.startswith(b'{'):
-                raise AssertionError(f'history line {index + 1} of {path} is not JSON: {line[:200]!r}') from exc
-            torn = True
-            continue
-        entries.append(entry)
-    return entries, torn
-
-
-def lock_record(root: Path) -> dict | None:
-    try:
-        return json.loads((root / '.deploy' / 'lock').read_text(encoding='utf-8'))
-    except FileNotFoundError:
-        return None
 
 
 # ----------------------------------------------------------------------------------------------------------

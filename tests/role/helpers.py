@@ -27,31 +27,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+from support.ansible import ANSIBLE_LEAKS, COLLECTIONS_ROOT, REPO_ROOT, VENV_BIN, clean_env
+from support.root import current_target, history, lock_held, metadata, release_ids
+from support.users import WEB_USER, WEB_WRITER, as_web_user
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
 FILES = HERE / 'files'
-COLLECTIONS_ROOT = REPO_ROOT / 'build' / 'collections'
-VENV_BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 HOSTS = ('h1', 'h2', 'h3')
-# The web server's user, and an identity that is www-data with another primary group: a file it creates
-# gets the group www-data only through the setgid bit of the directory.
-WEB_USER = 'www-data'
-WEB_WRITER = ['setpriv', '--reuid=www-data', '--regid=nogroup', '--groups=www-data', '--']
-
-_ANSIBLE_LEAKS = (
-    'ANSIBLE_COLLECTIONS_PATHS',
-    'ANSIBLE_CONFIG',
-    'ANSIBLE_ROLES_PATH',
-    'ANSIBLE_INVENTORY',
-    'ANSIBLE_PLAYBOOK_DIR',
-    'ANSIBLE_STDOUT_CALLBACK',
-    'ANSIBLE_CALLBACKS_ENABLED',
-    'ANSIBLE_CHECK_MODE_MARKERS',
-    'ANSIBLE_DISPLAY_SKIPPED_HOSTS',
-    'ANSIBLE_CALLBACK_RESULT_FORMAT',
-)
+# Names the role tests import from here; they live in tests/support.
+__all__ = ['COLLECTIONS_ROOT', 'REPO_ROOT', 'VENV_BIN', 'WEB_USER', 'WEB_WRITER', 'as_web_user', 'history', 'lock_held']
 _RECAP = re.compile(r'^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$')
 _TASK = re.compile(r'^TASK \[(?:[\w.]+ : )?(.*?)\] \**$')
 _HOST_LINE = re.compile(r'^(ok|changed|skipping|fatal|failed|included|unreachable): \[([^\]\s]+)(?: -> [^\]]+)?\]')
@@ -161,21 +146,15 @@ class Fleet:
         return {host: self.root(host) for host in HOSTS}
 
     def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key not in _ANSIBLE_LEAKS}
-        previous = env.get('ANSIBLE_COLLECTIONS_PATH')
-        env.update(
-            {
-                'ANSIBLE_CONFIG': str(HERE / 'ansible.cfg'),
-                'ANSIBLE_COLLECTIONS_PATH': str(COLLECTIONS_ROOT) + (f':{previous}' if previous else ''),
-                'ANSIBLE_HOME': str(self.home),
-                'ANSIBLE_LOCAL_TEMP': str(self.home / 'tmp'),
-                'ANSIBLE_REMOTE_TEMP': str(self.home / 'remote-tmp'),
-                'ANSIBLE_NOCOLOR': '1',
-                'ANSIBLE_FORCE_COLOR': '0',
-                'PATH': f'{VENV_BIN}{os.pathsep}{os.environ.get("PATH", "")}',
-            }
+        previous = os.environ.get('ANSIBLE_COLLECTIONS_PATH')
+        return clean_env(
+            drop=tuple(name for name in ANSIBLE_LEAKS if name != 'ANSIBLE_COLLECTIONS_PATH'),
+            ANSIBLE_CONFIG=str(HERE / 'ansible.cfg'),
+            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT) + (f':{previous}' if previous else ''),
+            ANSIBLE_HOME=str(self.home),
+            ANSIBLE_LOCAL_TEMP=str(self.home / 'tmp'),
+            ANSIBLE_REMOTE_TEMP=str(self.home / 'remote-tmp'),
         )
-        return env
 
     def playbook(
         self,
@@ -253,35 +232,24 @@ class Fleet:
 
 
 def current(root: Path) -> str | None:
-    """The release id current points at (None without a current link)."""
-    link = root / 'current'
-    if not link.is_symlink():
+    """The release id current points at (None without a current link); the link must be releases/<id>."""
+    target = current_target(root)
+    if target is None:
         return None
-    target = os.readlink(link)
-    assert target == f'releases/{Path(target).name}', f'{link} -> {target} is not releases/<id>'
+    assert target == f'releases/{Path(target).name}', f'{root}/current -> {target} is not releases/<id>'
     return Path(target).name
 
 
 def releases(root: Path) -> set[str]:
     """Release directory names in releases/ (not the .tmp-/.trash- work dirs)."""
-    path = root / 'releases'
-    return {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith('.')} if path.is_dir() else set()
+    return set(release_ids(root, dirs_only=True))
 
 
 def meta(root: Path, *, release: str) -> dict:
     """The .release.json of a release."""
-    return json.loads((root / 'releases' / release / '.release.json').read_text(encoding='utf-8'))
-
-
-def history(root: Path) -> list[dict]:
-    path = root / '.deploy' / 'history.jsonl'
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding='utf-8').splitlines() if line.strip()]
-
-
-def lock_held(root: Path) -> bool:
-    return (root / '.deploy' / 'lock').exists()
+    found = metadata(root, release)
+    assert found is not None, f'{root}/releases/{release}/.release.json is missing or not JSON'
+    return found
 
 
 def inode(path: Path) -> tuple[int, int]:
@@ -359,11 +327,6 @@ def git(*args: str, cwd: Path) -> str:
     proc = subprocess.run(['git', *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, f'git {" ".join(args)} failed in {cwd}: {proc.stderr}'
     return proc.stdout.strip()
-
-
-def as_web_user(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run argv as www-data (primary group nogroup, supplementary group www-data), never via a shell."""
-    return subprocess.run([*WEB_WRITER, *argv], input=stdin, capture_output=True, text=True, check=False, timeout=30)
 
 
 def free_port() -> int:

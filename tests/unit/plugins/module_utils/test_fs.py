@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import pwd
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
 from ansible_collections.atomic.deploy.plugins.module_utils import _fs
+from ansible_collections.atomic.deploy.tests.support.users import run_as
 
 NOBODY = pwd.getpwnam('nobody')
 
@@ -365,36 +366,7 @@ def world_dir() -> Iterator[str]:
 
 def as_nobody(func: Callable[[], object]) -> object:
     """Run ``func`` in a forked child with uid/gid nobody; return its JSON-able result."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 0
-        try:
-            os.close(read_fd)
-            os.setgroups([])
-            os.setresgid(NOBODY.pw_gid, NOBODY.pw_gid, NOBODY.pw_gid)
-            os.setresuid(NOBODY.pw_uid, NOBODY.pw_uid, NOBODY.pw_uid)
-            payload = {'ok': func()}
-        except BaseException as exc:
-            payload = {'error': repr(exc)}
-            code = 1
-        try:
-            os.write(write_fd, json.dumps(payload).encode())
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    chunks = []
-    while True:
-        chunk = os.read(read_fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    payload = json.loads(b''.join(chunks) or b'{"error": "no output"}')
-    if 'error' in payload:
-        raise AssertionError(f'child failed: {payload["error"]}')
-    return payload['ok']
+    return run_as('nobody', func)
 
 
 def chown_tree(path: str, uid: int, gid: int) -> None:
@@ -430,7 +402,11 @@ def test_undeletable_as_nobody_reports_foreign_directories(world_dir):
     # the report is right: deleting as nobody really fails there, and only there
     def try_delete():
         failed = []
-        shutil.rmtree(release, onerror=lambda _f, p, _e: failed.append(p))
+
+        def handler(_func, path, _exc):
+            failed.append(path)
+
+        shutil.rmtree(release, **({'onexc': handler} if sys.version_info >= (3, 12) else {'onerror': handler}))
         return failed
 
     failed = as_nobody(try_delete)

@@ -5,16 +5,15 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
-import pwd
 import sys
 from collections.abc import Callable
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.atomic.deploy.tests.support.modules import patch_module_args, preload_module_serializers
+from ansible_collections.atomic.deploy.tests.support.users import run_as
 
 
 def warning_texts(warnings) -> list[str]:
@@ -52,41 +51,21 @@ class ModuleRunner:
 
     def as_user(self, module, args: dict, *, user: str = 'nobody', check: bool = False) -> dict:
         """Run the module in a forked child whose real and effective ids are ``user``'s."""
-        entry = pwd.getpwnam(user)
         args = dict(args, _ansible_check_mode=check, _ansible_diff=True)
-        # Import now what AnsibleModule loads lazily: after setresuid the child may not be able to
-        # read the interpreter's or ansible-test's files (they can live below root's 0700 home).
-        for profile in ('legacy', 'modern'):
-            for direction in ('c2m', 'm2c'):
-                importlib.import_module(f'ansible.module_utils._internal._json._profiles._module_{profile}_{direction}')
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
+        # after setresuid the child may not be able to read the interpreter's or ansible-test's files
+        preload_module_serializers()
+
+        def main() -> dict:
+            sys.stdout = io.StringIO()
             code = 0
             try:
-                os.close(read_fd)
-                os.setgroups([])
-                os.setresgid(entry.pw_gid, entry.pw_gid, entry.pw_gid)
-                os.setresuid(entry.pw_uid, entry.pw_uid, entry.pw_uid)
-                sys.stdout = io.StringIO()
-                try:
-                    with patch_module_args(args):
-                        module.main()
-                except SystemExit as exc:
-                    code = exc.code or 0
-                os.write(write_fd, json.dumps({'rc': code, 'out': sys.stdout.getvalue()}).encode())
-            except BaseException as exc:
-                os.write(write_fd, json.dumps({'rc': 99, 'out': '', 'error': repr(exc)}).encode())
-            finally:
-                os._exit(0)
-        os.close(write_fd)
-        chunks = []
-        while chunk := os.read(read_fd, 65536):
-            chunks.append(chunk)
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-        payload = json.loads(b''.join(chunks))
-        assert 'error' not in payload, payload
+                with patch_module_args(args):
+                    module.main()
+            except SystemExit as exc:
+                code = exc.code or 0
+            return {'rc': code, 'out': sys.stdout.getvalue()}
+
+        payload = run_as(user, main)
         result = json.loads(payload['out'])
         result['rc'] = payload['rc']
         result['warnings'] = warning_texts(result.get('warnings'))

@@ -115,7 +115,7 @@ def _racer(root: str, token: str, barrier, queue) -> None:
     import io
     import sys
 
-    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.atomic.deploy.tests.support.modules import patch_module_args
 
     out = io.StringIO()
     crash = None
@@ -139,13 +139,11 @@ def test_concurrent_first_deploys_on_a_fresh_root(tmp_path):
     Exactly one wins each round; every other one must get the lock-held message naming the
     winner, not an error about a directory another racer created first.
     """
-    import importlib
     import multiprocessing
 
-    import ansible.module_utils.testing  # noqa: F401 - import once, before forking
+    from ansible_collections.atomic.deploy.tests.support.modules import preload_module_serializers
 
-    for direction in ('c2m', 'm2c'):
-        importlib.import_module(f'ansible.module_utils._internal._json._profiles._module_legacy_{direction}')
+    preload_module_serializers()  # import once, before forking
     ctx = multiprocessing.get_context('fork')
     problems = []
     for round_no in range(20):

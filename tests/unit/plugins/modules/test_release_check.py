@@ -81,7 +81,8 @@ def test_old_release_fails_naming_both_ids_after_every_attempt(site, run_module,
     assert result['changed'] is False
     gaps = [b['at'] - a['at'] for a, b in zip(site.requests, site.requests[1:], strict=False)]
     assert min(gaps) >= 0.1
-    assert 0.4 <= result['elapsed'] < 3
+    # the upper bound only proves the polling ends; a loaded machine (the matrix runs two cores) is slow
+    assert 0.4 <= result['elapsed'] < 15
 
 
 def test_a_500_is_an_answer_with_its_status(site, run_module, assert_error) -> None:
