@@ -13,6 +13,7 @@
 #   make host-tests   pytest tests/hosts (the SSH test hosts molecule uses), rootfs built first
 #   make molecule     molecule test --all (in `make test` once molecule/*/molecule.yml exists)
 #   make bench        bench/run.sh
+#   make bench-net    bench/run.sh net: deploys to SSH test hosts over links shaped to 100 Mbit/s (root; not in make test)
 #   make build        ansible-galaxy collection build into build/dist
 #   make clean        remove build output, test output and caches; `make distclean` also .venv
 #
@@ -46,7 +47,7 @@ TEST_STAGES := lint sanity units build-test integration role-tests reliability e
 	$(if $(HOST_TESTS),host-tests) $(if $(MOLECULE_SCENARIOS),molecule)
 
 .PHONY: help setup setup-demo demo test lint sanity units build-test integration role-tests \
-	reliability ecosystem host-tests molecule bench build clean distclean
+	reliability ecosystem host-tests molecule bench bench-net build clean distclean
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -124,6 +125,9 @@ molecule: setup
 
 bench: setup
 	bash bench/run.sh
+
+bench-net: setup
+	bash bench/run.sh net
 
 build: setup
 	ansible-galaxy collection build --force --output-path build/dist
