@@ -60,7 +60,7 @@ README_START = '<!-- bench:net:start -->'
 README_END = '<!-- bench:net:end -->'
 CASE_ORDER = ('rsync_floor', 'ansible_floor', 'ours_archive', 'ours_directory', 'ours_noop')
 LABELS = {
-    'rsync_floor': '`rsync -a --link-dest=../v1 v2/ host:ROOT/releases/v2/`, then `ln -s` + `mv -T`',
+    'rsync_floor': '`rsync -a --link-dest=ROOT/releases/v1 v2/ host:ROOT/releases/v2/`, then `ln -s` + `mv -T`',
     'ansible_floor': 'two-task play: `unarchive` (copy) + `file state=link`',
     'ours_archive': 'ours, `release_source=archive`',
     'ours_directory': 'ours, `release_source=directory`',
@@ -98,6 +98,13 @@ if command == 'reset':
     subprocess.run(['cp', '-a', '--', template, root], check=True)
     for sub in subdirs:
         os.makedirs(os.path.join(root, sub), exist_ok=True)
+elif command == 'seed':
+    # fresh roots with the shared dir and file every deploy links, as on a real server
+    for root in args:
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(os.path.join(root, 'shared', 'storage'))
+        with open(os.path.join(root, 'shared', '.env'), 'w') as handle:
+            handle.write('APP_ENV=bench\n')
 elif command == 'remove':
     for root in args:
         shutil.rmtree(root, ignore_errors=True)
@@ -292,8 +299,9 @@ def task_breakdown(*, timer: dict, process_start: float, process_end: float) -> 
 
     `timer` is what bench/callback_plugins/bench_timer.py wrote; times are epoch seconds.
     """
-    rows = [{'name': '(ansible-playbook start-up, parsing, inventory)', 'seconds': timer['started'] - process_start}]
     tasks = timer['tasks']
+    first = tasks[0]['start'] if tasks else timer['ended']
+    rows = [{'name': '(ansible-playbook start-up, parsing, inventory)', 'seconds': first - process_start}]
     for index, task in enumerate(tasks):
         ends = [host['end'] for host in task['hosts'].values()]
         following = tasks[index + 1]['start'] if index + 1 < len(tasks) else timer['ended']
@@ -505,9 +513,9 @@ def check_shaping(*, fleet: Fleet, rate_bits: int) -> dict[str, float]:
     for host in fleet.hosts:
         for attempt in (1, 2):
             seconds = measure_link(host=host, payload=SHAPING_BYTES)
-            ok, _expected, message = shaping_verdict(seconds=seconds, payload=SHAPING_BYTES, rate_bits=rate_bits)
+            ok, expected, message = shaping_verdict(seconds=seconds, payload=SHAPING_BYTES, rate_bits=rate_bits)
             # Too slow once can be a burst of load on the shared cores; too fast is never noise.
-            if ok or attempt == 2 or seconds < _expected:
+            if ok or attempt == 2 or seconds < expected:
                 break
         log(f'shaping {host.name} ({host.veth}): {message}')
         if not ok:
@@ -779,6 +787,7 @@ def prepare_hosts(*, env: NetEnv, hosts: list[Host]) -> dict:
         ansible=[env.ansible_playbook, '-i', str(inventory), '-e', f'@{extra}', env.deploy_playbook],
     )
     check_current(env=env, hosts=hosts, root=f'{HOST_ROOT}/tpl/ours', release='v1')
+    on_hosts(fleet=fleet, hosts=hosts, remote=lambda _host: remote('remove', f'{HOST_ROOT}/tpl/ours'))
     return {
         'hosts': len(hosts),
         'wall': run['wall'],
@@ -797,13 +806,64 @@ class NetCase:
     runs: dict[str, list[dict]] = field(default_factory=dict)
 
 
-def run_case(*, env: NetEnv, case: NetCase, hosts: list[Host], round_index: int) -> dict:
-    root = f'{HOST_ROOT}/roots/{case.key}'
+def case_root(key: str) -> str:
+    return f'{HOST_ROOT}/roots/{key}'
+
+
+def deploy_v1_roots(*, env: NetEnv, hosts: list[Host], keys: list[str], round_index: int) -> dict | None:
+    """Our cases' roots as a real v1 deploy leaves them (untimed): one playbook run, one alias per root.
+
+    Not a copy of a template: delta staging trusts an older release's file by its stat record (inode,
+    ctime among it), and `cp -a` changes both, which would make every copied file look edited.
+    """
+    if not keys:
+        return None
     on_hosts(
         fleet=env.fleet,
         hosts=hosts,
-        remote=lambda _host: remote('reset', f'{HOST_ROOT}/tpl/{case.template}', root, *case.subdirs),
+        remote=lambda _host: remote('seed', *[case_root(key) for key in keys]),
     )
+    common = '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'
+    inventory = {
+        'all': {
+            'vars': {
+                'ansible_user': 'deploy',
+                'ansible_ssh_private_key_file': str(env.fleet.key),
+                'ansible_ssh_common_args': common,
+                'ansible_python_interpreter': '/usr/bin/python3',
+            },
+            'hosts': {
+                f'{host.name}-{key}': {'ansible_host': host.address, 'release_root': case_root(key)}
+                for host in hosts
+                for key in keys
+            },
+        }
+    }
+    path = env.inventories / f'v1-roots-{len(hosts)}.yml'
+    path.write_text(json.dumps(inventory, indent=2) + '\n')
+    values = ours_vars(env=env, release='v1', root='')
+    del values['release_root']
+    extra = write_vars(env=env, name='v1-roots', values=values)
+    run = timed_run(
+        env=env,
+        hosts=hosts,
+        name=f'v1-roots-{len(hosts)}h-{round_index}',
+        ansible=[env.ansible_playbook, '-i', str(path), '-e', f'@{extra}', env.deploy_playbook],
+    )
+    for key in keys:
+        check_current(env=env, hosts=hosts, root=case_root(key), release='v1')
+    # a first deploy of len(keys) roots per host at once: bytes per root and host
+    return {'wall': round(run['wall'], 3), 'roots': len(keys), 'tx_per_root': median(run['tx'].values()) / len(keys)}
+
+
+def run_case(*, env: NetEnv, case: NetCase, hosts: list[Host], round_index: int) -> dict:
+    root = case_root(case.key)
+    if case.template:
+        on_hosts(
+            fleet=env.fleet,
+            hosts=hosts,
+            remote=lambda _host: remote('reset', f'{HOST_ROOT}/tpl/{case.template}', root, *case.subdirs),
+        )
     inventory = env.inventories / f'hosts-{len(hosts)}.yml'
     name = f'{case.key}-{len(hosts)}h-{round_index}'
     if case.key == 'rsync_floor':
@@ -868,20 +928,26 @@ def make_cases() -> dict[str, NetCase]:
         'rsync_floor': NetCase(key='rsync_floor', template='floor', release='v2'),
         # unarchive needs its destination; creating it is not part of the floor being measured
         'ansible_floor': NetCase(key='ansible_floor', template='floor', release='v2', subdirs=('releases/v2',)),
-        'ours_archive': NetCase(key='ours_archive', template='ours', release='v2'),
-        'ours_directory': NetCase(key='ours_directory', template='ours', release='v2'),
-        'ours_noop': NetCase(key='ours_noop', template='ours', release='v1'),
+        # ours: no template; deploy_v1_roots makes the roots with a real v1 deploy each round
+        'ours_archive': NetCase(key='ours_archive', template='', release='v2'),
+        'ours_directory': NetCase(key='ours_directory', template='', release='v2'),
+        'ours_noop': NetCase(key='ours_noop', template='', release='v1'),
     }
 
 
 def run_bench(*, env: NetEnv, counts: list[int], rounds: int, selected: list[str]) -> dict:
-    results: dict = {'hosts': {}, 'raw': {}, 'breakdown': {}}
+    results: dict = {'hosts': {}, 'raw': {}, 'breakdown': {}, 'v1_roots': {}}
     for count in counts:
         hosts = env.fleet.hosts[:count]
         write_inventory(env=env, hosts=hosts)
         cases = make_cases()
         order = [key for key in CASE_ORDER if key in selected]
         for round_index in range(1, rounds + 1):
+            first = deploy_v1_roots(
+                env=env, hosts=hosts, keys=[key for key in order if not cases[key].template], round_index=round_index
+            )
+            if first:
+                results['v1_roots'].setdefault(str(count), []).append(first)
             # rotate the order each round, so no case always runs right after the same one
             shift = (round_index - 1) % len(order)
             for key in order[shift:] + order[:shift]:
