@@ -36,11 +36,15 @@ options:
     INLINE_LOCK = r"""
 options:
   lock_timeout:
-    description: Expiry of the lock taken for this run when O(lock_token) is not given.
+    description:
+      - Seconds until the deploy lock this module run takes expires.
+      - M(atomic.deploy.release) takes it with O(atomic.deploy.release#module:lock=true);
+        M(atomic.deploy.release_prune) and M(atomic.deploy.release_rollback) take it for their own run
+        when O(lock_token) is not given.
     type: int
     default: 3600
   lock_steal:
-    description: Take the lock over even if another live deploy holds it.
+    description: Take the lock over even if another live deploy holds it (when this run takes the lock).
     type: bool
     default: false
 """

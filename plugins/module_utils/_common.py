@@ -11,69 +11,33 @@ may change without notice.
 from __future__ import annotations
 
 import contextlib
-import os
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _fs, _lock, _release
+from ansible_collections.atomic.deploy.plugins.module_utils import _lock, _release
 
 ROOT_SPEC = dict(root=dict(type='path', required=True))
 LOCK_SPEC = dict(lock_token=dict(type='str', no_log=False), owner=dict(type='dict'))
 
 
-def layout_or_fail(module) -> _release.Layout:
-    try:
-        return _release.Layout(module.params['root'])
-    except _release.ReleaseError as exc:
-        module.fail_json(msg=str(exc))
-
-
 def fail(module, exc: BaseException, **result) -> None:
-    """Report any exception as a lower-case message that names the path involved."""
+    """The one failure report of every module: a lower-case message that names the path involved."""
+    msg = str(exc)
     if isinstance(exc, _lock.LockHeld):
         # The holder's token stays private: it would let any reader of the job log release their lock.
         result['lock'] = _lock.public(exc.record)
-        module.fail_json(msg=str(exc), **result)
-    if isinstance(exc, OSError):
+    elif isinstance(exc, OSError):
         where = exc.filename or ''
         reason = (exc.strerror or str(exc)).lower()
         # No 'path' key: AnsibleModule would stat it and overwrite the result's 'state'.
-        module.fail_json(msg=f'{where}: {reason}' if where else reason, **result)
-    module.fail_json(msg=str(exc), **result)
+        msg = f'{where}: {reason}' if where else reason
+    module.fail_json(msg=msg, **result)
 
 
-def verify_lock(module, layout: _release.Layout) -> dict | None:
-    """Fail unless the lock is still ours, when the caller passed lock_token."""
-    token = module.params.get('lock_token')
-    if not token:
-        return None
-    try:
-        return _lock.verify(deploy_dir=layout.deploy, token=token)
-    except _lock.LockHeld as exc:
-        fail(module, exc)
-
-
-def ensure_deploy_dir(layout: _release.Layout) -> None:
-    """Create ROOT (if missing) and ROOT/.deploy (0750): lock and history are not for the web user."""
-    missing = []
-    path = layout.root
-    while not os.path.isdir(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    # One level at a time with an explicit mode: makedirs would make parents 0777 & ~umask.
-    for path in reversed(missing):
-        try:
-            os.mkdir(path, 0o755)
-        except FileExistsError:
-            continue  # a concurrent deploy made it; ensure_dir below still checks the root itself
-        os.chmod(path, 0o755)
-    _fs.ensure_dir(path=layout.deploy, mode=0o750)
-
-
-INLINE_LOCK_SPEC = dict(
-    lock_token=dict(type='str', no_log=False),
+# lock_timeout and lock_steal: documented once in the doc fragment atomic.deploy.common.inline_lock.
+TAKE_LOCK_SPEC = dict(
     lock_timeout=dict(type='int', default=3600),
     lock_steal=dict(type='bool', default=False),
-    owner=dict(type='dict'),
 )
+INLINE_LOCK_SPEC = dict(LOCK_SPEC, **TAKE_LOCK_SPEC)
 
 
 @contextlib.contextmanager
@@ -95,7 +59,7 @@ def held_lock(module, layout: _release.Layout, *, release_id: str | None = None)
         _lock.acquire(deploy_dir=layout.deploy, token=token, steal=params['lock_steal'], check_mode=True)
         yield token
         return
-    ensure_deploy_dir(layout)
+    _release.ensure_deploy_dir(layout)
     outcome = _lock.acquire(
         deploy_dir=layout.deploy,
         token=token,

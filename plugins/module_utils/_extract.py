@@ -7,6 +7,8 @@
 PRIVATE to the atomic.deploy collection: this is not a public API and may change without notice.
 
 Pure Python (standard library only, Python 3.8+), no AnsibleModule inside, so plain pytest tests it.
+Reading the bytes (compression, the decompression thread, forward-only file objects) is ``_stream.py``;
+packing a directory on the controller is ``plugins/plugin_utils/_pack.py``.
 
 What an extraction guarantees:
 
@@ -42,40 +44,25 @@ release changes in the other: releases are meant to be immutable.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import errno as _errno
-import gzip
 import os
 import posixpath
-import queue
 import shutil
 import stat
-import sys
 import tarfile
-import threading
 import time
 import zipfile
 import zlib
 
-try:
-    import lzma
-except ImportError:  # pragma: no cover - Python built without liblzma
-    lzma = None  # type: ignore[assignment]
+from ansible_collections.atomic.deploy.plugins.module_utils import _stream
+from ansible_collections.atomic.deploy.plugins.module_utils._stream import ExtractError
 
-zstd = None
-if sys.version_info >= (3, 14):  # pragma: no cover - tarfile reads zstd from Python 3.14 on
-    try:
-        from compression import zstd  # type: ignore[import-not-found,no-redef]
-    except ImportError:
-        zstd = None
+__all__ = ['ExtractError', 'detect_format', 'extract_archive', 'extract_tar_stream']
 
 SMALL_FILE = 8 * 1024 * 1024
 """Files up to this size are read whole; larger ones are streamed in ``CHUNK`` pieces."""
 CHUNK = 1024 * 1024
-_RAW_CHUNK = 256 * 1024
-_OUT_LIMIT = 1024 * 1024
-_QUEUE_DEPTH = 8
 
 _O_NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
 _O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
@@ -105,19 +92,6 @@ _IMPLICIT_DIR_MODE = 0o755
 _MODE_MASK = 0o775
 
 
-class ExtractError(Exception):
-    """An archive was refused or could not be extracted.
-
-    ``path`` is the archive member or the file involved; ``errno`` is set when an OS error caused it.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.errno = errno
-
-
 class _NotArchiveError(ExtractError):
     """The bytes are not a (valid) tar stream: lets detect_format tell "not an archive" from other failures."""
 
@@ -126,226 +100,7 @@ def _refuse(raw: str, why: str) -> ExtractError:
     return ExtractError(f'refusing archive member {raw!r}: {why}', path=raw)
 
 
-def _os_message(exc: OSError) -> str:
-    text = exc.strerror or str(exc)
-    return text[:1].lower() + text[1:]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Reading: compression detection, decompression (in a helper thread), a forward-only file object for tarfile
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _compression(head: bytes) -> str:
-    if head[:2] == b'\x1f\x8b':
-        return 'gz'
-    if head[:3] == b'BZh':
-        return 'bz2'
-    if head[:6] == b'\xfd7zXZ\x00' or head[:4] == b'\x5d\x00\x00\x80':
-        return 'xz'
-    if head[:4] == b'\x28\xb5\x2f\xfd':
-        return 'zst'
-    return 'tar'
-
-
-def _decompressor(kind: str, label: str):
-    if kind == 'gz':
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if kind == 'bz2':
-        return bz2.BZ2Decompressor()
-    if kind == 'xz' and lzma is not None:
-        return lzma.LZMADecompressor()
-    if kind == 'zst' and zstd is not None:
-        return zstd.ZstdDecompressor()
-    raise ExtractError(f'cannot read archive {label}: {kind} compression is not available on this host', path=label)
-
-
-_DECOMPRESS_ERRORS: tuple = (zlib.error, OSError, EOFError, ValueError)
-if lzma is not None:
-    _DECOMPRESS_ERRORS += (lzma.LZMAError,)
-if zstd is not None:  # pragma: no cover - Python 3.14+
-    _DECOMPRESS_ERRORS += (zstd.ZstdError,)
-
-
-def _read_raw(raw, size: int, label: str) -> bytes:
-    try:
-        return raw.read(size)
-    except OSError as exc:
-        raise ExtractError(f'cannot read archive {label}: {_os_message(exc)}', path=label, errno=exc.errno) from exc
-
-
-def _chunks(raw, head: bytes, label: str):
-    """Yield the decompressed bytes of ``raw`` (whose first bytes ``head`` were already read) in pieces.
-
-    Concatenated compressed streams (pigz, pbzip2, ``cat a.gz b.gz``) are read as one; a stream that ends
-    before its end marker is refused as truncated, and the gzip CRC is checked by zlib.
-    """
-    kind = _compression(head)
-    if kind == 'tar':
-        data = head
-        while data:
-            yield data
-            data = _read_raw(raw, CHUNK, label)
-        return
-    dec = _decompressor(kind, label)
-    data = head
-    try:
-        while True:
-            if not data:
-                data = _read_raw(raw, _RAW_CHUNK, label)
-                if not data:
-                    break
-            if kind == 'gz':
-                while data:
-                    out = dec.decompress(data, _OUT_LIMIT)
-                    if out:
-                        yield out
-                    data = dec.unconsumed_tail
-                    if dec.eof:
-                        break
-            else:
-                out = dec.decompress(data, _OUT_LIMIT)
-                if out:
-                    yield out
-                while not dec.eof and not dec.needs_input:
-                    out = dec.decompress(b'', _OUT_LIMIT)
-                    if out:
-                        yield out
-                data = b''
-            if dec.eof:
-                data = dec.unused_data or _read_raw(raw, _RAW_CHUNK, label)
-                if not data or _compression(data) != kind:
-                    # Trailing bytes that do not start another stream are padding: ignored, as gzip does.
-                    return
-                dec = _decompressor(kind, label)
-    except _DECOMPRESS_ERRORS as exc:
-        raise ExtractError(f'cannot read archive {label}: invalid {kind} data ({exc})', path=label) from exc
-    if not dec.eof:
-        raise ExtractError(f'cannot read archive {label}: {kind} stream is truncated', path=label)
-
-
-class _Pump:
-    """Run a chunk generator in a helper thread.
-
-    zlib, bz2 and lzma release the GIL while they work, so decompression overlaps with writing files,
-    the way ``tar -xz`` overlaps with its ``gzip -d`` child.
-    """
-
-    _END = object()
-
-    def __init__(self, gen) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
-        self._stop = False
-        self._done = False
-        self._thread = threading.Thread(target=self._run, args=(gen,), name='atomic-deploy-extract', daemon=True)
-        self._thread.start()
-
-    def _run(self, gen) -> None:
-        try:
-            for chunk in gen:
-                if self._stop:
-                    return
-                self._queue.put(chunk)
-            self._queue.put(self._END)
-        except BaseException as exc:  # handed to the reading thread, which raises it
-            self._queue.put(exc)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> bytes:
-        if self._done:
-            raise StopIteration
-        item = self._queue.get()
-        if item is self._END:
-            self._done = True
-            raise StopIteration
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop = True
-        deadline = time.monotonic() + 5
-        while self._thread.is_alive() and time.monotonic() < deadline:
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._thread.join(0.01)
-
-
-class _ForwardReader:
-    """A read-only file object over a chunk iterator that can only seek forwards.
-
-    tarfile's own ``r|`` stream mode re-copies its whole buffer on every read; this keeps one chunk and an
-    offset, which is what makes per-member overhead small. It also remembers the last block read so the
-    caller can tell a real end-of-archive marker from a truncated or corrupt header, which tarfile accepts
-    silently.
-    """
-
-    def __init__(self, chunks) -> None:
-        self._chunks = chunks
-        self._buf = b''
-        self._off = 0
-        self._pos = 0
-        self.last = b''
-
-    def _more(self) -> bool:
-        for chunk in self._chunks:
-            if chunk:
-                self._buf = chunk
-                self._off = 0
-                return True
-        self._buf = b''
-        self._off = 0
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        buf = self._buf
-        off = self._off
-        if 0 <= size <= len(buf) - off:
-            data = buf[off : off + size]
-            self._off = off + size
-        else:
-            parts = [buf[off:]]
-            got = len(buf) - off
-            self._buf = b''
-            self._off = 0
-            while (size < 0 or got < size) and self._more():
-                chunk = self._buf
-                need = len(chunk) if size < 0 else min(size - got, len(chunk))
-                parts.append(chunk if need == len(chunk) else chunk[:need])
-                self._off = need
-                got += need
-            data = b''.join(parts)
-        self._pos += len(data)
-        self.last = data
-        return data
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        if whence != 0 or pos < self._pos:
-            raise OSError(_errno.ESPIPE, 'archive stream cannot seek backwards')
-        while self._pos < pos:
-            avail = len(self._buf) - self._off
-            if not avail and not self._more():
-                break
-            step = min(pos - self._pos, len(self._buf) - self._off)
-            self._off += step
-            self._pos += step
-        return self._pos
-
-    def drain(self) -> None:
-        while self._more():
-            pass
+_os_message = _stream.os_message
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -756,7 +511,7 @@ def _describe(member: tarfile.TarInfo) -> str:
     return f'unsupported member type {member.type!r}'
 
 
-def _tar_member(ex: _Extractor, tf: tarfile.TarFile, src: _ForwardReader, member: tarfile.TarInfo, label: str):
+def _tar_member(ex: _Extractor, tf: tarfile.TarFile, src: _stream.ForwardReader, member: tarfile.TarInfo, label: str):
     raw = member.name
     if member.isreg():
         rel = ex.name(raw, is_dir=False)
@@ -802,13 +557,13 @@ def _run_member(ex: _Extractor, func, *args) -> None:
         raise ExtractError(f'cannot extract {where}: {_os_message(exc)}', path=where, errno=exc.errno) from exc
 
 
-def _open_tar(raw, label: str, *, threaded: bool) -> tuple[tarfile.TarFile, _ForwardReader, _Pump | None]:
-    head = _read_raw(raw, _RAW_CHUNK, label)
+def _open_tar(raw, label: str, *, threaded: bool) -> tuple[tarfile.TarFile, _stream.ForwardReader, _stream.Pump | None]:
+    head = _stream.read_raw(raw, _stream.RAW_CHUNK, label)
     if not head:
         raise ExtractError(f'cannot read archive {label}: file is empty', path=label)
-    gen = _chunks(raw, head, label)
-    pump = _Pump(gen) if threaded else None
-    src = _ForwardReader(pump if pump is not None else gen)
+    gen = _stream.chunks(raw, head, label)
+    pump = _stream.Pump(gen) if threaded else None
+    src = _stream.ForwardReader(pump if pump is not None else gen)
     try:
         tf = tarfile.TarFile(fileobj=src, mode='r')
     except tarfile.TarError as exc:
@@ -926,32 +681,18 @@ def detect_format(path: str) -> str:
     """Return ``tar`` (uncompressed or gz/bz2/xz compressed, zstd where Python has it) or ``zip``."""
     try:
         with open(path, 'rb') as handle:
-            head = handle.read(_RAW_CHUNK)
+            head = handle.read(_stream.RAW_CHUNK)
             if head[:4] in _ZIP_MAGICS:
                 return 'zip'
             if not head:
                 raise ExtractError(f'{path} is empty, not a tar or zip archive', path=path)
-            tf, _src, _pump = _open_tar(_Replay(head, handle), path, threaded=False)
+            tf, _src, _pump = _open_tar(_stream.Replay(head, handle), path, threaded=False)
             tf.close()
             return 'tar'
     except OSError as exc:
         raise ExtractError(f'cannot read archive {path}: {_os_message(exc)}', path=path, errno=exc.errno) from exc
     except _NotArchiveError as exc:
         raise ExtractError(f'{path} is not a tar or zip archive', path=path) from exc
-
-
-class _Replay:
-    """Give back already-read leading bytes before reading the rest of a file."""
-
-    def __init__(self, head: bytes, handle) -> None:
-        self._head = head
-        self._handle = handle
-
-    def read(self, size: int) -> bytes:
-        if self._head:
-            data, self._head = self._head, b''
-            return data
-        return self._handle.read(size)
 
 
 def extract_archive(
@@ -990,70 +731,3 @@ def extract_tar_stream(
     if not isinstance(label, str):
         label = '<stream>'
     return _extract_tar(fileobj, label, ex)
-
-
-def pack_directory(*, src: str, fileobj, compresslevel: int = 1) -> None:
-    """Write a tar.gz of the contents of directory ``src`` (not the directory itself) to ``fileobj``.
-
-    Symlinks are stored as symlinks (the extractor validates them), hard links inside ``src`` as hard-link
-    members, and nothing is skipped: a socket, fifo or device makes it fail. Members are in sorted order,
-    ownership is zeroed and the gzip header carries no name or time, so the same tree gives the same bytes.
-    """
-    try:
-        st = os.stat(src)
-    except FileNotFoundError as exc:
-        raise ExtractError(f'directory {src} does not exist', path=src, errno=exc.errno) from exc
-    except OSError as exc:
-        raise ExtractError(f'cannot read directory {src}: {_os_message(exc)}', path=src, errno=exc.errno) from exc
-    if not stat.S_ISDIR(st.st_mode):
-        raise ExtractError(f'{src} is not a directory', path=src)
-    gz = gzip.GzipFile(filename='', mode='wb', fileobj=fileobj, compresslevel=compresslevel, mtime=0)
-    try:
-        with tarfile.open(fileobj=gz, mode='w|', format=tarfile.PAX_FORMAT) as tf:
-            _pack_tree(tf, os.fspath(src), '', {})
-    finally:
-        gz.close()
-
-
-def _pack_tree(tf: tarfile.TarFile, top: str, rel_dir: str, inodes: dict) -> None:
-    folder = os.path.join(top, rel_dir) if rel_dir else top
-    try:
-        with os.scandir(folder) as entries:
-            found = sorted(entries, key=lambda e: e.name)
-    except OSError as exc:
-        raise ExtractError(f'cannot read directory {folder}: {_os_message(exc)}', path=folder, errno=exc.errno) from exc
-    for entry in found:
-        rel = f'{rel_dir}/{entry.name}' if rel_dir else entry.name
-        full = entry.path
-        try:
-            st = entry.stat(follow_symlinks=False)
-            info = tarfile.TarInfo(rel)
-            info.mode = stat.S_IMODE(st.st_mode)
-            info.mtime = int(st.st_mtime)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ''
-            if stat.S_ISDIR(st.st_mode):
-                info.type = tarfile.DIRTYPE
-                tf.addfile(info)
-            elif stat.S_ISLNK(st.st_mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(full)
-                tf.addfile(info)
-            elif stat.S_ISREG(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in inodes:
-                    info.type = tarfile.LNKTYPE
-                    info.linkname = inodes[key]
-                    tf.addfile(info)
-                else:
-                    if st.st_nlink > 1:
-                        inodes[key] = rel
-                    info.size = st.st_size
-                    with open(full, 'rb') as handle:
-                        tf.addfile(info, handle)
-            else:
-                raise ExtractError(f'cannot pack {full}: sockets, fifos and devices are not supported', path=full)
-        except OSError as exc:
-            raise ExtractError(f'cannot pack {full}: {_os_message(exc)}', path=full, errno=exc.errno) from exc
-        if stat.S_ISDIR(st.st_mode):
-            _pack_tree(tf, top, rel, inodes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 from ansible_collections.atomic.deploy.plugins.module_utils import _fs, _release
 
@@ -28,6 +29,23 @@ def append(*, path: str, event: str, release_id: str | None, fsync: bool = True,
     line = json.dumps(entry, sort_keys=True, separators=(',', ':')).encode('utf-8')
     _fs.append_line(path=path, line=line, fsync=fsync)
     return entry
+
+
+def record(
+    *, layout: _release.Layout, event: str, release_id: str | None, owner: dict | None, fsync: bool = True, **fields
+) -> dict:
+    """The one history recorder of the collection's modules: append to ``layout.history`` with the
+    host and who deployed (``owner``), creating ROOT/.deploy for standalone use."""
+    _release.ensure_deploy_dir(layout)
+    return append(
+        path=layout.history,
+        event=event,
+        release_id=release_id,
+        fsync=fsync,
+        host=socket.gethostname(),
+        by=owner or None,
+        **fields,
+    )
 
 
 def _parse(lines: list[bytes]) -> list[dict]:

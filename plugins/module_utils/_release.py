@@ -239,6 +239,14 @@ def rollback_candidate(releases: list[Release], current: str | None) -> Release 
     return None
 
 
+def validate_prune_args(*, keep, protect) -> None:
+    """The keep/protect rule shared by ``release prune=true`` and ``release_prune``."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ReleaseError(f'keep must be at least 1, got {keep}', name='keep')
+    for ident in protect:
+        validate_id(ident, name='protect')
+
+
 def prune_plan(
     releases: list[Release], *, current: str | None, keep: int, protect: list[str] | tuple = ()
 ) -> tuple[list[Release], list[Release]]:
@@ -249,8 +257,7 @@ def prune_plan(
       than the current release (callers hold the deploy lock, so none of them is being built);
     - unmanaged directories are never removed.
     """
-    if keep < 1:
-        raise ReleaseError(f'keep must be at least 1, got {keep}', name='keep')
+    validate_prune_args(keep=keep, protect=protect)
     protected = set(protect)
     if current is not None:
         protected.add(current)
@@ -346,6 +353,23 @@ def stale_temp_links(layout: Layout) -> list[str]:
         if entry.name.startswith(prefix) and stat.S_ISLNK(entry.stat(follow_symlinks=False).st_mode):
             found.append(entry.path)
     return sorted(found)
+
+
+def ensure_deploy_dir(layout: Layout) -> None:
+    """Create ROOT (if missing) and ROOT/.deploy (0750): lock and history are not for the web user."""
+    missing = []
+    path = layout.root
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    # One level at a time with an explicit mode: makedirs would make parents 0777 & ~umask.
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            continue  # a concurrent deploy made it; ensure_dir below still checks the root itself
+        os.chmod(path, 0o755)
+    _fs.ensure_dir(path=layout.deploy, mode=0o750)
 
 
 MAX_SWITCH_WAIT = 600.0
@@ -478,6 +502,28 @@ def execute_prune(*, layout: Layout, remove: list[Release], check_mode: bool = F
         if not check_mode:
             _fs.remove_tree(path)
     return result
+
+
+def prune(
+    *,
+    layout: Layout,
+    current: str | None,
+    keep: int,
+    protect: list[str] | tuple = (),
+    check_mode: bool = False,
+) -> dict:
+    """Plan and carry out a prune of ``layout`` as if ``current`` were live (callers hold the lock).
+
+    Returns {'removed', 'kept', 'leftovers', 'blocked', 'before'}: ids removed (in check mode, that
+    would be), ids kept in deploy order, temp/trash paths removed, {id: [paths]} left whole because
+    this user cannot delete them, and every release id before the prune.
+    """
+    releases, _ignored = list_releases(layout)
+    remove, kept = prune_plan(releases, current=current, keep=keep, protect=protect)
+    outcome = execute_prune(layout=layout, remove=remove, check_mode=check_mode)
+    outcome['kept'] = [r.id for r in kept]
+    outcome['before'] = [r.id for r in releases]
+    return outcome
 
 
 def blocked_messages(pruned: dict) -> list[str]:

@@ -136,6 +136,61 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.atomic.deploy.plugins.module_utils import _fs
 
 
+class Refused(Exception):
+    """The link cannot be made; the message names the path."""
+
+
+def ensure_link(
+    *, path: str, target: str, require_target: bool, force: bool, fsync: bool, check_mode: bool, result: dict
+) -> dict:
+    """Make ``path`` a symlink to ``target``; fills in and returns ``result``."""
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise Refused(f'parent directory {parent} of {path} does not exist')
+    if require_target:
+        resolved = _fs.resolve_link_target(link=path, text=target)
+        if not os.path.exists(resolved):
+            raise Refused(
+                f'target {target} of {path} does not exist (resolved to {resolved}); '
+                'set require_target=false to link anyway'
+            )
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    kind = None
+    if st is not None and not stat.S_ISLNK(st.st_mode):
+        kind = 'directory' if stat.S_ISDIR(st.st_mode) else 'file'
+        if not force:
+            raise Refused(f'refusing to replace {kind} {path} with a symlink; set force=true to adopt it')
+    else:
+        result['previous_target'] = _fs.read_link(path)
+
+    needed = kind is not None or result['previous_target'] != target
+    before = result['previous_target'] if kind is None else f'<{kind}>'
+    result['diff'] = dict(before=dict(path=path, target=before), after=dict(path=path, target=target))
+    if kind == 'directory' and not _fs.exchange_supported():
+        raise Refused(f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available')
+    if not needed or check_mode:
+        result['changed'] = needed
+        return result
+
+    # 'changed' stays false on every failure below: the swap either happened whole or not at all.
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise Refused(f'parent directory {parent} of {path} is not writable')
+    try:
+        if kind == 'directory':
+            result['backup'] = _fs.adopt_directory(path=path, target=target, fsync=fsync)
+        else:
+            _fs.swap_symlink(path=path, target=target, fsync=fsync)
+    except _fs.FsError as exc:
+        raise Refused(str(exc)) from exc
+    except OSError as exc:
+        raise Refused(f'could not switch {path} to {target}: {exc.strerror.lower() if exc.strerror else exc}') from exc
+    result['changed'] = True
+    return result
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -147,63 +202,23 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    path = module.params['path']
-    target = module.params['target']
-    if not target:
-        module.fail_json(msg=f'target must not be empty for {path}', path=path)
-    path = os.path.normpath(os.path.abspath(path))
-    parent = os.path.dirname(path)
-    result = dict(changed=False, path=path, target=target, previous_target=None, backup=None)
-
-    if not os.path.isdir(parent):
-        module.fail_json(msg=f'parent directory {parent} of {path} does not exist', **result)
-    if module.params['require_target']:
-        resolved = _fs.resolve_link_target(link=path, text=target)
-        if not os.path.exists(resolved):
-            module.fail_json(
-                msg=f'target {target} of {path} does not exist (resolved to {resolved}); '
-                'set require_target=false to link anyway',
-                **result,
-            )
-
+    p = module.params
+    path = os.path.normpath(os.path.abspath(p['path']))
+    result = dict(changed=False, path=path, target=p['target'], previous_target=None, backup=None)
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    kind = None
-    if st is not None and not stat.S_ISLNK(st.st_mode):
-        kind = 'directory' if stat.S_ISDIR(st.st_mode) else 'file'
-        if not module.params['force']:
-            module.fail_json(
-                msg=f'refusing to replace {kind} {path} with a symlink; set force=true to adopt it', **result
-            )
-    else:
-        result['previous_target'] = _fs.read_link(path)
-
-    needed = kind is not None or result['previous_target'] != target
-    before = result['previous_target'] if kind is None else f'<{kind}>'
-    result['diff'] = dict(before=dict(path=path, target=before), after=dict(path=path, target=target))
-    if kind == 'directory' and not _fs.exchange_supported():
-        module.fail_json(msg=f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available', **result)
-    if not needed or module.check_mode:
-        result['changed'] = needed
-        module.exit_json(**result)
-
-    # 'changed' stays false on every failure below: the swap either happened whole or not at all.
-    if not os.access(parent, os.W_OK | os.X_OK):
-        module.fail_json(msg=f'parent directory {parent} of {path} is not writable', **result)
-    try:
-        if kind == 'directory':
-            result['backup'] = _fs.adopt_directory(path=path, target=target, fsync=module.params['fsync'])
-        else:
-            _fs.swap_symlink(path=path, target=target, fsync=module.params['fsync'])
-    except _fs.FsError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except OSError as exc:
-        module.fail_json(
-            msg=f'could not switch {path} to {target}: {exc.strerror.lower() if exc.strerror else exc}', **result
+        if not p['target']:
+            raise Refused(f'target must not be empty for {path}')
+        ensure_link(
+            path=path,
+            target=p['target'],
+            require_target=p['require_target'],
+            force=p['force'],
+            fsync=p['fsync'],
+            check_mode=module.check_mode,
+            result=result,
         )
-    result['changed'] = True
+    except Refused as exc:
+        module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 
 

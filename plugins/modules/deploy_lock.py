@@ -25,6 +25,7 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
 options:
   state:
@@ -63,6 +64,13 @@ options:
         AWX, C(awx_job_id); keys given here win.
     type: dict
 attributes:
+  action:
+    support: full
+    details: the action plugin fills in O(owner) from the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
@@ -122,7 +130,7 @@ taken_over:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atomic.deploy.plugins.module_utils import _common, _lock
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _lock, _release
 
 
 def main() -> None:
@@ -139,46 +147,45 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    layout = _common.layout_or_fail(module)
     params = module.params
-    if params['timeout'] < 1:
-        module.fail_json(msg=f'timeout must be at least 1 second, got {params["timeout"]}')
-    if params['wait'] < 0:
-        module.fail_json(msg=f'wait must not be negative, got {params["wait"]}')
     result = dict(changed=False, token=params['token'], acquired=False, lock=None, taken_over=None)
     try:
+        layout = _release.Layout(params['root'])
+        if params['timeout'] < 1:
+            raise ValueError(f'timeout must be at least 1 second, got {params["timeout"]}')
+        if params['wait'] < 0:
+            raise ValueError(f'wait must not be negative, got {params["wait"]}')
         if params['state'] == 'absent':
             outcome = _lock.release(deploy_dir=layout.deploy, token=params['token'], check_mode=module.check_mode)
             result['changed'] = outcome['changed']
             if outcome['warning']:
                 module.warn(outcome['warning'])
                 result['lock'] = _lock.public(outcome['record'])
-            module.exit_json(**result)
-
-        token = params['token'] or _lock.new_token()
-        result['token'] = token
-        if not module.check_mode:
-            _common.ensure_deploy_dir(layout)
-        outcome = _lock.acquire(
-            deploy_dir=layout.deploy,
-            token=token,
-            owner=params['owner'],
-            release_id=params['release_id'],
-            timeout=params['timeout'],
-            steal=params['steal'],
-            wait=params['wait'],
-            check_mode=module.check_mode,
-        )
-    except (_lock.LockHeld, OSError, ValueError) as exc:
+        else:
+            token = params['token'] or _lock.new_token()
+            result['token'] = token
+            if not module.check_mode:
+                _release.ensure_deploy_dir(layout)
+            outcome = _lock.acquire(
+                deploy_dir=layout.deploy,
+                token=token,
+                owner=params['owner'],
+                release_id=params['release_id'],
+                timeout=params['timeout'],
+                steal=params['steal'],
+                wait=params['wait'],
+                check_mode=module.check_mode,
+            )
+            if outcome['warning']:
+                module.warn(outcome['warning'])
+            result.update(
+                changed=outcome['changed'],
+                acquired=True,
+                lock=_lock.public(outcome['record']),
+                taken_over=_lock.public(outcome['taken_over']),
+            )
+    except (_release.ReleaseError, _lock.LockHeld, OSError, ValueError) as exc:
         _common.fail(module, exc, **result)
-    if outcome['warning']:
-        module.warn(outcome['warning'])
-    result.update(
-        changed=outcome['changed'],
-        acquired=True,
-        lock=_lock.public(outcome['record']),
-        taken_over=_lock.public(outcome['taken_over']),
-    )
     module.exit_json(**result)
 
 

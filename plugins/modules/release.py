@@ -32,8 +32,10 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
   - atomic.deploy.common.lock
+  - atomic.deploy.common.inline_lock
 options:
   id:
     description:
@@ -50,14 +52,6 @@ options:
     description:
       - With O(state=present), take the deploy lock in the same run (with O(lock_token) as the
         token when given). Not taken when the release is already live.
-    type: bool
-    default: false
-  lock_timeout:
-    description: Seconds until a lock taken with O(lock=true) expires.
-    type: int
-    default: 3600
-  lock_steal:
-    description: Take the lock over even if another live deploy holds it.
     type: bool
     default: false
   source:
@@ -177,7 +171,12 @@ options:
     type: bool
     default: true
   prune:
-    description: With O(state=active), prune old releases after the switch (see M(atomic.deploy.release_prune)).
+    description:
+      - With O(state=active), prune old releases after the switch, by the rules of
+        M(atomic.deploy.release_prune).
+      - A release holding entries this user cannot delete is left whole and reported as a warning,
+        not a failure (M(atomic.deploy.release_prune) fails instead). The new release is live by then,
+        and failing would make a deploy roll back a healthy release over housekeeping.
     type: bool
     default: false
   keep:
@@ -197,7 +196,36 @@ options:
     description: Why the release failed, with O(state=failed).
     type: str
     default: failed
+  delta:
+    description:
+      - With O(source=archive) (not O(remote_src)) or O(source=directory) over a connection other than
+        C(local) without become, send only the content the host does not already hold in a complete
+        release, compressed, in one transfer (see C(docs/delta.md)). The lock is taken, and a live
+        no-op detected, before any byte of the artifact is sent.
+      - V(false) sends the whole artifact, then stages it in one module run, as before 0.2.0.
+      - Role variable C(release_delta).
+    type: bool
+    default: true
+  content_digest:
+    description:
+      - The digest of the artifact's content manifest, C(sha256:<hex>). The action plugin computes
+        it on the controller; the staged tree must match it, and it is recorded in the release's
+        metadata so that a release id reused for another artifact is refused.
+    type: str
+  delta_plan:
+    description:
+      - Internal, set by the action plugin for the two module runs of delta staging. Do not set it.
+    type: dict
 attributes:
+  action:
+    support: full
+    details: the action plugin fills in O(owner) from the controller and, for O(source=archive) and
+      O(source=directory), computes the artifact's content manifest and sends the missing content
+      (O(delta)), the archive, or the packed O(directory).
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
@@ -298,7 +326,7 @@ rebuilt:
   description: An unfinished or failed release of the same id was removed and built again.
   returned: always
   type: bool
-previous:
+current_before:
   description: The release id C(current) pointed at before the task (V(null) if none).
   returned: always
   type: str
@@ -328,492 +356,83 @@ source:
   description: What the release was built from (type, archive or URL, checksum, git sha).
   returned: always
   type: dict
+delta:
+  description:
+    - How the code reached the host. RV(delta.mode) is V(delta) (only missing content was sent),
+      V(full) (the whole artifact, because the host held nothing usable) or V(none) (nothing sent, a live
+      no-op or a release already complete). RV(delta.sent_bytes) is the size of the file sent.
+    - With O(delta_plan.probe), the content the host holds (internal).
+  returned: with O(source=archive) or O(source=directory) staged over a remote connection with O(delta=true)
+  type: dict
+  sample: {mode: delta, sent_bytes: 612345, sent_files: 50, held_files: 4950, linked: 4950}
 backup:
   description: Where an adopted C(current) directory was moved, with O(adopt=true). V(null) otherwise.
   returned: when switched
   type: str
+links:
+  description: What O(state=present) did to the shared paths of the release (in check mode, would do).
+  returned: with O(state=present) when the release was staged, or was complete but not live
+  type: dict
+  contains:
+    linked:
+      description: Paths inside the release now linked to C(ROOT/shared/).
+      type: list
+      elements: str
+      returned: always
+    replaced:
+      description: Paths of the release (from the code) that were replaced by a shared link.
+      type: list
+      elements: str
+      returned: always
+    parents:
+      description: Missing parent directories created inside the release for a shared link.
+      type: list
+      elements: str
+      returned: always
+    shared_created:
+      description: Shared directories and files created under C(ROOT/shared/).
+      type: list
+      elements: str
+      returned: always
+    shared_fixed:
+      description: Shared directories whose group or mode was corrected.
+      type: list
+      elements: str
+      returned: always
+    writable:
+      description: O(writable_dirs) created or given O(writable_mode).
+      type: list
+      elements: str
+      returned: always
+unlocked:
+  description: The lock held with O(lock_token) was released (O(unlock=true)).
+  returned: with O(unlock=true) and O(lock_token), when not in check mode
+  type: bool
+elapsed:
+  description: Seconds the module run took on the host.
+  returned: success
+  type: float
+  sample: 0.042
+lock:
+  description: The record (without its token) of the deploy lock another deploy holds.
+  returned: on failure, when the deploy lock is held by another deploy or no longer by this one
+  type: dict
 """
 
-import contextlib
-import io
-import os
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atomic.deploy.plugins.module_utils import (
-    _common,
-    _fs,
-    _history,
-    _lock,
-    _release,
-    _shared,
-    _source,
-)
-
-R = _release
-
-
-class Stage:
-    """The state=present flow, with the validated inputs it needs."""
-
-    def __init__(self, module: AnsibleModule, layout: R.Layout, release_id: str) -> None:
-        self.module = module
-        self.layout = layout
-        self.id = release_id
-        self.params = module.params
-        self.check = module.check_mode
-        self.warnings: list[str] = []
-        p = self.params
-        self.shared_dirs = [_shared.normalize_rel_path(v, name='shared_dirs') for v in p['shared_dirs']]
-        self.shared_files = [_shared.normalize_rel_path(v, name='shared_files') for v in p['shared_files']]
-        overlap = set(self.shared_dirs) & set(self.shared_files)
-        if overlap:
-            raise R.ReleaseError(
-                f'{sorted(overlap)[0]} is listed in both shared_dirs and shared_files', name='shared_files'
-            )
-        self.writable = [_shared.normalize_rel_path(v, name='writable_dirs') for v in p['writable_dirs']]
-        self.shared_mode = _shared.parse_mode(p['shared_mode'], name='shared_mode')
-        self.writable_mode = _shared.parse_mode(p['writable_mode'], name='writable_mode')
-        self.uid, self.gid = _shared.resolve_owner(owner=p['shared_owner'], group=p['shared_group'])
-        self.source = self.validate_source()
-
-    def validate_source(self) -> dict:
-        p = self.params
-        kind = p['source']
-        info: dict = {'type': kind}
-        if kind in ('archive', 'directory'):
-            if not p['archive']:
-                name = 'directory' if kind == 'directory' else 'archive'
-                raise R.ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
-            info['archive' if kind == 'archive' else 'directory'] = p['directory'] or p['archive']
-            if (not self.check or p['remote_src']) and not os.path.isfile(p['archive']):
-                raise R.ReleaseError(f'archive {p["archive"]} does not exist on this host', path=p['archive'])
-            if p['checksum']:
-                _source.parse_checksum(p['checksum'])
-        elif kind == 'url':
-            if not p['url']:
-                raise R.ReleaseError('source=url needs url (role variable release_url)', name='url')
-            if not p['checksum']:
-                raise R.ReleaseError(
-                    f'source=url needs checksum for {p["url"]} (role variable release_checksum, e.g. sha256:<hex>)',
-                    name='checksum',
-                )
-            _source.parse_checksum(p['checksum'])
-            info['url'] = p['url']
-        elif kind == 'git':
-            if not p['git_repo']:
-                raise R.ReleaseError('source=git needs git_repo (role variable release_git_repo)', name='git_repo')
-            _source.validate_git_version(p['git_version'])
-            info.update(git_repo=p['git_repo'], git_version=p['git_version'])
-        if p['strip_components'] < 0:
-            raise R.ReleaseError('strip_components must not be negative', name='strip_components')
-        return info
-
-    def validate_layout(self) -> None:
-        """Refuse hostile or inconsistent on-disk state before anything is changed."""
-        for path in (self.layout.releases, self.layout.deploy):
-            if os.path.islink(path):
-                raise R.ReleaseError(f'{path} is a symlink; refusing to deploy through it', path=path)
-        try:
-            st = os.lstat(self.layout.current)
-        except FileNotFoundError:
-            st = None
-        if st is not None and not os.path.islink(self.layout.current) and not self.params['adopt']:
-            raise R.ReleaseError(
-                f'{self.layout.current} is a real directory or file, not a symlink; refusing to deploy over it '
-                f'(set adopt=true, role variable release_adopt_current=true, to swap it for the link)',
-                path=self.layout.current,
-            )
-        self.ensure_shared(check_mode=True)
-
-    def ensure_shared(self, *, check_mode: bool) -> dict:
-        """Create missing shared dirs and files; with check_mode, only validate and report."""
-        return _shared.ensure_shared(
-            root=self.layout.root,
-            shared=self.layout.shared,
-            dirs=self.shared_dirs,
-            files=self.shared_files,
-            mode=self.shared_mode,
-            uid=self.uid,
-            gid=self.gid,
-            strict=self.params['shared_strict'],
-            allow_external=self.params['shared_allow_external'],
-            check_mode=check_mode,
-        )
-
-    def previous_for_dedupe(self, releases: list[R.Release], current: str | None) -> str | None:
-        if not self.params['dedupe']:
-            return None
-        release = R.find(releases, current)
-        if release is None or release.state != R.COMPLETE:
-            complete = [r for r in releases if r.state == R.COMPLETE]
-            release = complete[-1] if complete else None
-        return release.path if release is not None else None
-
-    def check_archive(self) -> None:
-        """Refuse a file that is not a supported archive before anything is locked or created."""
-        if self.params['source'] in ('archive', 'directory') and (not self.check or self.params['remote_src']):
-            with extraction_errors():
-                extractor().detect_format(self.params['archive'])
-
-    def fetch(self, *, path: str, previous: str | None) -> dict:
-        with extraction_errors():
-            return self._fetch(path=path, previous=previous)
-
-    def _fetch(self, *, path: str, previous: str | None) -> dict:
-        p = self.params
-        _extract = extractor()
-        kind = p['source']
-        common = dict(dest=path, previous=previous, dedupe=p['dedupe'], strip_components=p['strip_components'])
-        if kind in ('archive', 'directory'):
-            if p['checksum']:
-                self.source['checksum'] = _source.verify_file(path=p['archive'], checksum=p['checksum'])
-            return _extract.extract_archive(archive=p['archive'], **common)
-        if kind == 'url':
-            os.makedirs(self.layout.tmp, 0o750, exist_ok=True)
-
-            from ansible.module_utils.urls import open_url
-
-            def opener(url: str):
-                return open_url(url, timeout=p['url_timeout'], http_agent='atomic.deploy')
-
-            download, checksum = _source.download(
-                url=p['url'], directory=self.layout.tmp, checksum=p['checksum'], opener=opener
-            )
-            self.source['checksum'] = checksum
-            try:
-                return _extract.extract_archive(archive=download, **common)
-            finally:
-                _fs.discard(download)
-        if kind == 'git':
-
-            def run(argv: list[str]):
-                rc, out, err = self.module.run_command(argv, encoding=None)
-                return rc, out, err.decode('utf-8', 'replace') if isinstance(err, bytes) else err
-
-            sha, tar = _source.git_export(
-                run=run, repo=p['git_repo'], version=p['git_version'], mirror=self.layout.repo
-            )
-            self.source['git_sha'] = sha
-            return _extract.extract_tar_stream(fileobj=io.BytesIO(tar), **common)
-        return {}
-
-    def link(self, path: str) -> dict:
-        p = self.params
-        shared = self.ensure_shared(check_mode=self.check)
-        self.warnings.extend(shared['warnings'])
-        links = _shared.link_into_release(
-            release=path,
-            shared=self.layout.shared,
-            paths=self.shared_dirs + self.shared_files,
-            style=p['link_style'],
-            check_mode=self.check,
-        )
-        writable = _shared.ensure_writable(
-            release=path, paths=self.writable, mode=self.writable_mode, check_mode=self.check
-        )
-        return {'shared_created': shared['created'], 'shared_fixed': shared['fixed'], 'writable': writable, **links}
-
-
-def extractor():
-    """The extraction code, imported only when code is fetched: a no-op re-deploy never pays for it."""
-    from ansible_collections.atomic.deploy.plugins.module_utils import _extract
-
-    return _extract
-
-
-@contextlib.contextmanager
-def extraction_errors():
-    """Report a refused or failed extraction like any other release error."""
-    _extract = extractor()
-    try:
-        yield
-    except _extract.ExtractError as exc:
-        raise R.ReleaseError(str(exc), path=exc.path) from exc
-
-
-def history(layout: R.Layout, module: AnsibleModule, event: str, release_id: str | None, **fields) -> dict:
-    _common.ensure_deploy_dir(layout)  # standalone use without a lock has no .deploy yet
-    return _history.append(
-        path=layout.history,
-        event=event,
-        release_id=release_id,
-        fsync=module.params['fsync'],
-        host=socket.gethostname(),
-        by=module.params.get('owner') or None,
-        **fields,
-    )
-
-
-def do_present(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:
-    p = module.params
-    stage = Stage(module, layout, release_id)
-    result['source'] = stage.source
-    releases, _ignored = R.list_releases(layout)
-    current = R.current_id(layout)
-    result['previous'] = current
-    existing = R.find(releases, release_id)
-    if existing is not None and existing.state == R.COMPLETE and current == release_id:
-        result.update(live=True, state=R.COMPLETE, source=existing.meta.get('source') or stage.source)
-        return
-    if existing is None and os.path.lexists(layout.release(release_id)):
-        raise R.ReleaseError(
-            f'{layout.release(release_id)} exists and is not a release directory (a symlink or a file); '
-            'refusing to deploy through it',
-            path=layout.release(release_id),
-        )
-    if existing is not None and existing.state == R.UNMANAGED:
-        raise R.ReleaseError(
-            f'{existing.path} exists but is not a release made by atomic.deploy (no readable {R.METADATA_NAME}); '
-            'move it away or choose another release id',
-            path=existing.path,
-        )
-    stage.check_archive()
-    stage.validate_layout()
-
-    token = p['lock_token']
-    acquired_here = False
-    if p['lock']:
-        token = token or _lock.new_token()
-        if module.check_mode:
-            try:
-                _lock.acquire(
-                    deploy_dir=layout.deploy,
-                    token=token,
-                    timeout=p['lock_timeout'],
-                    steal=p['lock_steal'],
-                    check_mode=True,
-                )
-            except _lock.LockHeld as exc:
-                module.warn(f'check mode: {exc}')
-        else:
-            _common.ensure_deploy_dir(layout)
-            outcome = _lock.acquire(
-                deploy_dir=layout.deploy,
-                token=token,
-                owner=p['owner'],
-                release_id=release_id,
-                timeout=p['lock_timeout'],
-                steal=p['lock_steal'],
-            )
-            acquired_here = outcome['changed']
-            if outcome['warning']:
-                module.warn(outcome['warning'])
-            abandoned = (outcome['taken_over'] or {}).get('release_id')
-            mark_abandoned(module, layout, abandoned, release_id, outcome['taken_over'])
-    elif token and not module.check_mode:
-        _lock.verify(deploy_dir=layout.deploy, token=token)
-    result['token'] = token
-
-    if existing is not None and existing.state == R.COMPLETE:
-        # Built by an earlier run and not live: keep it, only re-check its shared links.
-        result.update(state=R.COMPLETE, source=existing.meta.get('source') or stage.source)
-        links = stage.link(existing.path)
-        result['changed'] = bool(
-            links['linked'] or links['shared_created'] or links['shared_fixed'] or links['writable']
-        )
-        result['links'] = links
-        warnings.extend(stage.warnings)
-        return
-
-    result['rebuilt'] = existing is not None
-    result['created'] = True
-    result['changed'] = True
-    result['diff'] = {'before': {'release': existing.state if existing else 'absent'}, 'after': {'release': 'staged'}}
-    if module.check_mode:
-        result['state'] = R.UNFINISHED
-        return
-
-    try:
-        os.makedirs(layout.releases, 0o755, exist_ok=True)
-        if existing is not None:
-            leftover = R.discard_release(layout=layout, release=existing)
-            if leftover:
-                raise R.ReleaseError(
-                    f'could not remove the earlier attempt of {existing.path}: {leftover[:10]}', path=existing.path
-                )
-        meta = R.new_metadata(release_id=release_id, owner=p['owner'], source=stage.source)
-        path = R.create_release(layout=layout, release_id=release_id, meta=meta, fsync=p['fsync'])
-    except BaseException:
-        if acquired_here:
-            _lock.release(deploy_dir=layout.deploy, token=token)
-        raise
-    release = R.Release(release_id=release_id, path=path, state=R.UNFINISHED, meta=meta)
-    try:
-        result['stats'] = stage.fetch(path=path, previous=stage.previous_for_dedupe(releases, current))
-        result['links'] = stage.link(path)
-        meta['source'] = stage.source
-        R.write_metadata(release_path=path, meta=meta, fsync=p['fsync'])
-    except BaseException as exc:
-        reason = str(exc) or type(exc).__name__
-        cleanup_failed_stage(layout=layout, release=release, reason=reason)
-        history(layout, module, 'failed', release_id, reason=f'staging failed: {reason}', previous=current)
-        if acquired_here:
-            _lock.release(deploy_dir=layout.deploy, token=token)
-        raise
-    result['state'] = R.UNFINISHED
-    result['source'] = stage.source
-    warnings.extend(stage.warnings)
-
-
-def cleanup_failed_stage(*, layout: R.Layout, release: R.Release, reason: str) -> None:
-    """Free what a failed fetch wrote (the disk may be full), keep the release marked failed."""
-    for entry in os.scandir(release.path):
-        if entry.name != R.METADATA_NAME:
-            _fs.remove_tree(entry.path)
-    R.mark_failed(release=release, reason=f'staging failed: {reason}')
-
-
-def mark_abandoned(module, layout: R.Layout, abandoned: str | None, own: str, record: dict | None) -> None:
-    """A deploy whose lock we took over left its release unfinished: mark it so."""
-    if not abandoned or abandoned == own:
-        return
-    releases, _ignored = R.list_releases(layout)
-    release = R.find(releases, abandoned)
-    if release is None or release.state != R.UNFINISHED:
-        return
-    reason = f'abandoned: its deploy lock was taken over ({_lock.describe(record)})'
-    R.mark_failed(release=release, reason=reason)
-    history(layout, module, 'failed', abandoned, reason=reason)
-
-
-def usable_release(
-    module: AnsibleModule, layout: R.Layout, releases: list[R.Release], release_id: str, *, verb: str
-) -> R.Release | None:
-    """The release to finalize or activate, with the lock checked.
-
-    None in check mode when it does not exist: in --check of a whole deploy the staging task did not
-    really create it, and the caller reports what would happen.
-    """
-    release = R.find(releases, release_id)
-    if release is None:
-        if module.check_mode:
-            return None
-        raise R.ReleaseError(
-            f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id)
-        )
-    if release.state in (R.FAILED, R.UNMANAGED):
-        raise R.ReleaseError(
-            f'refusing to {verb} release {release_id} at {release.path}: it is {release.state}', path=release.path
-        )
-    if module.params['lock_token'] and not module.check_mode:
-        _lock.verify(deploy_dir=layout.deploy, token=module.params['lock_token'])
-    return release
-
-
-def do_active(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:
-    p = module.params
-    releases, _ignored = R.list_releases(layout)
-    current = R.current_id(layout)
-    result['previous'] = current
-    target = layout.link_text(release_id, style=p['link_style'])
-    result['diff'] = {'before': {'current': _fs.read_link(layout.current)}, 'after': {'current': target}}
-    release = usable_release(module, layout, releases, release_id, verb='activate')
-    if release is None:
-        result.update(changed=True, state=R.UNFINISHED)
-        return
-    was_complete = release.state == R.COMPLETE
-    switch = current != release_id or _fs.read_link(layout.current) != target
-    result['changed'] = switch or not was_complete
-    result['state'] = R.COMPLETE
-    if module.check_mode:
-        if p['prune']:
-            remove, _kept = R.prune_plan(releases, current=release_id, keep=p['keep'], protect=p['protect'])
-            result['removed'] = [r.id for r in remove]
-        return
-    if not was_complete:
-        R.finalize(release=release, fsync=p['fsync'])
-    if switch:
-        outcome = R.switch_current(
-            layout=layout,
-            release_id=release_id,
-            style=p['link_style'],
-            switch_at=p['switch_at'],
-            fsync=p['fsync'],
-            adopt=p['adopt'],
-        )
-        result.update(switched_at=outcome['switched_at'], switch_late=outcome['late'], backup=outcome['backup'])
-        if outcome['late'] > 0.5:
-            warnings.append(
-                f'switched {outcome["late"]:.3f}s after the agreed instant switch_at; other hosts switched earlier'
-            )
-    if p['prune']:
-        releases, _ignored = R.list_releases(layout)
-        remove, _kept = R.prune_plan(releases, current=release_id, keep=p['keep'], protect=p['protect'])
-        pruned = R.execute_prune(layout=layout, remove=remove)
-        result['removed'] = pruned['removed']
-        warnings.extend(
-            f'could not prune {line} (left whole: this user cannot delete them)' for line in R.blocked_messages(pruned)
-        )
-        result['changed'] = result['changed'] or bool(pruned['removed'] or pruned['leftovers'])
-    if switch or not was_complete:
-        history(
-            layout,
-            module,
-            'deploy' if not was_complete else 'activate',
-            release_id,
-            previous=current,
-            switched_at=result.get('switched_at'),
-            switch_late=result.get('switch_late'),
-            removed=result['removed'] or None,
-            source=release.meta.get('source') or None,
-        )
-    if p['unlock'] and p['lock_token']:
-        _lock.release(deploy_dir=layout.deploy, token=p['lock_token'])
-        result['unlocked'] = True
-
-
-def do_complete(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:
-    releases, _ignored = R.list_releases(layout)
-    release = usable_release(module, layout, releases, release_id, verb='finalize')
-    if release is None:
-        result.update(changed=True, state=R.COMPLETE)
-        return
-    result['state'] = R.COMPLETE
-    if release.state == R.UNFINISHED:
-        result['changed'] = True
-        if not module.check_mode:
-            R.finalize(release=release, fsync=module.params['fsync'])
-
-
-def do_failed(module: AnsibleModule, layout: R.Layout, release_id: str, result: dict, warnings: list[str]) -> None:
-    p = module.params
-    releases, _ignored = R.list_releases(layout)
-    release = R.find(releases, release_id)
-    result['previous'] = R.current_id(layout)
-    if release is None:
-        result['state'] = 'absent'
-    elif release.state == R.UNMANAGED:
-        raise R.ReleaseError(
-            f'refusing to mark {release.path} failed: it is not a release made by atomic.deploy', path=release.path
-        )
-    elif release.state == R.FAILED:
-        result['state'] = R.FAILED
-    else:
-        result.update(changed=True, state=R.FAILED)
-        if release.current:
-            warnings.append(
-                f'release {release_id} is live; marking it failed does not roll it back (use release_rollback)'
-            )
-        if not module.check_mode:
-            R.mark_failed(release=release, reason=p['reason'], fsync=p['fsync'])
-            history(layout, module, 'failed', release_id, reason=p['reason'], previous=result['previous'])
-    if p['unlock'] and p['lock_token'] and not module.check_mode:
-        outcome = _lock.release(deploy_dir=layout.deploy, token=p['lock_token'])
-        result['unlocked'] = outcome['changed']
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _lock, _release, _stage
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             _common.ROOT_SPEC,
-            **_common.LOCK_SPEC,
+            **_common.INLINE_LOCK_SPEC,
             id=dict(type='str', required=True),
             state=dict(type='str', choices=['present', 'complete', 'active', 'failed'], default='present'),
             lock=dict(type='bool', default=False),
-            lock_timeout=dict(type='int', default=3600),
-            lock_steal=dict(type='bool', default=False),
             source=dict(type='str', choices=['archive', 'url', 'git', 'directory', 'none'], default='none'),
             archive=dict(type='path'),
             remote_src=dict(type='bool', default=False),
@@ -843,42 +462,87 @@ def main() -> None:
             protect=dict(type='list', elements='str', default=[]),
             unlock=dict(type='bool', default=False),
             reason=dict(type='str', default='failed'),
+            delta=dict(type='bool', default=True),
+            content_digest=dict(type='str'),
+            delta_plan=dict(type='dict'),
         ),
         supports_check_mode=True,
     )
-    warnings: list[str] = []
-    layout = _common.layout_or_fail(module)
+    p = module.params
     result = dict(
         changed=False,
-        id=module.params['id'],
+        id=p['id'],
         release_path=None,
         state='absent',
         live=False,
         created=False,
         rebuilt=False,
-        previous=None,
+        current_before=None,
         removed=[],
-        token=module.params['lock_token'],
+        token=p['lock_token'],
         source={},
     )
     started = time.monotonic()
+    common = dict(fsync=p['fsync'], check_mode=module.check_mode, result=result)
     try:
-        release_id = R.validate_id(module.params['id'], name='id')
+        layout = _release.Layout(p['root'])
+        release_id = _release.validate_id(p['id'], name='id')
         result['release_path'] = layout.release(release_id)
-        if module.params['keep'] < 1:
-            raise R.ReleaseError(f'keep must be at least 1, got {module.params["keep"]}', name='keep')
-        for ident in module.params['protect']:
-            R.validate_id(ident, name='protect')
-        handler = {'present': do_present, 'active': do_active, 'complete': do_complete, 'failed': do_failed}
-        handler[module.params['state']](module, layout, release_id, result, warnings)
-    except (R.ReleaseError, _fs.FsError, _lock.LockHeld, OSError, ValueError) as exc:
+        _release.validate_prune_args(keep=p['keep'], protect=p['protect'])
+        if p['state'] == 'present':
+
+            def run_command(argv: list[str]) -> tuple[int, bytes, str]:
+                rc, out, err = module.run_command(argv, encoding=None)
+                return rc, out, err.decode('utf-8', 'replace') if isinstance(err, bytes) else err
+
+            _stage.present(
+                layout=layout,
+                release_id=release_id,
+                options=_stage.StageOptions.from_params(p),
+                lock=p['lock'],
+                lock_token=p['lock_token'],
+                lock_timeout=p['lock_timeout'],
+                lock_steal=p['lock_steal'],
+                owner=p['owner'],
+                run_command=run_command,
+                warn=module.warn,
+                **common,
+            )
+        elif p['state'] == 'active':
+            _stage.active(
+                layout=layout,
+                release_id=release_id,
+                link_style=p['link_style'],
+                switch_at=p['switch_at'],
+                adopt=p['adopt'],
+                prune=p['prune'],
+                keep=p['keep'],
+                protect=p['protect'],
+                lock_token=p['lock_token'],
+                unlock=p['unlock'],
+                owner=p['owner'],
+                warn=module.warn,
+                **common,
+            )
+        elif p['state'] == 'complete':
+            _stage.complete(layout=layout, release_id=release_id, lock_token=p['lock_token'], **common)
+        else:
+            _stage.failed(
+                layout=layout,
+                release_id=release_id,
+                reason=p['reason'],
+                lock_token=p['lock_token'],
+                unlock=p['unlock'],
+                owner=p['owner'],
+                warn=module.warn,
+                **common,
+            )
+    except (_release.ReleaseError, _fs.FsError, _lock.LockHeld, OSError, ValueError) as exc:
         if result['release_path']:
             # Report what is on disk now: a failed staging leaves the release marked failed.
-            meta = R.read_metadata(result['release_path'])
-            result['state'] = R.state_of(meta) if meta is not None else result['state']
+            meta = _release.read_metadata(result['release_path'])
+            result['state'] = _release.state_of(meta) if meta is not None else result['state']
         _common.fail(module, exc, **result)
-    for warning in warnings:
-        module.warn(warning)
     result['elapsed'] = round(time.monotonic() - started, 3)
     module.exit_json(**result)
 

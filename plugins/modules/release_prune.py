@@ -23,11 +23,14 @@ description:
   - A release is first renamed out of C(releases/), then deleted without following symlinks, so a
     link planted inside a release that points at C(/) deletes nothing outside.
   - A release holding entries this user cannot delete (files of the web server user, say) is left
-    whole and reported with the offending paths; the module then fails.
+    whole and reported with the offending paths; the module then fails, because pruning is all it
+    was asked to do. Pruning inside a deploy (M(atomic.deploy.release) with O(atomic.deploy.release#module:prune=true))
+    only warns about such a release, since the new release is already live by then.
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
   - atomic.deploy.common.lock
   - atomic.deploy.common.inline_lock
@@ -42,6 +45,13 @@ options:
     elements: str
     default: []
 attributes:
+  action:
+    support: full
+    details: the action plugin fills in O(owner) from the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
@@ -90,6 +100,10 @@ blocked:
   description: Releases left whole because they hold entries this user cannot delete, with those entries.
   returned: always
   type: dict
+lock:
+  description: The record (without its token) of the deploy lock another deploy holds.
+  returned: on failure, when the deploy lock is held by another deploy or no longer by this one
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -106,40 +120,40 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    layout = _common.layout_or_fail(module)
+    p = module.params
     result = dict(changed=False, removed=[], kept=[], leftovers=[], blocked={})
     try:
-        for ident in module.params['protect']:
-            _release.validate_id(ident, name='protect')
-        if module.params['keep'] < 1:
-            raise _release.ReleaseError(f'keep must be at least 1, got {module.params["keep"]}', name='keep')
-        if not _fs.lexists(layout.releases):
-            module.exit_json(**result)
-        with _common.held_lock(module, layout):
-            releases, _ignored = _release.list_releases(layout)
-            current = _release.current_id(layout)
-            remove, kept = _release.prune_plan(
-                releases, current=current, keep=module.params['keep'], protect=module.params['protect']
+        layout = _release.Layout(p['root'])
+        _release.validate_prune_args(keep=p['keep'], protect=p['protect'])
+        if _fs.lexists(layout.releases):
+            with _common.held_lock(module, layout):
+                outcome = _release.prune(
+                    layout=layout,
+                    current=_release.current_id(layout),
+                    keep=p['keep'],
+                    protect=p['protect'],
+                    check_mode=module.check_mode,
+                )
+            result.update(
+                changed=bool(outcome['removed'] or outcome['leftovers']),
+                removed=outcome['removed'],
+                kept=outcome['kept'],
+                leftovers=outcome['leftovers'],
+                blocked=outcome['blocked'],
+                diff={
+                    'before': {'releases': outcome['before']},
+                    'after': {'releases': [i for i in outcome['before'] if i not in outcome['removed']]},
+                },
             )
-            outcome = _release.execute_prune(layout=layout, remove=remove, check_mode=module.check_mode)
+            if outcome['blocked']:
+                # Standalone, pruning is the whole task: a release left whole is a failure here (inside a
+                # deploy, release prune=true only warns; see the notes).
+                details = '; '.join(_release.blocked_messages(outcome))
+                raise _release.ReleaseError(
+                    f'could not prune releases holding entries this user cannot delete (left whole): {details}'
+                )
     except (_release.ReleaseError, _lock.LockHeld, OSError) as exc:
         _common.fail(module, exc, **result)
-    result.update(
-        removed=outcome['removed'],
-        kept=[r.id for r in kept],
-        leftovers=outcome['leftovers'],
-        blocked=outcome['blocked'],
-    )
-    result['changed'] = bool(outcome['removed'] or outcome['leftovers'])
-    result['diff'] = {
-        'before': {'releases': [r.id for r in releases]},
-        'after': {'releases': [r.id for r in releases if r.id not in outcome['removed']]},
-    }
-    if outcome['blocked']:
-        details = '; '.join(_release.blocked_messages(outcome))
-        module.fail_json(
-            msg=f'could not prune releases holding entries this user cannot delete (left whole): {details}', **result
-        )
     module.exit_json(**result)
 
 

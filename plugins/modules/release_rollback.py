@@ -23,6 +23,7 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
   - atomic.deploy.common.lock
   - atomic.deploy.common.inline_lock
@@ -51,6 +52,13 @@ options:
     type: bool
     default: true
 attributes:
+  action:
+    support: full
+    details: the action plugin fills in O(owner) from the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
@@ -75,7 +83,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-previous:
+rolled_back_from:
   description: The release id that was live before (rolled back from).
   returned: always
   type: str
@@ -85,15 +93,79 @@ current:
   type: str
 switched_at:
   description: Epoch time of the rename.
-  returned: when changed
+  returned: when switched (changed, not in check mode)
   type: float
+lock:
+  description: The record (without its token) of the deploy lock another deploy holds.
+  returned: on failure, when the deploy lock is held by another deploy or no longer by this one
+  type: dict
 """
 
-import socket
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _history, _lock
-from ansible_collections.atomic.deploy.plugins.module_utils import _release as R
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _history, _lock, _release
+
+
+def rollback(*, module: AnsibleModule, layout: _release.Layout, result: dict) -> dict:
+    """Switch ``current`` back and record it; fills in and returns ``result``."""
+    p = module.params
+    if p['to'] is not None:
+        _release.validate_id(p['to'], name='to')
+    if not _fs.lexists(layout.releases):
+        raise _release.ReleaseError(f'there are no releases to roll back to in {layout.releases}', path=layout.releases)
+    with _common.held_lock(module, layout, release_id=p['to']):
+        releases, _ignored = _release.list_releases(layout)
+        current = _release.current_id(layout)
+        result.update(rolled_back_from=current, current=current)
+        if p['to'] is not None:
+            target = _release.find(releases, p['to'])
+            if target is None:
+                raise _release.ReleaseError(
+                    f'rollback target {p["to"]} does not exist in {layout.releases}', path=layout.release(p['to'])
+                )
+            if target.state != _release.COMPLETE:
+                raise _release.ReleaseError(
+                    f'refusing to roll back to {p["to"]}: it is {target.state} '
+                    f'({target.meta.get("reason") or "never finished"})',
+                    path=target.path,
+                )
+        else:
+            target = _release.rollback_candidate(releases, current)
+            if target is None:
+                raise _release.ReleaseError(
+                    f'no complete release older than {current or "the current one"} '
+                    f'to roll back to in {layout.releases}',
+                    path=layout.releases,
+                )
+        text = layout.link_text(target.id, style=p['link_style'])
+        result['diff'] = {'before': {'current': _fs.read_link(layout.current)}, 'after': {'current': text}}
+        if target.id == current and _fs.read_link(layout.current) == text:
+            return result
+        result.update(changed=True, current=target.id)
+        if module.check_mode:
+            return result
+        outcome = _release.switch_current(
+            layout=layout, release_id=target.id, style=p['link_style'], switch_at=p['switch_at'], fsync=p['fsync']
+        )
+        result['switched_at'] = outcome['switched_at']
+        left = _release.find(releases, current)
+        if (
+            p['mark_failed']
+            and left is not None
+            and left.id != target.id
+            and left.state in (_release.COMPLETE, _release.UNFINISHED)
+        ):
+            _release.mark_failed(release=left, reason=p['reason'], fsync=p['fsync'])
+        _history.record(
+            layout=layout,
+            event='rollback',
+            release_id=target.id,
+            owner=p['owner'],
+            fsync=p['fsync'],
+            previous=current,
+            reason=p['reason'],
+            switched_at=outcome['switched_at'],
+        )
+    return result
 
 
 def main() -> None:
@@ -110,69 +182,10 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    layout = _common.layout_or_fail(module)
-    result = dict(changed=False, previous=None, current=None)
+    result = dict(changed=False, rolled_back_from=None, current=None)
     try:
-        if p['to'] is not None:
-            R.validate_id(p['to'], name='to')
-        if not _fs.lexists(layout.releases):
-            raise R.ReleaseError(f'there are no releases to roll back to in {layout.releases}', path=layout.releases)
-        with _common.held_lock(module, layout, release_id=p['to']):
-            releases, _ignored = R.list_releases(layout)
-            current = R.current_id(layout)
-            result.update(previous=current, current=current)
-            if p['to'] is not None:
-                target = R.find(releases, p['to'])
-                if target is None:
-                    raise R.ReleaseError(
-                        f'rollback target {p["to"]} does not exist in {layout.releases}', path=layout.release(p['to'])
-                    )
-                if target.state != R.COMPLETE:
-                    raise R.ReleaseError(
-                        f'refusing to roll back to {p["to"]}: it is {target.state} '
-                        f'({target.meta.get("reason") or "never finished"})',
-                        path=target.path,
-                    )
-            else:
-                target = R.rollback_candidate(releases, current)
-                if target is None:
-                    raise R.ReleaseError(
-                        f'no complete release older than {current or "the current one"} '
-                        f'to roll back to in {layout.releases}',
-                        path=layout.releases,
-                    )
-            text = layout.link_text(target.id, style=p['link_style'])
-            result['diff'] = {'before': {'current': _fs.read_link(layout.current)}, 'after': {'current': text}}
-            if target.id == current and _fs.read_link(layout.current) == text:
-                module.exit_json(**result)
-            result.update(changed=True, current=target.id)
-            if module.check_mode:
-                module.exit_json(**result)
-            outcome = R.switch_current(
-                layout=layout, release_id=target.id, style=p['link_style'], switch_at=p['switch_at'], fsync=p['fsync']
-            )
-            result['switched_at'] = outcome['switched_at']
-            left = R.find(releases, current)
-            if (
-                p['mark_failed']
-                and left is not None
-                and left.id != target.id
-                and left.state in (R.COMPLETE, R.UNFINISHED)
-            ):
-                R.mark_failed(release=left, reason=p['reason'], fsync=p['fsync'])
-            _history.append(
-                path=layout.history,
-                event='rollback',
-                release_id=target.id,
-                fsync=p['fsync'],
-                previous=current,
-                reason=p['reason'],
-                switched_at=outcome['switched_at'],
-                host=socket.gethostname(),
-                by=p['owner'] or None,
-            )
-    except (R.ReleaseError, _lock.LockHeld, OSError) as exc:
+        rollback(module=module, layout=_release.Layout(module.params['root']), result=result)
+    except (_release.ReleaseError, _lock.LockHeld, OSError) as exc:
         _common.fail(module, exc, **result)
     module.exit_json(**result)
 

@@ -29,6 +29,15 @@ options:
     description: How many of the latest history entries to return.
     type: int
     default: 10
+  verify:
+    description:
+      - Compare every release that has a content manifest with what is on disk now, and report in
+        RV(releases[].drift) the files changed, added or removed since it was deployed (hot-patches,
+        stray uploads, deleted files). Shared links, writable directories and generated files are
+        not release content and are ignored.
+      - A file is read only when its stat record cannot prove it unchanged (see C(docs/delta.md)).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -51,7 +60,7 @@ EXAMPLES = r"""
 
 - name: Show what a rollback would go back to
   ansible.builtin.debug:
-    msg: "live {{ info.current }}, rollback would go to {{ info.previous }}"
+    msg: "live {{ info.current }}, rollback would go to {{ info.rollback_candidate }}"
 """
 
 RETURN = r"""
@@ -105,6 +114,14 @@ releases:
       description: What it was built from.
       type: dict
       returned: always
+    drift:
+      description:
+        - With O(verify=true), V(null) for a release without a content manifest (deployed before
+          0.2.0, or not complete), else C(changed), C(added) and C(removed) (lists of paths
+          relative to the release), C(drifted) (bool) and C(digest) (the manifest digest).
+      type: dict
+      returned: with O(verify=true)
+      sample: {changed: [app/index.php], added: [], removed: [], drifted: true, digest: "sha256:9f86..."}
 current:
   description: The id C(current) points at, V(null) if none (or if it points outside C(releases/)).
   returned: always
@@ -113,7 +130,7 @@ current_target:
   description: The text of the C(current) link.
   returned: always
   type: str
-previous:
+rollback_candidate:
   description: The rollback candidate id, V(null) if there is none.
   returned: always
   type: str
@@ -144,48 +161,74 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _history, _lock, _release
 
 
-def table(releases: list[_release.Release]) -> list[str]:
-    rows = [('', 'release', 'state', 'started', 'by')]
-    for release in releases:
+def table(releases: list[_release.Release], drift: list | None = None) -> list[str]:
+    rows = [('', 'release', 'state', 'started', 'by') + (('content',) if drift is not None else ())]
+    for index, release in enumerate(releases):
         by = release.meta.get('deployed_by') or {}
         who = by.get('user') or '-'
         if by.get('controller'):
             who += f'@{by["controller"]}'
-        rows.append(('*' if release.current else '', release.id, release.state, release.started or '-', who))
+        row = ('*' if release.current else '', release.id, release.state, release.started or '-', who)
+        if drift is not None:
+            report = drift[index]
+            if report is None:
+                row += ('unknown',)
+            elif report['drifted']:
+                count = len(report['changed']) + len(report['added']) + len(report['removed'])
+                row += (f'drifted ({count} paths)',)
+            else:
+                row += ('as deployed',)
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ['  '.join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines = ['  '.join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    for release, report in zip(releases, drift or ()):
+        for what in ('changed', 'added', 'removed'):
+            names = (report or {}).get(what) or []
+            if names:
+                more = f' and {len(names) - 10} more' if len(names) > 10 else ''
+                lines.append(f'   {release.id} {what}: {", ".join(names[:10])}{more}')
+    return lines
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(_common.ROOT_SPEC, history=dict(type='int', default=10)),
+        argument_spec=dict(
+            _common.ROOT_SPEC, history=dict(type='int', default=10), verify=dict(type='bool', default=False)
+        ),
         supports_check_mode=True,
     )
-    layout = _common.layout_or_fail(module)
-    if module.params['history'] < 0:
-        module.fail_json(msg=f'history must not be negative, got {module.params["history"]}')
+    result = dict(changed=False)
     try:
+        layout = _release.Layout(module.params['root'])
+        if module.params['history'] < 0:
+            raise ValueError(f'history must not be negative, got {module.params["history"]}')
         releases, ignored = _release.list_releases(layout)
         current = _release.current_id(layout)
         candidate = _release.rollback_candidate(releases, current)
         lock = _lock.read(layout.lock)
         if lock is not None:
             lock = dict(_lock.public(lock), expired=_lock.expired(lock))
-        entries = _history.read(path=layout.history, last=module.params['history'])
-    except OSError as exc:
-        _common.fail(module, exc)
-    module.exit_json(
-        changed=False,
-        exists=os.path.isdir(layout.root),
-        releases=[release.as_dict() for release in releases],
-        current=current,
-        current_target=_fs.read_link(layout.current),
-        previous=candidate.id if candidate else None,
-        lock=lock,
-        history=entries,
-        ignored=ignored,
-        table=table(releases),
-    )
+        listed = [release.as_dict() for release in releases]
+        if module.params['verify']:
+            from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
+
+            verifier = _manifest.Verifier()
+            for row, release in zip(listed, releases):
+                row['drift'] = _manifest.drift(release=release.path, verifier=verifier)
+        result.update(
+            exists=os.path.isdir(layout.root),
+            releases=listed,
+            current=current,
+            current_target=_fs.read_link(layout.current),
+            rollback_candidate=candidate.id if candidate else None,
+            lock=lock,
+            history=_history.read(path=layout.history, last=module.params['history']),
+            ignored=ignored,
+            table=table(releases, [row['drift'] for row in listed] if module.params['verify'] else None),
+        )
+    except (_release.ReleaseError, OSError, ValueError) as exc:
+        _common.fail(module, exc, **result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -550,7 +550,9 @@ def build_archive(
     return Archive(path=dest, version=version, manifest=manifest)
 
 
-def release_manifest(path: Path, *, skip: tuple[str, ...] = ('.release.json',)) -> dict[str, str]:
+def release_manifest(
+    path: Path, *, skip: tuple[str, ...] = ('.release.json', '.release.manifest.json')
+) -> dict[str, str]:
     """sha256 of every regular file in a release (not following links: shared links are not content)."""
     found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(path, followlinks=False):

@@ -89,7 +89,7 @@ def test_stage_none_check_real_and_activate(root, run_module):
 
     result = run_module(release, active)
     assert result['changed'] is True and result['state'] == 'complete'
-    assert result['previous'] is None and result['switch_late'] == 0
+    assert result['current_before'] is None and result['switch_late'] == 0
     assert os.readlink(os.path.join(root, 'current')) == 'releases/r1'
     assert meta(root, 'r1')['state'] == 'complete'
     assert [(e['event'], e['id']) for e in history(root)] == [('deploy', 'r1')]
@@ -191,7 +191,7 @@ def test_activate_existing_complete_release(root, run_module):
     result = run_module(release, {'root': root, 'id': 'r1'})
     assert result['changed'] is False and result['rebuilt'] is False and result['state'] == 'complete'
     result = run_module(release, {'root': root, 'id': 'r1', 'state': 'active'})
-    assert result['changed'] is True and result['previous'] == 'r2'
+    assert result['changed'] is True and result['current_before'] == 'r2'
     assert os.readlink(os.path.join(root, 'current')) == 'releases/r1'
     assert [(e['event'], e['id']) for e in history(root)] == [('deploy', 'r1'), ('deploy', 'r2'), ('activate', 'r1')]
 

@@ -31,7 +31,7 @@ def test_previous_check_real_idempotent(tmp_path, run_module, build_root, snapsh
     )
     before = snapshot(root)
     result = run_module(release_rollback, {'root': root}, check=True)
-    assert result['changed'] is True and result['previous'] == 'r5' and result['current'] == 'r2'
+    assert result['changed'] is True and result['rolled_back_from'] == 'r5' and result['current'] == 'r2'
     assert result['diff'] == {'before': {'current': 'releases/r5'}, 'after': {'current': 'releases/r2'}}
     assert snapshot(root) == before
 

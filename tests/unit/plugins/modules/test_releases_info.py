@@ -19,7 +19,7 @@ def test_missing_root(tmp_path, run_module):
     assert result['releases'] == [] and result['current'] is None and result['lock'] is None and result['history'] == []
 
 
-def test_order_states_current_previous(tmp_path, run_module, build_root, snapshot):
+def test_order_states_current_rollback_candidate(tmp_path, run_module, build_root, snapshot):
     root = str(tmp_path / 'app')
     # names sort against start order on purpose: v10 started after v9
     build_root(
@@ -45,7 +45,7 @@ def test_order_states_current_previous(tmp_path, run_module, build_root, snapsho
             ('v11', 'complete', True),
         ]
         assert result['current'] == 'v11' and result['current_target'] == 'releases/v11'
-        assert result['previous'] == 'v10'
+        assert result['rollback_candidate'] == 'v10'
         assert result['ignored'] == ['.tmp-v12-abc', 'evil']
         assert result['releases'][3]['reason'] == 'broken'
         assert result['releases'][1]['deployed_by'] == {'user': 'alice'}
@@ -86,7 +86,7 @@ def test_current_pointing_outside(tmp_path, run_module, build_root):
     os.symlink('/etc', os.path.join(root, 'current'))
     result = run_module(releases_info, {'root': root})
     assert result['current'] is None and result['current_target'] == '/etc'
-    assert result['previous'] == 'r1'
+    assert result['rollback_candidate'] == 'r1'
 
 
 def test_negative_history(tmp_path, run_module, assert_error):
