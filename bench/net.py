@@ -307,25 +307,47 @@ def task_breakdown(*, timer: dict, process_start: float, process_end: float) -> 
         following = tasks[index + 1]['start'] if index + 1 < len(tasks) else timer['ended']
         end = max(ends) if ends else following
         skipped = bool(ends) and all(host['status'] == 'skipped' for host in task['hosts'].values())
-        rows.append({'name': task['name'], 'seconds': max(end, following) - task['start'], 'skipped': skipped})
+        row = {'name': task['name'], 'seconds': max(end, following) - task['start'], 'skipped': skipped}
+        # bytes sent to each host from the task's start until that host finished it (median over hosts)
+        sent = [
+            host['tx'] - task['tx_start'][name]
+            for name, host in task['hosts'].items()
+            if host.get('tx') is not None and task.get('tx_start', {}).get(name) is not None
+        ]
+        if sent:
+            row['tx_per_host'] = median(sent)
+        rows.append(row)
     rows.append({'name': '(recap, exit)', 'seconds': process_end - timer['ended']})
     return rows
 
 
 def merge_breakdowns(breakdowns: list[list[dict]]) -> list[dict]:
-    """Median seconds per row name over several runs of the same playbook (rows in first-seen order)."""
+    """Median seconds (and bytes per host, where known) per row name over several runs of the same
+    playbook, rows in first-seen order."""
     order: list[str] = []
     values: dict[str, list[float]] = {}
+    sent: dict[str, list[float]] = {}
     for rows in breakdowns:
         seen: dict[str, float] = {}
+        seen_tx: dict[str, float] = {}
         for row in rows:
             seen[row['name']] = seen.get(row['name'], 0.0) + row['seconds']
+            if 'tx_per_host' in row:
+                seen_tx[row['name']] = seen_tx.get(row['name'], 0.0) + row['tx_per_host']
         for name, seconds in seen.items():
             if name not in values:
                 order.append(name)
                 values[name] = []
             values[name].append(seconds)
-    return [{'name': name, 'seconds': median(values[name])} for name in order]
+        for name, value in seen_tx.items():
+            sent.setdefault(name, []).append(value)
+    merged = []
+    for name in order:
+        row = {'name': name, 'seconds': median(values[name])}
+        if name in sent:
+            row['tx_per_host'] = median(sent[name])
+        merged.append(row)
+    return merged
 
 
 def fmt_bytes(value: float) -> str:
@@ -384,13 +406,18 @@ def render_breakdown(results: dict) -> str:
     for key, rows in results.get('breakdown', {}).items():
         total = sum(row['seconds'] for row in rows)
         lines = [f'{LABELS.get(key, key)}, {count} hosts (medians per step; total {total:.2f} s):', '']
-        lines += ['| step | seconds |', '| --- | ---: |']
-        lines += [f'| {row["name"]} | {row["seconds"]:.2f} |' for row in rows if row['seconds'] >= 0.005]
+        lines += ['| step | seconds | bytes -> each host |', '| --- | ---: | ---: |']
+        lines += [
+            f'| {row["name"]} | {row["seconds"]:.2f} | '
+            f'{fmt_bytes(row["tx_per_host"]) if row.get("tx_per_host") else ""} |'
+            for row in rows
+            if row['seconds'] >= 0.005 or row.get('tx_per_host')
+        ]
         sent = results['hosts'].get(count, {}).get(key, {}).get('tx_per_host')
         if sent is not None:
             lines.append(
-                f'| (included above: {fmt_bytes(sent)} per host on its own {rate / 1e6:.0f} Mbit/s link, at least) '
-                f'| {sent * 8 / rate:.2f} |'
+                f"| (included above: the whole run's bytes on each host's own {rate / 1e6:.0f} Mbit/s link, "
+                f'at least) | {sent * 8 / rate:.2f} | {fmt_bytes(sent)} |'
             )
         blocks.append('\n'.join(lines))
     return '\n\n'.join(blocks)
@@ -698,7 +725,16 @@ def timed_run(
     control_dir = env.work / 'cp' / str(env.run_counter)
     control_dir.mkdir(parents=True)
     timer_out = env.logs / f'{name}.timer.json'
-    environ = {**env.environ, 'ANSIBLE_SSH_CONTROL_PATH_DIR': str(control_dir), 'BENCH_TIMER_OUT': str(timer_out)}
+    # A cold controller-side delta cache (manifest, bundles) for every run, as a fresh CI job has:
+    # with one shared cache, every run after the first would skip computing the manifest.
+    delta_cache = env.work / 'delta-cache' / str(env.run_counter)
+    environ = {
+        **env.environ,
+        'ANSIBLE_SSH_CONTROL_PATH_DIR': str(control_dir),
+        'BENCH_TIMER_OUT': str(timer_out),
+        'ATOMIC_DEPLOY_DELTA_CACHE': str(delta_cache),
+        'BENCH_TIMER_IFACES': json.dumps({host.name: host.veth for host in hosts}),
+    }
     tx_before, rx_before = read_counters(hosts, 'tx_bytes'), read_counters(hosts, 'rx_bytes')
     log_path = env.logs / f'{name}.log'
     try:
@@ -717,6 +753,7 @@ def timed_run(
         rx = counter_delta(before=rx_before, after=read_counters(hosts, 'rx_bytes'))
     finally:
         close_masters(control_dir)
+        shutil.rmtree(delta_cache, ignore_errors=True)
     output = log_path.read_text(errors='replace')
     if any(codes):
         tail = '\n'.join(output.splitlines()[-40:])

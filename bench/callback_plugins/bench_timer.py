@@ -35,14 +35,34 @@ class CallbackModule(CallbackBase):
         super().__init__(*args, **kwargs)
         self._started = time.time()
         self._tasks = []
+        # {inventory host: interface}: the bytes each task sent to each host, from the interface counters
+        self._ifaces = json.loads(os.environ.get('BENCH_TIMER_IFACES') or '{}')
+
+    def _tx(self, host):
+        iface = self._ifaces.get(host)
+        if not iface:
+            return None
+        try:
+            with open(f'/sys/class/net/{iface}/statistics/tx_bytes') as handle:
+                return int(handle.read())
+        except (OSError, ValueError):
+            return None
 
     def _host_done(self, result, status):
         if not self._tasks:
             return
-        self._tasks[-1]['hosts'][result._host.get_name()] = {'end': time.time(), 'status': status}
+        host = result._host.get_name()
+        self._tasks[-1]['hosts'][host] = {'end': time.time(), 'status': status, 'tx': self._tx(host)}
 
     def v2_playbook_on_task_start(self, task, is_conditional):
-        self._tasks.append({'name': task.get_name(), 'start': time.time(), 'hosts': {}})
+        self._tasks.append(
+            {
+                'name': task.get_name(),
+                'start': time.time(),
+                'hosts': {},
+                'tx_start': {host: self._tx(host) for host in self._ifaces},
+            }
+        )
 
     def v2_playbook_on_handler_task_start(self, task):
         self.v2_playbook_on_task_start(task, False)

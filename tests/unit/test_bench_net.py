@@ -253,3 +253,28 @@ def test_remote_seed_makes_fresh_roots_with_the_shared_dir_and_file(tmp_path: Pa
         assert sorted(path.name for path in root.iterdir()) == ['shared']
         assert (root / 'shared' / 'storage').is_dir()
         assert (root / 'shared' / '.env').read_text() == 'APP_ENV=bench\n'
+
+
+def test_task_breakdown_counts_the_bytes_each_task_sent_to_each_host() -> None:
+    timer = {
+        'started': 0.0,
+        'ended': 3.0,
+        'tasks': [
+            {
+                'name': 'stage',
+                'start': 0.1,
+                'tx_start': {'a': 1000, 'b': 5000, 'c': 0},
+                'hosts': {
+                    'a': {'end': 1.0, 'status': 'ok', 'tx': 201_000},
+                    'b': {'end': 1.5, 'status': 'ok', 'tx': 305_000},
+                    'c': {'end': 1.2, 'status': 'ok', 'tx': 250_000},
+                },
+            },
+            {'name': 'plan', 'start': 1.6, 'hosts': {'a': {'end': 1.7, 'status': 'ok', 'tx': None}}},
+        ],
+    }
+    rows = {row['name']: row for row in net.task_breakdown(timer=timer, process_start=0.0, process_end=3.1)}
+    assert rows['stage']['tx_per_host'] == 250_000
+    assert 'tx_per_host' not in rows['plan']
+    merged = net.merge_breakdowns([list(rows.values()), list(rows.values())])
+    assert merged[1] == {'name': 'stage', 'seconds': pytest.approx(1.5), 'tx_per_host': 250_000}
