@@ -378,6 +378,12 @@ def render_tables(results: dict) -> str:
                 f'{fmt_ratio(row["tx_vs_floor"])} |'
             )
         lines.append('')
+    return '\n'.join(lines + [render_targets(results)])
+
+
+def render_targets(results: dict) -> str:
+    """Markdown: the first deploy, then the targets table."""
+    lines: list[str] = []
     first = results.get('first_deploy')
     if first:
         lines += [
@@ -1148,7 +1154,7 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(temp, path)
     log(f'wrote {args.results / name} ({results["duration_s"]} s)')
     if args.readme:
-        update_readmes(results=results, tables=tables, breakdown=breakdown)
+        update_readmes(runs=load_runs(args.results) if args.label else [results])
     missed = [row['label'] for row in results['targets'] if row['met'] is False]
     if missed:
         log(f'targets missed: {"; ".join(missed)}')
@@ -1172,27 +1178,81 @@ def render_header(results: dict) -> str:
     )
 
 
-def update_readmes(*, results: dict, tables: str, breakdown: str) -> None:
-    body = f'{render_header(results)}\n\n{tables}\n\nWhere the time goes:\n\n{breakdown}'
-    for readme in (BENCH_DIR / 'README.md', REPO_ROOT / 'README.md'):
+def render_comparison(runs: list[dict]) -> str:
+    """One table per host count: every case's wall time and bytes per host in each run, side by side."""
+    names = [run.get('label') or run['finished'] for run in runs]
+    lines: list[str] = []
+    for count in runs[-1]['hosts']:
+        head = ['run']
+        for name in names:
+            head += [f'wall, {name}', f'bytes -> each host, {name}', f'bytes / rsync, {name}']
+        lines += [f'**{count} host{"s" if count != "1" else ""}**', '', '| ' + ' | '.join(head) + ' |']
+        lines.append('| --- |' + ' ---: |' * (len(head) - 1))
+        for key in CASE_ORDER:
+            cells = [LABELS[key]]
+            for run in runs:
+                cases = run['hosts'].get(count, {})
+                data = cases.get(key)
+                if data is None:
+                    cells += ['-', '-', '-']
+                    continue
+                floor = cases.get('rsync_floor', {}).get('tx_per_host')
+                cells += [
+                    f'{data["wall"]:.2f} s',
+                    fmt_bytes(data['tx_per_host']),
+                    fmt_ratio(ratio(data['tx_per_host'], floor)),
+                ]
+            if any(cell != '-' for cell in cells[1:]):
+                lines.append('| ' + ' | '.join(cells) + ' |')
+        lines.append('')
+    return '\n'.join(lines).rstrip()
+
+
+def load_runs(results_dir: Path) -> list[dict]:
+    """The labelled runs (net-LABEL.json) in results_dir, oldest first."""
+    runs = [json.loads(path.read_text()) for path in sorted(results_dir.glob('net-*.json'))]
+    return sorted(runs, key=lambda run: run['finished'])
+
+
+def update_readmes(*, runs: list[dict]) -> None:
+    """bench/README.md: the comparison, then each run in full (newest first); README.md: the
+    comparison and the newest run's targets."""
+    latest = runs[-1]
+    comparison = render_comparison(runs) if len(runs) > 1 else ''
+    full = []
+    for run in reversed(runs):
+        title = f'#### {run.get("label") or "run"}'
+        full.append(
+            f'{title}\n\n{render_header(run)}\n\n{render_tables(run)}\n\nWhere the time goes:\n\n'
+            f'{render_breakdown(run)}'
+        )
+    bench_body = '\n\n'.join(([f'#### Side by side\n\n{comparison}'] if comparison else []) + full)
+    readme_body = (
+        f'{render_header(latest)}\n\n{comparison}\n\n{render_targets(latest)}'
+        if comparison
+        else (f'{render_header(latest)}\n\n{render_tables(latest)}')
+    )
+    for readme, body in ((BENCH_DIR / 'README.md', bench_body), (REPO_ROOT / 'README.md', readme_body)):
         text = readme.read_text()
         if README_START not in text:
             log(f'{readme} has no {README_START} marker; not updated')
             continue
-        readme.write_text(
-            replace_between(
-                text=text,
-                start=README_START,
-                end=README_END,
-                body=body if readme.parent == BENCH_DIR else f'{render_header(results)}\n\n{tables}',
-            )
-        )
+        readme.write_text(replace_between(text=text, start=README_START, end=README_END, body=body))
         log(f'updated {readme}')
+
+
+def render_main(argv: list[str]) -> int:
+    """`net.py render [RESULTS_DIR]`: rewrite the README sections from the saved runs."""
+    runs = load_runs(Path(argv[0]) if argv else BENCH_DIR / 'results')
+    if not runs:
+        raise NetBenchError('no net-*.json results to render')
+    update_readmes(runs=runs)
+    return 0
 
 
 if __name__ == '__main__':
     try:
-        sys.exit(main())
+        sys.exit(render_main(sys.argv[2:]) if sys.argv[1:2] == ['render'] else main())
     except bench.BenchError as exc:
         print(f'bench-net: error: {exc}', file=sys.stderr)
         sys.exit(1)

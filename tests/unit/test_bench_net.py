@@ -278,3 +278,21 @@ def test_task_breakdown_counts_the_bytes_each_task_sent_to_each_host() -> None:
     assert 'tx_per_host' not in rows['plan']
     merged = net.merge_breakdowns([list(rows.values()), list(rows.values())])
     assert merged[1] == {'name': 'stage', 'seconds': pytest.approx(1.5), 'tx_per_host': 250_000}
+
+
+def test_render_comparison_puts_runs_side_by_side() -> None:
+    baseline = {'label': 'baseline', 'finished': '1', 'hosts': {'4': summaries()}}
+    faster = dict(summaries(), ours_archive={'wall': 2.0, 'tx_per_host': 800_000})
+    delta = {'label': 'delta', 'finished': '2', 'hosts': {'4': faster}}
+    text = net.render_comparison([baseline, delta])
+    assert '| run | wall, baseline | bytes -> each host, baseline | bytes / rsync, baseline | wall, delta |' in text
+    assert '| ours, `release_source=archive` | 4.00 s | 900.0 kB | 1.80x | 2.00 s | 800.0 kB | 1.60x |' in text
+    # a case measured in neither run has no row
+    assert 'directory' not in text
+
+
+def test_load_runs_oldest_first(tmp_path: Path) -> None:
+    (tmp_path / 'net-delta.json').write_text(json.dumps({'label': 'delta', 'finished': '2026-12-01T19:00:00Z'}))
+    (tmp_path / 'net-baseline.json').write_text(json.dumps({'label': 'baseline', 'finished': '2026-12-01T18:00:00Z'}))
+    (tmp_path / 'net.json').write_text(json.dumps({'label': 'latest copy', 'finished': '2026-12-01T19:00:00Z'}))
+    assert [run['label'] for run in net.load_runs(tmp_path)] == ['baseline', 'delta']
