@@ -640,6 +640,9 @@ class NetEnv:
     inventories: Path
     deploy_playbook: str
     run_counter: int = 0
+    # 'cold': every run starts with an empty delta cache; 'warm': with the cache the round's v1 deploy left
+    delta_cache: str = 'cold'
+    warm_cache: Path | None = None
 
     @property
     def ansible_playbook(self) -> str:
@@ -724,7 +727,13 @@ def close_masters(control_dir: Path) -> None:
 
 
 def timed_run(
-    *, env: NetEnv, hosts: list[Host], name: str, ansible: list[str] | None = None, shell: Callable | None = None
+    *,
+    env: NetEnv,
+    hosts: list[Host],
+    name: str,
+    ansible: list[str] | None = None,
+    shell: Callable | None = None,
+    keep_cache: bool = False,
 ) -> dict:
     """Run one case on `hosts`: wall time, bytes per host on the veths, the play recap, the task timings."""
     env.run_counter += 1
@@ -732,8 +741,11 @@ def timed_run(
     control_dir.mkdir(parents=True)
     timer_out = env.logs / f'{name}.timer.json'
     # A cold controller-side delta cache (manifest, bundles) for every run, as a fresh CI job has:
-    # with one shared cache, every run after the first would skip computing the manifest.
+    # with one shared cache, every run after the first would skip computing the manifest. Warm: a
+    # copy of the cache the round's v1 deploy left, as on a controller that deployed v1 before.
     delta_cache = env.work / 'delta-cache' / str(env.run_counter)
+    if env.warm_cache is not None:
+        shutil.copytree(env.warm_cache, delta_cache, symlinks=True)
     environ = {
         **env.environ,
         'ANSIBLE_SSH_CONTROL_PATH_DIR': str(control_dir),
@@ -759,7 +771,8 @@ def timed_run(
         rx = counter_delta(before=rx_before, after=read_counters(hosts, 'rx_bytes'))
     finally:
         close_masters(control_dir)
-        shutil.rmtree(delta_cache, ignore_errors=True)
+        if not keep_cache:
+            shutil.rmtree(delta_cache, ignore_errors=True)
     output = log_path.read_text(errors='replace')
     if any(codes):
         tail = '\n'.join(output.splitlines()[-40:])
@@ -770,6 +783,7 @@ def timed_run(
             timer=json.loads(timer_out.read_text()), process_start=process_start, process_end=process_end
         )
     return {
+        'delta_cache': delta_cache,
         'wall': wall,
         'tx': tx,
         'rx': rx,
@@ -887,12 +901,19 @@ def deploy_v1_roots(*, env: NetEnv, hosts: list[Host], keys: list[str], round_in
     values = ours_vars(env=env, release='v1', root='')
     del values['release_root']
     extra = write_vars(env=env, name='v1-roots', values=values)
+    if env.warm_cache is not None:
+        shutil.rmtree(env.warm_cache, ignore_errors=True)
+        env.warm_cache = None
     run = timed_run(
         env=env,
         hosts=hosts,
         name=f'v1-roots-{len(hosts)}h-{round_index}',
         ansible=[env.ansible_playbook, '-i', str(path), '-e', f'@{extra}', env.deploy_playbook],
+        keep_cache=env.delta_cache == 'warm',
     )
+    if env.delta_cache == 'warm':
+        # every run of this round starts from a copy: a controller that deployed v1 before
+        env.warm_cache = run['delta_cache']
     for key in keys:
         check_current(env=env, hosts=hosts, root=case_root(key), release='v1')
     # a first deploy of len(keys) roots per host at once: bytes per root and host
@@ -1046,6 +1067,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--deploy-playbook', default=bench.DEFAULT_DEPLOY_PLAYBOOK)
     parser.add_argument('--results', type=Path, default=BENCH_DIR / 'results')
     parser.add_argument('--label', default='', help='what this run measures (e.g. "baseline", "delta")')
+    parser.add_argument(
+        '--delta-cache',
+        choices=('cold', 'warm'),
+        default='cold',
+        help="cold: each run starts with an empty controller delta cache; warm: with the round's v1 deploy's",
+    )
     parser.add_argument('--readme', action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument('--strict', action='store_true', help='exit 1 when a target is missed')
     return parser.parse_args(argv)
@@ -1102,6 +1129,7 @@ def main(argv: list[str] | None = None) -> int:
             logs=logs,
             inventories=inventories,
             deploy_playbook=args.deploy_playbook,
+            delta_cache=args.delta_cache,
         )
         first = prepare_hosts(env=env, hosts=fleet.hosts)
         log(
@@ -1133,6 +1161,7 @@ def main(argv: list[str] | None = None) -> int:
             'rate_mbit': RATE_BITS // 1_000_000,
             'shaping': 'htb on the root-namespace veth (controller -> host); no delay (no netem)',
             'deploy_roots': f'tmpfs at {HOST_ROOT} inside each host',
+            'delta_cache': args.delta_cache,
         },
         'shaping_check_s': shaping,
         'artifact_bytes': artifact_bytes,
@@ -1182,7 +1211,7 @@ def render_comparison(runs: list[dict]) -> str:
     """One table per host count: every case's wall time and bytes per host in each run, side by side."""
     names = [run.get('label') or run['finished'] for run in runs]
     lines: list[str] = []
-    for count in runs[-1]['hosts']:
+    for count in sorted({count for run in runs for count in run['hosts']}, key=int):
         head = ['run']
         for name in names:
             head += [f'wall, {name}', f'bytes -> each host, {name}', f'bytes / rsync, {name}']
@@ -1217,7 +1246,8 @@ def load_runs(results_dir: Path) -> list[dict]:
 def update_readmes(*, runs: list[dict]) -> None:
     """bench/README.md: the comparison, then each run in full (newest first); README.md: the
     comparison and the newest run's targets."""
-    latest = runs[-1]
+    # the newest run with a cold delta cache (every host count) gives the README's targets
+    latest = next((run for run in reversed(runs) if run['parameters'].get('delta_cache', 'cold') == 'cold'), runs[-1])
     comparison = render_comparison(runs) if len(runs) > 1 else ''
     full = []
     for run in reversed(runs):

@@ -27,6 +27,8 @@
 #   BENCH_NET_ROUNDS   rounds, every case once per round, interleaved (default 3)
 #   BENCH_NET_CASES    subset of: rsync_floor ansible_floor ours_archive ours_directory ours_noop
 #   BENCH_NET_LABEL    a name for the run (results also go to bench/results/net-LABEL.json)
+#   BENCH_NET_DELTA_CACHE  cold (default: every run starts with an empty controller-side delta cache)
+#                      or warm (every run starts with the cache its round's v1 deploy left)
 #   BENCH_README, BENCH_STRICT, BENCH_RESULTS, BENCH_DEPLOY_PLAYBOOK as above
 set -euo pipefail
 
@@ -124,6 +126,7 @@ if [[ "${mode}" == net ]]; then
     )
     [[ -n "${BENCH_NET_CASES:-}" ]] && args+=(--cases "${BENCH_NET_CASES}")
     [[ -n "${BENCH_NET_LABEL:-}" ]] && args+=(--label "${BENCH_NET_LABEL}")
+    [[ -n "${BENCH_NET_DELTA_CACHE:-}" ]] && args+=(--delta-cache "${BENCH_NET_DELTA_CACHE}")
     [[ -n "${BENCH_DEPLOY_PLAYBOOK:-}" ]] && args+=(--deploy-playbook "${BENCH_DEPLOY_PLAYBOOK}")
     [[ -n "${BENCH_RESULTS:-}" ]] && args+=(--results "${BENCH_RESULTS}")
     [[ "${BENCH_README:-1}" == 0 ]] && args+=(--no-readme)
