@@ -126,7 +126,13 @@ def stage_from_bundle(*, tmp: str, dest: str, bundle: str, releases: list, relea
 
 
 def write_manifest(
-    *, release: str, entries: list | None, exclude, content_digest: str | None, fsync: bool = True
+    *,
+    release: str,
+    entries: list | None,
+    exclude,
+    content_digest: str | None,
+    fsync: bool = True,
+    digests: dict | None = None,
 ) -> str:
     """Write the release's manifest; ``entries`` None means: describe the tree as extracted.
 
@@ -135,7 +141,7 @@ def write_manifest(
     """
     if entries is None:
         ref_ns = M.reference_ns(release)
-        entries, records = M.from_tree(root=release, exclude=('.release.json', M.MANIFEST_NAME))
+        entries, records = M.from_tree(root=release, exclude=('.release.json', M.MANIFEST_NAME), known=digests)
         value = M.digest(entries)
         if content_digest and value != content_digest:
             raise M.ManifestError(

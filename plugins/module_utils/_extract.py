@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as _errno
+import hashlib
 import os
 import posixpath
 import shutil
@@ -147,7 +148,11 @@ def _mtime_ns(mtime) -> int | None:
 class _Extractor:
     """Places members into ``dest`` and keeps the bookkeeping that makes that safe."""
 
-    def __init__(self, *, dest: str, previous: str | None, dedupe: bool, strip_components: int, reserved) -> None:
+    def __init__(
+        self, *, dest: str, previous: str | None, dedupe: bool, strip_components: int, reserved, digests=None
+    ) -> None:
+        # path -> sha256 hex of what was written there, for the content manifest (None: not kept)
+        self.digests = digests
         if isinstance(strip_components, bool) or not isinstance(strip_components, int) or strip_components < 0:
             raise ExtractError(f'strip_components must be an integer >= 0, got {strip_components!r}')
         dest = os.path.abspath(os.fspath(dest))
@@ -297,9 +302,27 @@ class _Extractor:
                 raise
             _copy_file(source, path)
         self.kinds[rel] = _FILE
+        if self.digests is not None and target_rel in self.digests:
+            self.digests[rel] = self.digests[target_rel]
         self.stats['hardlinks'] += 1
 
     def add_file(self, rel: str, raw: str, *, mode: int, mtime, size: int, read) -> None:
+        if self.digests is not None:
+            hasher = hashlib.sha256()
+            unhashed = read
+
+            def read(size: int) -> bytes:
+                data = unhashed(size)
+                hasher.update(data)
+                return data
+
+            self.digests.pop(rel, None)
+            self._add_file(rel, raw, mode=mode, mtime=mtime, size=size, read=read)
+            self.digests[rel] = hasher.hexdigest()
+        else:
+            self._add_file(rel, raw, mode=mode, mtime=mtime, size=size, read=read)
+
+    def _add_file(self, rel: str, raw: str, *, mode: int, mtime, size: int, read) -> None:
         self.current = self.path(rel)
         self.parent(rel, raw)
         self.make_room(rel, for_dir=False)
@@ -702,11 +725,19 @@ def extract_archive(
     previous: str | None = None,
     dedupe: bool = True,
     strip_components: int = 0,
-    reserved: tuple[str, ...] = ('.release.json',),
+    reserved: tuple[str, ...] = ('.release.json', '.release.manifest.json'),
+    digests: dict | None = None,
 ) -> dict:
     """Extract a tar (any compression) or zip archive into the existing directory ``dest``; return stats."""
     fmt = detect_format(archive)
-    ex = _Extractor(dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved)
+    ex = _Extractor(
+        dest=dest,
+        previous=previous,
+        dedupe=dedupe,
+        strip_components=strip_components,
+        reserved=reserved,
+        digests=digests,
+    )
     if fmt == 'zip':
         return _extract_zip(archive, ex)
     try:
@@ -723,10 +754,18 @@ def extract_tar_stream(
     previous: str | None = None,
     dedupe: bool = True,
     strip_components: int = 0,
-    reserved: tuple[str, ...] = ('.release.json',),
+    reserved: tuple[str, ...] = ('.release.json', '.release.manifest.json'),
+    digests: dict | None = None,
 ) -> dict:
     """Extract a tar stream read sequentially from ``fileobj`` (e.g. ``git archive`` output on a pipe)."""
-    ex = _Extractor(dest=dest, previous=previous, dedupe=dedupe, strip_components=strip_components, reserved=reserved)
+    ex = _Extractor(
+        dest=dest,
+        previous=previous,
+        dedupe=dedupe,
+        strip_components=strip_components,
+        reserved=reserved,
+        digests=digests,
+    )
     label = getattr(fileobj, 'name', None)
     if not isinstance(label, str):
         label = '<stream>'

@@ -115,12 +115,13 @@ def stat_key(st: os.stat_result) -> list:
 # building a manifest
 
 
-def from_tree(*, root: str, exclude=(), hashes: dict | None = None) -> tuple[list, dict]:
+def from_tree(*, root: str, exclude=(), hashes: dict | None = None, known: dict | None = None) -> tuple[list, dict]:
     """(entries, records) of the tree under ``root`` (not root itself).
 
     ``exclude`` are relative paths left out with everything under them (metadata, shared links,
     generated files). ``hashes`` maps a stat record tuple to a known digest, so an inode whose
-    digest was just established is not read again. Sockets, fifos and devices are refused.
+    digest was just established is not read again; ``known`` maps a path to the digest of what
+    the extractor has just written there (so the tree is not read twice). Sockets, fifos and devices are refused.
     """
     excluded = set(exclude)
     entries: list = []
@@ -149,7 +150,8 @@ def from_tree(*, root: str, exclude=(), hashes: dict | None = None) -> tuple[lis
                     entries.append([rel, LINK, os.readlink(full)])
                 elif stat.S_ISREG(st.st_mode):
                     key = tuple(stat_key(st))
-                    value = hashes.get(key)
+                    value = known.get(rel) if known else None
+                    value = value or hashes.get(key)
                     if value is None:
                         value, st = hash_file(full)
                         key = tuple(stat_key(st))

@@ -91,6 +91,7 @@ class Layout:
         self.releases = os.path.join(self.root, 'releases')
         self.shared = os.path.join(self.root, 'shared')
         self.current = os.path.join(self.root, 'current')
+        self.next = os.path.join(self.root, 'next')
         self.deploy = os.path.join(self.root, '.deploy')
         self.lock = os.path.join(self.deploy, 'lock')
         self.history = os.path.join(self.deploy, 'history.jsonl')
@@ -138,6 +139,7 @@ class Release:
             'started': self.started,
             'finished': self.meta.get('finished'),
             'failed_at': self.meta.get('failed_at'),
+            'deactivated_at': self.meta.get('deactivated_at'),
             'reason': self.meta.get('reason'),
             'deployed_by': self.meta.get('deployed_by'),
             'source': self.meta.get('source'),
@@ -205,10 +207,19 @@ def list_releases(layout: Layout) -> tuple[list[Release], list[str]]:
 
 def current_id(layout: Layout) -> str | None:
     """The release id ``current`` points at, or None (missing, not a link, or pointing elsewhere)."""
-    text = _fs.read_link(layout.current)
+    return _link_id(layout, layout.current)
+
+
+def next_id(layout: Layout) -> str | None:
+    """The release id ``next`` (the staged release served for checks before the switch) points at."""
+    return _link_id(layout, layout.next)
+
+
+def _link_id(layout: Layout, link: str) -> str | None:
+    text = _fs.read_link(link)
     if text is None:
         return None
-    resolved = _fs.resolve_link_target(link=layout.current, text=text)
+    resolved = _fs.resolve_link_target(link=link, text=text)
     if os.path.dirname(resolved) != layout.releases:
         return None
     name = os.path.basename(resolved)
@@ -239,28 +250,71 @@ def rollback_candidate(releases: list[Release], current: str | None) -> Release 
     return None
 
 
-def validate_prune_args(*, keep, protect) -> None:
-    """The keep/protect rule shared by ``release prune=true`` and ``release_prune``."""
+def validate_prune_args(*, keep, protect, min_age=0) -> None:
+    """The keep/protect/min_age rule shared by ``release prune=true`` and ``release_prune``."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ReleaseError(f'keep must be at least 1, got {keep}', name='keep')
     for ident in protect:
         validate_id(ident, name='protect')
+    if isinstance(min_age, bool) or not isinstance(min_age, int) or min_age < 0:
+        raise ReleaseError(f'min_age must be a number of seconds >= 0, got {min_age}', name='min_age')
+
+
+def deactivated_at(release: Release) -> float | None:
+    """Epoch time ``current`` last left this release (metadata ``deactivated_at``), or None."""
+    value = release.meta.get('deactivated_at')
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.strptime(value, '%Y-%m-%dT%H:%M:%S.%fZ')
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def last_deactivated(releases: list[Release], current: str | None) -> str | None:
+    """The release ``current`` pointed at before the latest switch: the one it left last."""
+    best, best_at = None, None
+    for release in releases:
+        at = deactivated_at(release)
+        if release.id != current and at is not None and (best_at is None or at >= best_at):
+            best, best_at = release.id, at
+    return best
 
 
 def prune_plan(
-    releases: list[Release], *, current: str | None, keep: int, protect: list[str] | tuple = ()
+    releases: list[Release],
+    *,
+    current: str | None,
+    keep: int,
+    protect: list[str] | tuple = (),
+    previous: str | None = None,
+    min_age: int = 0,
+    now: float | None = None,
 ) -> tuple[list[Release], list[Release]]:
     """Split releases into (remove, keep) by the documented rules.
 
     - the newest ``keep`` complete releases stay; so do current and every id in ``protect``;
+    - so does ``previous``, the release that was current before the latest switch (default: the
+      one ``current`` left last, by ``deactivated_at``): a server that resolved ``current`` before
+      the switch may still serve it, until the next deploy;
+    - with ``min_age`` seconds, so does every release that was live less than that long ago;
     - unfinished and failed releases never count toward ``keep``; they go once they are older
       than the current release (callers hold the deploy lock, so none of them is being built);
     - unmanaged directories are never removed.
     """
     validate_prune_args(keep=keep, protect=protect)
+    if isinstance(min_age, bool) or not isinstance(min_age, int) or min_age < 0:
+        raise ReleaseError(f'min_age must be a number of seconds >= 0, got {min_age}', name='min_age')
     protected = set(protect)
     if current is not None:
         protected.add(current)
+    previous = previous or last_deactivated(releases, current)
+    if previous is not None:
+        protected.add(previous)
+    if min_age:
+        horizon = (time.time() if now is None else now) - min_age
+        protected.update(r.id for r in releases if (deactivated_at(r) or float('-inf')) > horizon)
     complete = [r for r in releases if r.state == COMPLETE]
     newest = {r.id for r in complete[-keep:]}
     current_index = None
@@ -416,6 +470,7 @@ def switch_current(
     for stale in stale_temp_links(layout):
         _fs.discard(stale)
     previous = None if is_dir else _fs.read_link(layout.current)
+    leaving = None if is_dir else current_id(layout)
     if switch_at is not None and switch_at - clock() > MAX_SWITCH_WAIT:
         raise ReleaseError(
             f'switch_at {switch_at} is more than {int(MAX_SWITCH_WAIT)} seconds ahead of this host clock',
@@ -443,6 +498,8 @@ def switch_current(
     finally:
         if tmp is not None:
             _fs.discard(tmp)
+    if leaving is not None and leaving != release_id:
+        record_deactivated(layout=layout, release_id=leaving, at=switched_at, fsync=fsync)
     return {
         'previous_target': previous,
         'target': text,
@@ -452,9 +509,27 @@ def switch_current(
     }
 
 
+def record_deactivated(*, layout: Layout, release_id: str, at: float, fsync: bool = True) -> None:
+    """Write ``deactivated_at`` into the metadata of the release ``current`` just left (pruning reads it).
+
+    A release without readable metadata (unmanaged) is left alone.
+    """
+    path = layout.release(release_id)
+    meta = read_metadata(path)
+    if meta is None:
+        return
+    meta['deactivated_at'] = iso(datetime.datetime.fromtimestamp(at, datetime.timezone.utc))
+    write_metadata(release_path=path, meta=meta, fsync=fsync)
+
+
+def _fresh_meta(release: Release) -> dict:
+    """The metadata on disk now (a switch may have added deactivated_at since the release was listed)."""
+    return dict(read_metadata(release.path) or release.meta)
+
+
 def finalize(*, release: Release, extra: dict | None = None, fsync: bool = True) -> dict:
     """Mark an in-progress release complete; returns the new metadata."""
-    meta = dict(release.meta)
+    meta = _fresh_meta(release)
     meta.update(extra or {})
     meta['state'] = 'complete'
     meta['finished'] = iso()
@@ -465,7 +540,7 @@ def finalize(*, release: Release, extra: dict | None = None, fsync: bool = True)
 
 
 def mark_failed(*, release: Release, reason: str, fsync: bool = True) -> dict:
-    meta = dict(release.meta)
+    meta = _fresh_meta(release)
     meta['state'] = 'failed'
     meta['failed_at'] = iso()
     meta['reason'] = reason
@@ -511,15 +586,25 @@ def prune(
     keep: int,
     protect: list[str] | tuple = (),
     check_mode: bool = False,
+    previous: str | None = None,
+    min_age: int = 0,
+    now: float | None = None,
 ) -> dict:
     """Plan and carry out a prune of ``layout`` as if ``current`` were live (callers hold the lock).
 
+    The release ``next`` points at is never removed (a pre-switch check may be serving it).
     Returns {'removed', 'kept', 'leftovers', 'blocked', 'before'}: ids removed (in check mode, that
     would be), ids kept in deploy order, temp/trash paths removed, {id: [paths]} left whole because
     this user cannot delete them, and every release id before the prune.
     """
     releases, _ignored = list_releases(layout)
-    remove, kept = prune_plan(releases, current=current, keep=keep, protect=protect)
+    protect = list(protect)
+    staged = next_id(layout)
+    if staged is not None:
+        protect.append(staged)
+    remove, kept = prune_plan(
+        releases, current=current, keep=keep, protect=protect, previous=previous, min_age=min_age, now=now
+    )
     outcome = execute_prune(layout=layout, remove=remove, check_mode=check_mode)
     outcome['kept'] = [r.id for r in kept]
     outcome['before'] = [r.id for r in releases]

@@ -57,6 +57,8 @@ class StageOptions:
     writable_dirs: t.Sequence[str] = ()
     writable_mode: str = '2775'
     adopt: bool = False
+    id_file: str | None = None
+    next_link: bool = False
     delta: bool = True
     content_digest: str | None = None
     delta_plan: t.Mapping[str, t.Any] | None = None
@@ -78,6 +80,7 @@ class StagePlan:
     uid: int
     gid: int
     source: dict
+    id_file: str | None = None
 
 
 def plan_stage(*, options: StageOptions, check_mode: bool) -> StagePlan:
@@ -97,7 +100,63 @@ def plan_stage(*, options: StageOptions, check_mode: bool) -> StagePlan:
         uid=uid,
         gid=gid,
         source=source_info(options=options, check_mode=check_mode),
+        id_file=id_file_path(options=options, shared=shared_dirs + shared_files),
     )
+
+
+def id_file_path(*, options: StageOptions, shared: list[str]) -> str | None:
+    """The normalised id_file path, refusing one that would land in the metadata or in shared/."""
+    if not options.id_file:
+        return None
+    rel = _shared.normalize_rel_path(options.id_file, name='id_file')
+    if rel in (_release.METADATA_NAME, '.release.manifest.json'):
+        raise ReleaseError(f'id_file {rel} is the release metadata file; choose another name', name='id_file')
+    for path in shared:
+        if rel == path or rel.startswith(path + '/'):
+            raise ReleaseError(
+                f'id_file {rel} is inside the shared path {path}; it must be a file of the release', name='id_file'
+            )
+    return rel
+
+
+def write_id_file(*, release_path: str, rel: str, release_id: str, fsync: bool, check_mode: bool) -> bool:
+    """Write ``<release>/<rel>`` with the release id and a newline (0644); True when it changed.
+
+    Every parent must be a real directory of the release: the file is never written through a link.
+    """
+    path = os.path.join(release_path, rel)
+    parent = release_path
+    for part in rel.split('/')[:-1]:
+        parent = os.path.join(parent, part)
+        if os.path.islink(parent) or not os.path.isdir(parent):
+            raise ReleaseError(
+                f'id_file {rel}: {parent} is not a directory of the release (missing or a link)', path=parent
+            )
+    data = f'{release_id}\n'.encode()
+    same = False
+    if not os.path.islink(path) and os.path.isfile(path):
+        with open(path, 'rb') as handle:
+            same = handle.read() == data and (os.stat(path).st_mode & 0o7777) == 0o644
+    if same:
+        return False
+    if not check_mode:
+        _fs.atomic_write(path=path, data=data, mode=0o644, fsync=fsync)
+    return True
+
+
+def point_next(*, layout: Layout, release_id: str, link_style: str, fsync: bool, check_mode: bool) -> bool:
+    """Point ``ROOT/next`` at the staged release (temp link + rename(2) + fsync); True when it changed."""
+    text = layout.link_text(release_id, style=link_style)
+    if os.path.lexists(layout.next) and not os.path.islink(layout.next):
+        raise ReleaseError(
+            f'{layout.next} is a real directory or file, not a symlink; refusing to replace it with the next link',
+            path=layout.next,
+        )
+    if _fs.read_link(layout.next) == text:
+        return False
+    if not check_mode:
+        _fs.swap_symlink(path=layout.next, target=text, fsync=fsync)
+    return True
 
 
 def source_info(*, options: StageOptions, check_mode: bool) -> dict:
@@ -246,15 +305,18 @@ def fetch(
     plan: StagePlan,
     base: str | None,
     run_command: RunCommand | None = None,
+    digests: dict | None = None,
 ) -> dict:
     """Put the code into the release directory ``path``; return the extraction figures.
+
+    ``digests``, when given, gets the sha256 of every file written (for the content manifest).
 
     Records the verified checksum or the resolved git sha in ``plan.source``.
     """
     with extraction_errors():
         _extract = extractor()
         o = options
-        common = dict(dest=path, previous=base, dedupe=o.dedupe, strip_components=o.strip_components)
+        common = dict(dest=path, previous=base, dedupe=o.dedupe, strip_components=o.strip_components, digests=digests)
         if o.source in ('archive', 'directory'):
             if o.checksum:
                 plan.source['checksum'] = _source.verify_file(path=o.archive, checksum=o.checksum)
@@ -313,6 +375,7 @@ def stage_content(
     """Fetch the code (or assemble it from a delta bundle) into ``path``, then write its manifest."""
     delta_plan = options.delta_plan or {}
     entries = None
+    digests: dict = {}
     if delta_plan.get('bundle'):
         with manifest_errors():
             outcome = content().stage_from_bundle(
@@ -329,15 +392,21 @@ def stage_content(
             plan.source['checksum'] = options.checksum.lower()
     else:
         base = dedupe_base(releases=releases, current=current, dedupe=options.dedupe)
-        stats = fetch(layout=layout, path=path, options=options, plan=plan, base=base, run_command=run_command)
+        stats = fetch(
+            layout=layout, path=path, options=options, plan=plan, base=base, run_command=run_command, digests=digests
+        )
     if options.source != 'none':
         with manifest_errors():
             plan.source['content_digest'] = content().write_manifest(
                 release=path,
                 entries=entries,
-                exclude=plan.shared_dirs + plan.shared_files + plan.writable_dirs,
+                exclude=plan.shared_dirs
+                + plan.shared_files
+                + plan.writable_dirs
+                + ([plan.id_file] if plan.id_file else []),
                 content_digest=options.content_digest if options.source in ('archive', 'directory') else None,
                 fsync=fsync,
+                digests=digests,
             )
     return stats
 
@@ -491,6 +560,13 @@ def present(
             links['linked'] or links['shared_created'] or links['shared_fixed'] or links['writable']
         )
         result['links'] = links
+        if plan.id_file and write_id_file(
+            release_path=existing.path, rel=plan.id_file, release_id=release_id, fsync=fsync, check_mode=check_mode
+        ):
+            result['changed'] = True
+        staged_next(
+            layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=check_mode, result=result
+        )
         return result
 
     if delta_plan.get('probe'):
@@ -510,6 +586,7 @@ def present(
     }
     if check_mode:
         result['state'] = _release.UNFINISHED
+        staged_next(layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=True, result=result)
         return result
 
     try:
@@ -542,8 +619,11 @@ def present(
         result['links'] = link_release(
             layout=layout, path=path, plan=plan, options=options, check_mode=False, warn=warn
         )
+        if plan.id_file:
+            write_id_file(release_path=path, rel=plan.id_file, release_id=release_id, fsync=fsync, check_mode=False)
         meta['source'] = plan.source
         _release.write_metadata(release_path=path, meta=meta, fsync=fsync)
+        staged_next(layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=False, result=result)
     except BaseException as exc:
         reason = str(exc) or type(exc).__name__
         cleanup_failed_stage(release=release, reason=reason, fsync=fsync)
@@ -562,6 +642,23 @@ def present(
     result['state'] = _release.UNFINISHED
     result['source'] = plan.source
     return result
+
+
+def staged_next(
+    *, layout: Layout, release_id: str, options: StageOptions, fsync: bool, check_mode: bool, result: dict
+) -> None:
+    """With next_link, point ROOT/next at the staged release and report it in ``result``."""
+    if not options.next_link:
+        return
+    before = _fs.read_link(layout.next)
+    if point_next(
+        layout=layout, release_id=release_id, link_style=options.link_style, fsync=fsync, check_mode=check_mode
+    ):
+        result['changed'] = True
+    result['next'] = layout.link_text(release_id, style=options.link_style)
+    diff = result.setdefault('diff', {'before': {}, 'after': {}})
+    diff['before']['next'] = before
+    diff['after']['next'] = result['next']
 
 
 def usable_release(
@@ -602,6 +699,7 @@ def active(
     prune: bool = False,
     keep: int = 5,
     protect: t.Sequence[str] = (),
+    min_age: int = 0,
     lock_token: str | None = None,
     unlock: bool = False,
     owner: dict | None = None,
@@ -638,7 +736,15 @@ def active(
     result['state'] = _release.COMPLETE
     if check_mode:
         if prune:
-            pruned = _release.prune(layout=layout, current=release_id, keep=keep, protect=protect, check_mode=True)
+            pruned = _release.prune(
+                layout=layout,
+                current=release_id,
+                keep=keep,
+                protect=protect,
+                previous=current,
+                min_age=min_age,
+                check_mode=True,
+            )
             result['removed'] = pruned['removed']
         return result
     if not was_complete:
@@ -651,7 +757,9 @@ def active(
         if outcome['late'] > 0.5:
             warn(f'switched {outcome["late"]:.3f}s after the agreed instant switch_at; other hosts switched earlier')
     if prune:
-        pruned = _release.prune(layout=layout, current=release_id, keep=keep, protect=protect)
+        pruned = _release.prune(
+            layout=layout, current=release_id, keep=keep, protect=protect, previous=current, min_age=min_age
+        )
         result['removed'] = pruned['removed']
         for line in _release.blocked_messages(pruned):
             warn(f'could not prune {line} (left whole: this user cannot delete them)')

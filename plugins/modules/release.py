@@ -153,6 +153,24 @@ options:
     description: Mode of O(writable_dirs).
     type: str
     default: "2775"
+  id_file:
+    description:
+      - With O(state=present), write the file C(<release>/<id_file>) (a path relative to the release,
+        for example V(REVISION) or V(public/VERSION)) holding the release id and a newline, mode
+        C(0644), so the application can tell which release it is, for example in a health check.
+      - Written when the release is staged, and added to a complete release that is not live. It
+        replaces a file of the same name from the code. Its parent directories must be real
+        directories of the release, and it must not be the metadata file or inside a shared path.
+    type: str
+  next_link:
+    description:
+      - With O(state=present), point C(ROOT/next) at the staged release after staging, with the same
+        temp link, C(rename(2)) and fsync as C(current), so a second server block or port can serve
+        the release for checks before the switch. Users never hit it.
+      - Pruning never removes the release C(next) points to. C(next) is left in place after the
+        switch; the next staging with O(next_link=true) moves it.
+    type: bool
+    default: false
   switch_at:
     description:
       - With O(state=active), the epoch time at which to rename. Every host prepares its temp link,
@@ -188,6 +206,14 @@ options:
     type: list
     elements: str
     default: []
+  min_age:
+    description:
+      - When pruning, also keep every release that was live less than this many seconds ago (the
+        time C(current) left it, recorded as C(deactivated_at) in its metadata).
+      - The release that was current before this switch is always kept, whatever O(min_age) is; see
+        M(atomic.deploy.release_prune).
+    type: int
+    default: 0
   unlock:
     description: With O(state=active) or O(state=failed), release the lock held with O(lock_token) at the end.
     type: bool
@@ -214,7 +240,8 @@ options:
     type: str
   delta_plan:
     description:
-      - Internal, set by the action plugin for the two module runs of delta staging. Do not set it.
+      - Internal, set by the action plugin for the two module runs of delta staging (C(probe),
+        C(bundle), C(lock_acquired)). Do not set it.
     type: dict
 attributes:
   action:
@@ -338,6 +365,11 @@ switch_late:
   description: Seconds the host reached the switch after O(switch_at) (0 when on time).
   returned: when switched
   type: float
+next:
+  description: The text of the C(ROOT/next) link after the task, with O(next_link=true).
+  returned: with O(state=present) and O(next_link=true), unless the release was already live
+  type: str
+  sample: releases/20260112T143052Z
 removed:
   description: Release ids pruned, with O(prune=true).
   returned: always
@@ -358,13 +390,30 @@ source:
   type: dict
 delta:
   description:
-    - How the code reached the host. RV(delta.mode) is V(delta) (only missing content was sent),
-      V(full) (the whole artifact, because the host held nothing usable) or V(none) (nothing sent, a live
-      no-op or a release already complete). RV(delta.sent_bytes) is the size of the file sent.
-    - With O(delta_plan.probe), the content the host holds (internal).
+    - How the code reached the host (see C(docs/delta.md)).
   returned: with O(source=archive) or O(source=directory) staged over a remote connection with O(delta=true)
   type: dict
-  sample: {mode: delta, sent_bytes: 612345, sent_files: 50, held_files: 4950, linked: 4950}
+  contains:
+    mode:
+      description:
+        - V(delta) (only missing content was sent), V(full) (the whole artifact, because the host held
+          nothing usable) or V(none) (nothing sent, a live no-op or a release already complete).
+      type: str
+      returned: always
+      sample: delta
+    sent_bytes:
+      description: Size of the file sent to the host (the delta bundle or the artifact).
+      type: int
+      returned: always
+      sample: 13662
+    sent_files:
+      description: Distinct contents sent, with RV(delta.mode=delta).
+      type: int
+      returned: when only missing content was sent
+    held_files:
+      description: Distinct contents the host already held in its complete releases.
+      type: int
+      returned: when something was sent
 backup:
   description: Where an adopted C(current) directory was moved, with O(adopt=true). V(null) otherwise.
   returned: when switched
@@ -454,12 +503,15 @@ def main() -> None:
             link_style=dict(type='str', choices=['relative', 'absolute'], default='relative'),
             writable_dirs=dict(type='list', elements='str', default=[]),
             writable_mode=dict(type='str', default='2775'),
+            id_file=dict(type='str'),
+            next_link=dict(type='bool', default=False),
             switch_at=dict(type='float'),
             adopt=dict(type='bool', default=False),
             fsync=dict(type='bool', default=True),
             prune=dict(type='bool', default=False),
             keep=dict(type='int', default=5),
             protect=dict(type='list', elements='str', default=[]),
+            min_age=dict(type='int', default=0),
             unlock=dict(type='bool', default=False),
             reason=dict(type='str', default='failed'),
             delta=dict(type='bool', default=True),
@@ -488,7 +540,7 @@ def main() -> None:
         layout = _release.Layout(p['root'])
         release_id = _release.validate_id(p['id'], name='id')
         result['release_path'] = layout.release(release_id)
-        _release.validate_prune_args(keep=p['keep'], protect=p['protect'])
+        _release.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
         if p['state'] == 'present':
 
             def run_command(argv: list[str]) -> tuple[int, bytes, str]:
@@ -518,6 +570,7 @@ def main() -> None:
                 prune=p['prune'],
                 keep=p['keep'],
                 protect=p['protect'],
+                min_age=p['min_age'],
                 lock_token=p['lock_token'],
                 unlock=p['unlock'],
                 owner=p['owner'],

@@ -15,6 +15,13 @@ description:
   - Keeps the newest O(keep) B(complete) releases in deploy order (the start time each release
     recorded, never the file mtime), the release C(current) points at, and every id in O(protect).
     After a rollback the current release may be older than newer failed ones; it is still kept.
+  - Also keeps the release that was current before the latest switch (the one C(current) left
+    last, by the C(deactivated_at) time a switch records in its metadata), until the next switch, as a
+    server that resolved C(current) only once, at start or at its last reload, may still serve it.
+    Releases switched away from before this rule existed have no C(deactivated_at) and are not
+    protected by it.
+  - Keeps every release that was live less than O(min_age) seconds ago, and the release
+    C(ROOT/next) points at (see O(atomic.deploy.release#module:next_link)).
   - Unfinished and failed releases never count toward O(keep). They are removed once they are
     older than the current release, and kept for inspection while newer.
   - Directories without atomic.deploy metadata are never removed.
@@ -44,6 +51,13 @@ options:
     type: list
     elements: str
     default: []
+  min_age:
+    description:
+      - Also keep every release that was live less than this many seconds ago. V(0) keeps only what
+        the other rules keep. Set it to the longest time a worker may keep serving the code it
+        started with (a long request, a queue job) when your servers are not reloaded on deploy.
+    type: int
+    default: 0
 attributes:
   action:
     support: full
@@ -117,6 +131,7 @@ def main() -> None:
             **_common.INLINE_LOCK_SPEC,
             keep=dict(type='int', default=5),
             protect=dict(type='list', elements='str', default=[]),
+            min_age=dict(type='int', default=0),
         ),
         supports_check_mode=True,
     )
@@ -124,7 +139,7 @@ def main() -> None:
     result = dict(changed=False, removed=[], kept=[], leftovers=[], blocked={})
     try:
         layout = _release.Layout(p['root'])
-        _release.validate_prune_args(keep=p['keep'], protect=p['protect'])
+        _release.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
         if _fs.lexists(layout.releases):
             with _common.held_lock(module, layout):
                 outcome = _release.prune(
@@ -132,6 +147,7 @@ def main() -> None:
                     current=_release.current_id(layout),
                     keep=p['keep'],
                     protect=p['protect'],
+                    min_age=p['min_age'],
                     check_mode=module.check_mode,
                 )
             result.update(

@@ -102,6 +102,10 @@ releases:
       description: When it was marked failed.
       type: str
       returned: always
+    deactivated_at:
+      description: When C(current) last left it (ISO 8601 UTC), V(null) if it never did; pruning reads it.
+      type: str
+      returned: always
     reason:
       description: Why it failed.
       type: str

@@ -332,3 +332,29 @@ def test_validate_entries_refuses_bad_shapes() -> None:
     with pytest.raises(M.ManifestError):
         M.validate_entries({'a': 1})
     assert M.validate_entries([['a', 'd', 0o755]]) == [['a', 'd', 0o755]]
+
+
+def test_digests_kept_by_the_extractor_match_a_fresh_read(tmp_path: Path) -> None:
+    src = tmp_path / 'src'
+    src.mkdir()
+    make_tree(src)
+    (tmp_path / 'a.tgz').write_bytes(tar_of(src))
+    dest = tmp_path / 'dest'
+    dest.mkdir()
+    digests: dict = {}
+    _extract.extract_archive(archive=str(tmp_path / 'a.tgz'), dest=str(dest), digests=digests)
+    assert digests['app/index.php'] == sha(b'<?php echo 1;\n')
+    from_digests, _records = M.from_tree(root=str(dest), known=digests)
+    fresh, _records = M.from_tree(root=str(dest))
+    assert from_digests == fresh
+
+
+def test_the_manifest_name_is_reserved_in_archives(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w') as tf:
+        tf.addfile(tarfile.TarInfo(M.MANIFEST_NAME), io.BytesIO(b''))
+    (tmp_path / 'a.tar').write_bytes(buf.getvalue())
+    dest = tmp_path / 'd'
+    dest.mkdir()
+    with pytest.raises(_extract.ExtractError, match='reserved'):
+        _extract.extract_archive(archive=str(tmp_path / 'a.tar'), dest=str(dest))

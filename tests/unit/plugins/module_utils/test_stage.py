@@ -324,3 +324,75 @@ def test_history_record_adds_host_and_who(layout):
 def test_validate_prune_args(keep, protect, text):
     with pytest.raises(_release.ReleaseError, match=text):
         _release.validate_prune_args(keep=keep, protect=protect)
+
+
+# --- id_file and next_link ------------------------------------------------------------------------
+
+
+def test_id_file_holds_the_release_id(layout, warnings, tmp_path):
+    archive = tarball(tmp_path / 'a.tgz', {'public/index.php': '<?php', 'REVISION': 'from the code'})
+    stage(layout, 'r1', warnings, source='archive', archive=archive, id_file='public/VERSION')
+    path = os.path.join(layout.release('r1'), 'public', 'VERSION')
+    with open(path) as handle:
+        assert handle.read() == 'r1\n'
+    assert os.stat(path).st_mode & 0o7777 == 0o644
+    stage(layout, 'r2', warnings, source='archive', archive=archive, id_file='REVISION')
+    with open(os.path.join(layout.release('r2'), 'REVISION')) as handle:
+        assert handle.read() == 'r2\n'  # replaces the file of the same name from the code
+
+
+def test_id_file_is_added_to_a_complete_release_that_is_not_live(layout, warnings):
+    deploy(layout, 'r1', warnings)
+    deploy(layout, 'r2', warnings)
+    check = stage(layout, 'r1', warnings, id_file='REVISION', check_mode=True)
+    assert check['changed'] is True and not os.path.exists(os.path.join(layout.release('r1'), 'REVISION'))
+    assert stage(layout, 'r1', warnings, id_file='REVISION')['changed'] is True
+    assert stage(layout, 'r1', warnings, id_file='REVISION')['changed'] is False
+
+
+@pytest.mark.parametrize(
+    ('id_file', 'shared', 'text'),
+    [
+        ('.release.json', [], 'is the release metadata file'),
+        ('storage/VERSION', ['storage'], 'inside the shared path storage'),
+        ('.env', ['.env'], 'inside the shared path .env'),
+        ('../VERSION', [], 'contains ".."'),
+        ('/VERSION', [], 'is absolute'),
+    ],
+)
+def test_id_file_refusals(id_file, shared, text):
+    with pytest.raises(_release.ReleaseError, match=text) as caught:
+        _stage.plan_stage(options=_stage.StageOptions(id_file=id_file, shared_dirs=shared), check_mode=False)
+    assert caught.value.details['name'] == 'id_file'
+
+
+def test_id_file_is_never_written_through_a_link(layout, warnings, tmp_path):
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    os.makedirs(layout.releases)
+    deploy(layout, 'r1', warnings)
+    os.symlink(str(outside), os.path.join(layout.release('r1'), 'public'))
+    deploy(layout, 'r2', warnings)
+    with pytest.raises(_release.ReleaseError, match='is not a directory of the release'):
+        stage(layout, 'r1', warnings, id_file='public/VERSION')
+    assert os.listdir(outside) == []
+
+
+def test_next_link_points_at_the_staged_release(layout, warnings):
+    deploy(layout, 'r1', warnings)
+    check = stage(layout, 'r2', warnings, next_link=True, check_mode=True)
+    assert check['next'] == 'releases/r2' and check['diff']['after']['next'] == 'releases/r2'
+    assert not os.path.lexists(layout.next)
+    result = stage(layout, 'r2', warnings, next_link=True)
+    assert os.readlink(layout.next) == 'releases/r2' and result['next'] == 'releases/r2'
+    assert os.readlink(layout.current) == 'releases/r1'
+    assert result['diff']['before']['next'] is None
+    again = stage(layout, 'r2', warnings, next_link=True)  # unfinished: rebuilt, next already right
+    assert os.readlink(layout.next) == 'releases/r2' and again['diff']['before']['next'] == 'releases/r2'
+    assert not [n for n in os.listdir(layout.root) if n.startswith('.next.tmp-')]
+
+
+def test_next_link_refuses_a_real_directory(layout, warnings):
+    os.makedirs(layout.next)
+    with pytest.raises(_release.ReleaseError, match='not a symlink; refusing to replace it with the next link'):
+        stage(layout, 'r1', warnings, next_link=True)
