@@ -16,6 +16,7 @@
 #   make matrix       every ansible-core 2.16-2.21 in its own venv: sanity, units, a deploy/rollback/status
 #                     run, every module on each target Python (tests/matrix/cores.yml; MATRIX_ARGS=--core X)
 #   make bench        bench/run.sh
+#   make bench-net    bench/run.sh net: deploys to SSH test hosts over links shaped to 100 Mbit/s (root; not in make test)
 #   make build        ansible-galaxy collection build into build/dist
 #   make clean        remove build output, test output and caches; `make distclean` also .venv
 #
@@ -49,7 +50,7 @@ TEST_STAGES := lint sanity units build-test integration role-tests reliability a
 	$(if $(HOST_TESTS),host-tests) $(if $(MOLECULE_SCENARIOS),molecule) matrix
 
 .PHONY: help setup setup-demo demo test lint sanity units build-test integration role-tests \
-	reliability appstack ecosystem host-tests molecule matrix bench build clean distclean
+	reliability appstack ecosystem host-tests molecule matrix bench bench-net build clean distclean
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -134,6 +135,9 @@ matrix: setup
 
 bench: setup
 	bash bench/run.sh
+
+bench-net: setup
+	bash bench/run.sh net
 
 build: setup
 	ansible-galaxy collection build --force --output-path build/dist

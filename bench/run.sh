@@ -20,6 +20,16 @@
 #   BENCH_README       0 to leave bench/README.md alone (quick or partial runs)
 #   BENCH_STRICT       1 to exit 1 when a target is missed
 #   BENCH_PYTHON       interpreter that creates bench/.venv (default python3)
+#
+# The network bench (make bench-net): `bash bench/run.sh net`, or BENCH_CASES=net. It runs bench/net.py
+# instead of bench/bench.py (real SSH hosts over shaped links; needs root), with:
+#   BENCH_NET_HOSTS    host counts (default "1 4 8")
+#   BENCH_NET_ROUNDS   rounds, every case once per round, interleaved (default 3)
+#   BENCH_NET_CASES    subset of: rsync_floor ansible_floor ours_archive ours_directory ours_noop
+#   BENCH_NET_LABEL    a name for the run (results also go to bench/results/net-LABEL.json)
+#   BENCH_NET_DELTA_CACHE  cold (default: every run starts with an empty controller-side delta cache)
+#                      or warm (every run starts with the cache its round's v1 deploy left)
+#   BENCH_README, BENCH_STRICT, BENCH_RESULTS, BENCH_DEPLOY_PLAYBOOK as above
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -54,6 +64,13 @@ ensure_venv() {
     printf '%s' "${wanted}" >"${stamp}"
 }
 
+mode=local
+if [[ "${1:-}" == net || "${BENCH_CASES:-}" == net ]]; then
+    mode=net
+elif [[ $# -gt 0 ]]; then
+    die "unknown argument $1 (the only one is: net)"
+fi
+
 # More than one bench at a time would measure each other.
 exec 9<"${BASH_SOURCE[0]}"
 flock -n 9 || die "another bench/run.sh is running (lock on ${BASH_SOURCE[0]})"
@@ -67,7 +84,17 @@ log "generating the artifacts (cached in ${CACHE}/artifacts)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/atomic-bench.XXXXXX")"
 mounted=false
+child=""
 cleanup() {
+    if [[ -n "${child}" ]] && kill -0 "${child}" 2>/dev/null; then
+        kill -TERM "${child}" 2>/dev/null || true
+        wait "${child}" 2>/dev/null || true
+    fi
+    if [[ "${mode}" == net ]]; then
+        # net.py tears down itself; this also covers a net.py that was killed outright.
+        python3 "${BENCH_DIR}/../tests/hosts/hostctl.py" down --name benchnet >/dev/null 2>&1 \
+            || log "hostctl down --name benchnet failed"
+    fi
     if [[ "${mounted}" == true ]]; then
         umount "${WORK}" 2>/dev/null || umount -l "${WORK}" || log "could not unmount ${WORK}"
     else
@@ -87,6 +114,32 @@ elif grep -qs ' /dev/shm tmpfs ' /proc/mounts; then
     log "cannot mount a tmpfs; using ${WORK}"
 else
     die "cannot mount a tmpfs on ${WORK} and /dev/shm is not a tmpfs: the figures would measure the disk"
+fi
+
+if [[ "${mode}" == net ]]; then
+    args=(
+        --work "${WORK}"
+        --artifacts "${CACHE}/artifacts"
+        --venv "${VENV}"
+        --rounds "${BENCH_NET_ROUNDS:-3}"
+        --hosts "${BENCH_NET_HOSTS:-1 4 8}"
+    )
+    [[ -n "${BENCH_NET_CASES:-}" ]] && args+=(--cases "${BENCH_NET_CASES}")
+    [[ -n "${BENCH_NET_LABEL:-}" ]] && args+=(--label "${BENCH_NET_LABEL}")
+    [[ -n "${BENCH_NET_DELTA_CACHE:-}" ]] && args+=(--delta-cache "${BENCH_NET_DELTA_CACHE}")
+    [[ -n "${BENCH_DEPLOY_PLAYBOOK:-}" ]] && args+=(--deploy-playbook "${BENCH_DEPLOY_PLAYBOOK}")
+    [[ -n "${BENCH_RESULTS:-}" ]] && args+=(--results "${BENCH_RESULTS}")
+    [[ "${BENCH_README:-1}" == 0 ]] && args+=(--no-readme)
+    [[ "${BENCH_STRICT:-0}" == 1 ]] && args+=(--strict)
+    # In the background so a signal reaches this script's trap at once, which passes it on; net.py
+    # then removes its qdiscs and hosts.
+    trap 'kill -TERM "${child}" 2>/dev/null; wait "${child}"; exit 130' INT TERM
+    "${VENV}/bin/python" "${BENCH_DIR}/net.py" "${args[@]}" &
+    child=$!
+    rc=0
+    wait "${child}" || rc=$?
+    child=""
+    exit "${rc}"
 fi
 
 args=(
