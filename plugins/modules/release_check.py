@@ -31,6 +31,8 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+requirements:
+  - Python 3.8 or newer on the target; on an older one the module fails with a message that says so.
 options:
   url:
     description: The URL to request (C(http://) or C(https://)), with a GET.
@@ -167,7 +169,12 @@ from urllib.error import HTTPError
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
-from ansible_collections.atomic.deploy.plugins.module_utils import _http
+
+# _python refuses a target Python older than 3.8, as for every other module (through _fs).
+from ansible_collections.atomic.deploy.plugins.module_utils import (  # pylint: disable=unused-import
+    _http,
+    _python,  # noqa: F401
+)
 
 
 def open_answer(url: str, *, headers: dict, timeout: float, validate_certs: bool) -> _http.Answer:

@@ -6,6 +6,9 @@ target Python older than 3.8 (a SyntaxError, or ansible-core's own minimum check
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import pytest
 from ansible.plugins.action import ActionBase
 from ansible_collections.atomic.deploy.plugins.plugin_utils import _controller
@@ -112,3 +115,19 @@ def test_other_results_pass_through_untouched(module_result, result):
 def test_a_syntax_error_on_a_new_python_is_left_as_it_is(module_result):
     original = failed(module_stderr='  File "/usr/lib/python3.11/runpy.py"\nSyntaxError: bad\n')
     assert Probe(result=original)._execute_module(task_vars={}) == original
+
+
+# Every module that runs on the host has an action plugin of its own that gives the clear message
+# (release_plan runs on the controller only). A module added later without one would fail on Python
+# 2.7 and 3.6 with a bare SyntaxError.
+HOST_MODULES = sorted(
+    path.stem
+    for path in (Path(_controller.__file__).parents[1] / 'modules').glob('*.py')
+    if path.stem not in ('__init__', 'release_plan')
+)
+
+
+@pytest.mark.parametrize('module', HOST_MODULES)
+def test_every_host_module_has_the_target_python_action(module):
+    action = importlib.import_module(f'ansible_collections.atomic.deploy.plugins.action.{module}')
+    assert issubclass(action.ActionModule, _controller.TargetPythonActionBase), module
