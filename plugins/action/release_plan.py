@@ -47,7 +47,7 @@ class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset()
+    _VALID_ARGS = frozenset(('overrides',))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -55,6 +55,17 @@ class ActionModule(ActionBase):
         del tmp
         values = {name: task_vars[name] for name in _plan.VARIABLES if name in task_vars}
         values = self._templar.template(values)
+        overrides = self._task.args.get('overrides') or {}
+        if not isinstance(overrides, dict):
+            result.update(
+                failed=True, msg=f'overrides must be a dict of role variables, got {type(overrides).__name__}'
+            )
+            return result
+        unknown = sorted(set(overrides) - set(_plan.VARIABLES))
+        if unknown:
+            result.update(failed=True, msg=f'overrides names variables the plan does not read: {", ".join(unknown)}')
+            return result
+        values.update(overrides)
         try:
             plan = _plan.make_plan(
                 values=values,

@@ -600,6 +600,8 @@ def prune(
     staged = next_id(layout)
     if staged is not None:
         protect.append(staged)
+    if previous is None and not any(deactivated_at(r) is not None for r in releases):
+        previous = previous_from_history(layout, current)
     remove, kept = prune_plan(
         releases, current=current, keep=keep, protect=protect, previous=previous, min_age=min_age, now=now
     )
@@ -607,6 +609,18 @@ def prune(
     outcome['kept'] = [r.id for r in kept]
     outcome['before'] = [r.id for r in releases]
     return outcome
+
+
+def previous_from_history(layout: Layout, current: str | None) -> str | None:
+    """The release the latest switch left, from the history: for roots whose releases have no deactivated_at yet
+    (switched by a version that did not record it)."""
+    from ansible_collections.atomic.deploy.plugins.module_utils import _history  # _history imports this module
+
+    for entry in reversed(_history.read(path=layout.history, last=50)):
+        if entry.get('event') in ('deploy', 'activate', 'rollback') and entry.get('id') == current:
+            left = entry.get('previous')
+            return left if isinstance(left, str) and left != current else None
+    return None
 
 
 def blocked_messages(pruned: dict) -> list[str]:

@@ -13,9 +13,9 @@ short_description: Check the release role's variables and plan a deploy run, on 
 version_added: 0.2.0
 description:
   - Used by the C(atomic.deploy.release) role as the first task of a deploy. It runs on the
-    controller only (an action plugin; nothing runs on the host) and takes no options. Like
+    controller only (an action plugin; nothing runs on the host). Like
     M(ansible.builtin.validate_argument_spec), it reads the role variables of the first host of the
-    batch from the task vars.
+    batch from the task vars; O(overrides) replaces some of them.
   - "Checks every rule that involves the role variables, once, and fails naming each variable that
     breaks one: C(release_root) absolute, a valid C(release_id), C(release_keep) at least 1, the
     variables each C(release_source) needs, the commands (C(release_migrate_command),
@@ -34,7 +34,13 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
   - ansible.builtin.action_common_attributes.flow
-options: {}
+options:
+  overrides:
+    description:
+      - Role variables to plan with instead of their values in the task vars, for example to check a
+        planned C(release_id) before a deploy. Only the variables the plan reads are accepted.
+    type: dict
+    default: {}
 attributes:
   action:
     support: full
@@ -63,6 +69,13 @@ EXAMPLES = r"""
   atomic.deploy.release_plan:
   run_once: true
   register: __release_plan
+
+- name: Check that a release id and keep count would be accepted
+  atomic.deploy.release_plan:
+    overrides:
+      release_id: v2.4.0
+      release_keep: 3
+  run_once: true
 """
 
 RETURN = r"""

@@ -18,8 +18,8 @@ description:
   - Also keeps the release that was current before the latest switch (the one C(current) left
     last, by the C(deactivated_at) time a switch records in its metadata), until the next switch, as a
     server that resolved C(current) only once, at start or at its last reload, may still serve it.
-    Releases switched away from before this rule existed have no C(deactivated_at) and are not
-    protected by it.
+    When no release has C(deactivated_at) yet (switched by an earlier version), the latest switch
+    in the history names it.
   - Keeps every release that was live less than O(min_age) seconds ago, and the release
     C(ROOT/next) points at (see O(atomic.deploy.release#module:next_link)).
   - Unfinished and failed releases never count toward O(keep). They are removed once they are

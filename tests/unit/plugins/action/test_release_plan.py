@@ -54,13 +54,13 @@ def task_vars(**extra) -> dict:
     return found
 
 
-def action(variables: dict):
+def action(variables: dict, args: dict | None = None):
     from ansible.parsing.dataloader import DataLoader
     from ansible.playbook.play_context import PlayContext
     from ansible.template import Templar
 
     task = MagicMock()
-    task.args = {}
+    task.args = args or {}
     task.async_val = 0
     task.check_mode = False
     task.diff = False
@@ -181,3 +181,22 @@ def test_unknown_host_in_hostvars_is_no_previous_plan():
 
     variables = {'hostvars': HostVars(), 'ansible_play_hosts_all': HOSTS, 'ansible_play_batch': ['h2']}
     assert previous_plan(variables) is None
+
+
+def test_overrides_replace_task_vars():
+    variables = task_vars(release_id='v1')
+    result = action(variables, {'overrides': {'release_id': 'v2', 'release_keep': 2}}).run(task_vars=variables)
+    assert result['plan']['id'] == 'v2', result
+
+
+@pytest.mark.parametrize(
+    ('overrides', 'msg'),
+    [
+        ('release_id=v2', 'overrides must be a dict of role variables, got str'),
+        ({'release_idd': 'v2'}, 'overrides names variables the plan does not read: release_idd'),
+    ],
+)
+def test_bad_overrides(overrides, msg):
+    variables = task_vars()
+    result = action(variables, {'overrides': overrides}).run(task_vars=variables)
+    assert result['failed'] is True and result['msg'] == msg

@@ -133,3 +133,14 @@ def test_prune_never_removes_the_release_next_points_at(layout):
 def test_min_age_must_be_whole_seconds(min_age):
     with pytest.raises(_release.ReleaseError, match='min_age must be a number of seconds >= 0'):
         _release.validate_prune_args(keep=1, protect=[], min_age=min_age)
+
+
+def test_without_deactivated_at_the_history_names_the_previous_release(layout):
+    for rid in ('r1', 'r2', 'r3'):
+        deploy(layout, rid)
+    for rid in ('r1', 'r2'):  # as switched by a version that did not record deactivated_at
+        data = meta(layout, rid)
+        data.pop('deactivated_at')
+        _release.write_metadata(release_path=layout.release(rid), meta=data)
+    outcome = _release.prune(layout=layout, current='r3', keep=1, check_mode=True)
+    assert outcome['removed'] == ['r1']  # r2: the history's last deploy of r3 left it
