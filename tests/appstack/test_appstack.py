@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 from _stack import (
     FILES,
-    REPO_ROOT,
     Ansible,
     Gunicorn,
     LoadClient,
@@ -40,12 +39,6 @@ from _stack import (
     switch_time,
 )
 
-ROLE_DEFAULTS = (REPO_ROOT / 'roles' / 'release' / 'defaults' / 'main.yml').read_text(encoding='utf-8')
-# The role's identity and pre-switch checks (issue 13). Without them the gunicorn cases check the
-# identity through the role's hooks and this suite's task files, and the cases that need them fail.
-ROLE_CHECKS = 'release_precheck_url' in ROLE_DEFAULTS and 'release_healthcheck_expect_id' in ROLE_DEFAULTS
-# The role writes the id into the release (release_id_file): the archives then leave RELEASE out.
-ROLE_ID_FILE = 'release_id_file' in ROLE_DEFAULTS
 LOAD_WORKERS = 2
 SETTLE = 1.0  # seconds of load after each playbook returns, to count stale responses
 
@@ -76,20 +69,14 @@ class Site:
         }
         if self.reload_command:
             values['release_reload_command'] = self.reload_command
-        if ROLE_ID_FILE:
-            values['release_id_file'] = 'RELEASE'
-        if ROLE_CHECKS:
-            values.update(release_healthcheck_expect_id=True, release_healthcheck_header='X-Release')
-            if self.gunicorn is not None:
-                # New workers import the app 1.5 to 5 s after the HUP here: more attempts, same delay
-                # (docs/app-servers.md, "a slow starter").
-                values['release_healthcheck_retries'] = 20
-        elif self.gunicorn is not None:
-            values.update(
-                release_hooks_after_activate=[str(FILES / 'check_deployed.yml')],
-                appstack_url=self.url,
-                appstack_known_ids=list(self.ids),
-            )
+        # The role writes the id into the release (the archives leave RELEASE out) and checks it.
+        values.update(
+            release_id_file='RELEASE', release_healthcheck_expect_id=True, release_healthcheck_header='X-Release'
+        )
+        if self.gunicorn is not None:
+            # New workers import the app 2 to 5 s after the HUP here: more attempts, same delay
+            # (docs/app-servers.md, "a slow starter").
+            values['release_healthcheck_retries'] = 20
         return values
 
     def rollback_variables(self) -> dict:
@@ -116,7 +103,7 @@ class Stack:
     def archive(self, site: Site, release_id: str, *, broken: bool = False) -> Path:
         dest = self.workdir / 'archives' / site.kind / f'{release_id}.tar.gz'
         if not dest.exists():
-            build_release(dest=dest, kind=site.kind, release_id=release_id, broken=broken, id_file=not ROLE_ID_FILE)
+            build_release(dest=dest, kind=site.kind, release_id=release_id, broken=broken, id_file=False)
         return dest
 
 
@@ -180,7 +167,6 @@ def stack(workdir: Path, ansible: Ansible):
                 'release_healthcheck_expect_id',
                 'release_healthcheck_header',
                 'release_reload_command',
-                'release_hooks_after_activate',
             ):
                 variables.pop(key, None)
             first.append(('deploy', variables))
