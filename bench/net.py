@@ -1257,10 +1257,13 @@ def update_readmes(*, runs: list[dict]) -> None:
             f'{render_breakdown(run)}'
         )
     bench_body = '\n\n'.join(([f'#### Side by side\n\n{comparison}'] if comparison else []) + full)
+    # README.md: the runs with a cold cache only (baseline and delta), so the table stays readable
+    cold = [run for run in runs if run['parameters'].get('delta_cache', 'cold') == 'cold']
+    readme_comparison = render_comparison(cold) if len(cold) > 1 else ''
     readme_body = (
-        f'{render_header(latest)}\n\n{comparison}\n\n{render_targets(latest)}'
-        if comparison
-        else (f'{render_header(latest)}\n\n{render_tables(latest)}')
+        f'{render_header(latest)}\n\n{readme_comparison}\n\n{render_targets(latest)}'
+        if readme_comparison
+        else f'{render_header(latest)}\n\n{render_tables(latest)}'
     )
     for readme, body in ((BENCH_DIR / 'README.md', bench_body), (REPO_ROOT / 'README.md', readme_body)):
         text = readme.read_text()
