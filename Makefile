@@ -10,6 +10,7 @@
 #   make build-test   build + offline install of the collection tarball (tests/build/run.sh)
 #   make integration  ansible-test integration --local --python 3.11 (tests/integration/targets)
 #   make role-tests | reliability | ecosystem   tests/<suite>/run.sh
+#   make appstack     tests/appstack/run.sh: real nginx + php-fpm (OPcache) and gunicorn under load
 #   make host-tests   pytest tests/hosts (the SSH test hosts molecule uses), rootfs built first
 #   make molecule     molecule test --all (in `make test` once molecule/*/molecule.yml exists)
 #   make bench        bench/run.sh
@@ -43,11 +44,11 @@ TREE := bash scripts/collection-tree.sh >/dev/null
 
 MOLECULE_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
 HOST_TESTS := $(sort $(wildcard tests/hosts/test_*.py))
-TEST_STAGES := lint sanity units build-test integration role-tests reliability ecosystem \
+TEST_STAGES := lint sanity units build-test integration role-tests reliability appstack ecosystem \
 	$(if $(HOST_TESTS),host-tests) $(if $(MOLECULE_SCENARIOS),molecule)
 
 .PHONY: help setup setup-demo demo test lint sanity units build-test integration role-tests \
-	reliability ecosystem host-tests molecule bench bench-net build clean distclean
+	reliability appstack ecosystem host-tests molecule bench bench-net build clean distclean
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -110,6 +111,9 @@ role-tests: setup
 
 reliability: setup
 	bash tests/reliability/run.sh
+
+appstack: setup
+	bash tests/appstack/run.sh
 
 ecosystem: setup
 	bash tests/ecosystem/run.sh

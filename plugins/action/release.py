@@ -151,6 +151,8 @@ class ActionModule(OwnerActionBase):
             return None
         try:
             interpreter = str(self._templar.template(interpreter))
+            if not interpreter.startswith('/'):
+                return None  # 'auto' and friends: the module run discovers it
             script = _delta.live_check_script(
                 root=str(args['root']),
                 release_id=str(args['id']),

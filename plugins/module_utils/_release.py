@@ -303,9 +303,7 @@ def prune_plan(
       than the current release (callers hold the deploy lock, so none of them is being built);
     - unmanaged directories are never removed.
     """
-    validate_prune_args(keep=keep, protect=protect)
-    if isinstance(min_age, bool) or not isinstance(min_age, int) or min_age < 0:
-        raise ReleaseError(f'min_age must be a number of seconds >= 0, got {min_age}', name='min_age')
+    validate_prune_args(keep=keep, protect=protect, min_age=min_age)
     protected = set(protect)
     if current is not None:
         protected.add(current)

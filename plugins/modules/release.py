@@ -318,6 +318,25 @@ EXAMPLES = r"""
     git_repo: https://git.example.com/app.git
     git_version: v2.4.0
 
+- name: Stage with its id in public/REVISION and ROOT/next pointing at it, for a check before the switch
+  atomic.deploy.release:
+    root: /srv/www/example
+    id: "20260112T143052Z"
+    lock: true
+    source: archive
+    archive: dist/app.tar.gz
+    id_file: public/REVISION
+    next_link: true
+
+- name: Go live; pruning keeps what was live in the last ten minutes too
+  atomic.deploy.release:
+    root: /srv/www/example
+    id: "20260112T143052Z"
+    state: active
+    prune: true
+    keep: 3
+    min_age: 600
+
 - name: Mark a release failed
   atomic.deploy.release:
     root: /srv/www/example

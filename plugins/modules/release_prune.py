@@ -85,6 +85,12 @@ EXAMPLES = r"""
     root: /srv/www/example
     keep: 3
 
+- name: Keep three, and every release live within the last hour (workers that never reload)
+  atomic.deploy.release_prune:
+    root: /srv/www/example
+    keep: 3
+    min_age: 3600
+
 - name: See what would go, keeping a release pinned for an audit
   atomic.deploy.release_prune:
     root: /srv/www/example

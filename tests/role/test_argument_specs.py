@@ -34,6 +34,7 @@ ROLE_SET = {
     'release_migrate_result',
     'release_healthcheck_result',
     'release_healthcheck_url_result',
+    'release_precheck_result',
     'release_rollback_result',
     'release_status_result',
     'release_deploy_id',
@@ -70,9 +71,22 @@ def specs() -> dict:
     return load_yaml(path=ROLE / 'meta' / 'argument_specs.yml')['argument_specs']
 
 
+# Role variables read in Python by the plan (atomic.deploy.release_plan) that main.yml runs.
+PLAN_VARIABLES = set(
+    re.findall(
+        r"'(release_[a-z0-9_]+)'",
+        (REPO_ROOT / 'plugins' / 'plugin_utils' / '_plan.py')
+        .read_text(encoding='utf-8')
+        .split('VARIABLES = (', 1)[1]
+        .split(')', 1)[0],
+    )
+)
+
+
 def used_variables(*, entry: str) -> set[str]:
-    """release_* names the entry point's task files read, without the names the role itself sets."""
-    names: set[str] = set()
+    """release_* names the entry point's task files (and for main, the plan) read, without the names the
+    role itself sets."""
+    names: set[str] = set(PLAN_VARIABLES) if entry == 'main' else set()
     for name in ENTRY_FILES[entry]:
         text = (TASKS / name).read_text(encoding='utf-8')
         names.update(VARIABLE.findall(text))

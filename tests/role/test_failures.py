@@ -128,7 +128,7 @@ def test_failed_url_check_on_one_host_rolls_every_host_back(
     assert sorted(requests) == ['/h1', '/h2', '/h3'], requests
     assert 'release k6 failed after the switch' in run.stdout, run.describe()
     assert 'rolled back to k4' in run.stdout, run.describe()
-    assert re.search(r'host h3\b.*Status code was 500', run.stdout), run.describe()
+    assert re.search(r'host h3\b.*answered status 500', run.stdout), run.describe()
     for host, root in fleet.roots.items():
         assert current(root) == 'k4', f'{host}: not rolled back'
         assert meta(root, release='k6')['state'] == 'failed', f'{host}: k6 is not marked failed'

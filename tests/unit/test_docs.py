@@ -36,7 +36,16 @@ def ansible_doc(*args: str) -> subprocess.CompletedProcess:
 
 def test_every_module_is_found():
     assert (COLLECTIONS_ROOT / 'ansible_collections' / 'atomic' / 'deploy' / 'galaxy.yml').is_file()
-    assert MODULES == ['atomic_symlink', 'deploy_lock', 'release', 'release_prune', 'release_rollback', 'releases_info']
+    assert MODULES == [
+        'atomic_symlink',
+        'deploy_lock',
+        'release',
+        'release_check',
+        'release_plan',
+        'release_prune',
+        'release_rollback',
+        'releases_info',
+    ]
     listed = ansible_doc('--list', '--json', 'atomic.deploy')
     assert listed.returncode == 0, listed.stderr
     assert sorted(json.loads(listed.stdout)) == [f'atomic.deploy.{m}' for m in MODULES]

@@ -146,7 +146,8 @@ def test_release(tmp_path, run_module):
         run(dict(root=root, id=rid, state='complete', lock_token=staged['token']), check=True)
         run(dict(root=root, id=rid, state='complete', lock_token=staged['token']))
         run(dict(active, id=rid, lock_token=staged['token'], keep=5))
-    run(dict(present, id='r2'))  # complete, not live: only the links are checked
+    run(dict(present, id='r2', next_link=True, id_file='REVISION'), check=True)
+    run(dict(present, id='r2', next_link=True, id_file='REVISION'))  # complete, not live: links, id file, next
     run(dict(root=root, id='r2', state='active', switch_at=0.0, link_style='absolute'))  # late switch
     run(dict(root=root, id='r3', state='failed', reason='smoke test'), check=True)
     run(dict(root=root, id='r3', state='failed', reason='smoke test'))

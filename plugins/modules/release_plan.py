@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_plan
+short_description: Check the release role's variables and plan a deploy run, on the controller
+version_added: 0.2.0
+description:
+  - Used by the C(atomic.deploy.release) role as the first task of a deploy. It runs on the
+    controller only (an action plugin; nothing runs on the host) and takes no options. Like
+    M(ansible.builtin.validate_argument_spec), it reads the role variables of the first host of the
+    batch from the task vars.
+  - "Checks every rule that involves the role variables, once, and fails naming each variable that
+    breaks one: C(release_root) absolute, a valid C(release_id), C(release_keep) at least 1, the
+    variables each C(release_source) needs, the commands (C(release_migrate_command),
+    C(release_healthcheck_command), C(release_reload_command)) argv lists or strings without shell
+    syntax, non-negative retries and delays, C(release_switch_delay) V(auto) or seconds, and
+    C(release_migrate_host) in the first serial batch."
+  - Computes the release id (C(release_id), or the UTC time C(YYYYMMDDTHHMMSSZ)), the lock token,
+    the migrate host and which optional steps run.
+  - With C(run_once) and C(register=__release_plan), every host of the batch registers the plan; a
+    later C(serial) batch of the same play finds it on the hosts of the batch before it, reuses its id
+    and token, and does not migrate again. A later play, or the role run again for the same hosts,
+    gets a new plan.
+author:
+  - atomic.deploy maintainers (@atomic-deploy)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
+options: {}
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  become:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+  connection:
+    support: none
+  delegation:
+    support: none
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+seealso:
+  - module: atomic.deploy.release
+"""
+
+EXAMPLES = r"""
+- name: Plan and check the deploy
+  atomic.deploy.release_plan:
+  run_once: true
+  register: __release_plan
+"""
+
+RETURN = r"""
+plan:
+  description: The plan of the run.
+  returned: success
+  type: dict
+  contains:
+    id:
+      description: The release id, the same on every host and in every serial batch.
+      type: str
+      sample: 20260110T083022Z
+    token:
+      description: The deploy lock token of the run.
+      type: str
+    play:
+      description: Every host of the play (C(ansible_play_hosts_all)).
+      type: list
+      elements: str
+    hosts:
+      description: The hosts of this run so far, this batch included.
+      type: list
+      elements: str
+    batch:
+      description: The hosts of this serial batch.
+      type: list
+      elements: str
+    first:
+      description: Whether this is the first batch of the run.
+      type: bool
+    migrate_host:
+      description: The host that runs the migrations in this batch; empty when none does.
+      type: str
+    migrate_skipped:
+      description: C(release_migrate_host) is not a host of this run, which therefore does not migrate.
+      type: bool
+    switch_delay:
+      description: Seconds from agreeing on the switch instant to the rename (C(release_switch_delay) worked out).
+      type: float
+    migrate_argv:
+      description: The migration command as an argv list.
+      type: list
+      elements: str
+    healthcheck_argv:
+      description: The pre-activation health check command as an argv list.
+      type: list
+      elements: str
+    pre:
+      description: Whether pre-activation steps (hooks, migrations, health check) are configured.
+      type: bool
+    checks:
+      description: Whether post-activation steps (reloads, hooks, URL check) are configured.
+      type: bool
+problems:
+  description: Every rule the role variables break, each naming the variable.
+  returned: failure
+  type: list
+  elements: str
+  sample: ['release_keep must be at least 1, got 0']
+"""
