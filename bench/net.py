@@ -1246,8 +1246,10 @@ def load_runs(results_dir: Path) -> list[dict]:
 def update_readmes(*, runs: list[dict]) -> None:
     """bench/README.md: the comparison, then each run in full (newest first); README.md: the
     comparison and the newest run's targets."""
-    # the newest run with a cold delta cache (every host count) gives the README's targets
-    latest = next((run for run in reversed(runs) if run['parameters'].get('delta_cache', 'cold') == 'cold'), runs[-1])
+    # the README's targets: of the runs with a cold delta cache, the one with the most host counts (the newest
+    # of those)
+    cold_runs = [run for run in runs if run['parameters'].get('delta_cache', 'cold') == 'cold'] or runs
+    latest = max(cold_runs, key=lambda run: (len(run['hosts']), run['finished']))
     comparison = render_comparison(runs) if len(runs) > 1 else ''
     full = []
     for run in reversed(runs):
@@ -1257,10 +1259,14 @@ def update_readmes(*, runs: list[dict]) -> None:
             f'{render_breakdown(run)}'
         )
     bench_body = '\n\n'.join(([f'#### Side by side\n\n{comparison}'] if comparison else []) + full)
+    # README.md: the oldest cold run (the baseline) next to the one that gives the targets, so the table
+    # stays readable; bench/README.md has every run
+    pair = [run for run in cold_runs if run is cold_runs[0] or run is latest]
+    readme_comparison = render_comparison(pair) if len(pair) > 1 else ''
     readme_body = (
-        f'{render_header(latest)}\n\n{comparison}\n\n{render_targets(latest)}'
-        if comparison
-        else (f'{render_header(latest)}\n\n{render_tables(latest)}')
+        f'{render_header(latest)}\n\n{readme_comparison}\n\n{render_targets(latest)}'
+        if readme_comparison
+        else f'{render_header(latest)}\n\n{render_tables(latest)}'
     )
     for readme, body in ((BENCH_DIR / 'README.md', bench_body), (REPO_ROOT / 'README.md', readme_body)):
         text = readme.read_text()
