@@ -40,6 +40,7 @@ def test_every_module_is_found():
         'atomic_symlink',
         'deploy_lock',
         'release',
+        'release_check',
         'release_plan',
         'release_prune',
         'release_rollback',
