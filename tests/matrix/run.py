@@ -35,7 +35,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-BUILD = REPO_ROOT / 'build' / 'matrix'
+# MATRIX_BUILD: another directory for venvs, logs and scratch (two matrix runs at once)
+BUILD = Path(os.environ.get('MATRIX_BUILD') or REPO_ROOT / 'build' / 'matrix').resolve()
 STEPS = ('sanity', 'units', 'e2e', 'targets')
 MIN_TARGET = (3, 8)
 _print_lock = threading.Lock()
