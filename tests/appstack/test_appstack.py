@@ -10,7 +10,8 @@
 each through deploy, deploy and rollback (playbooks/deploy.yml, rollback.yml) while a load client requests
 ``/`` without pause. Asserted: 0 non-2xx, 0 mixed pages, 0 stale responses once the playbook returned.
 Then the failures: a broken release (HTTP 500) caught before the switch (``release_precheck_url`` against
-ROOT/next), the same release without the pre-switch check live for at most 3 s with the role's defaults, and
+ROOT/next), the same release without the pre-switch check live only for the role's default polling and
+three module runs (its live time is reported), and
 gunicorn ``--preload`` + HUP (the new release never served) caught by the identity check; each ends with the
 role's own final message.
 """
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from _stack import (
     FILES,
     Ansible,
@@ -41,6 +43,22 @@ from _stack import (
 
 LOAD_WORKERS = 2
 SETTLE = 1.0  # seconds of load after each playbook returns, to count stale responses
+_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[2] / 'roles/release/defaults/main.yml').read_text())
+DEFAULT_RETRIES = int(_DEFAULTS['release_healthcheck_retries'])
+DEFAULT_DELAY = float(_DEFAULTS['release_healthcheck_delay'])
+
+
+def task_seconds(results: list[dict], name: str) -> float | None:
+    """How long the first task whose name ends with ``name`` ran (its start to its result), from the callback."""
+    started = None
+    for record in results:
+        if not record['task'].endswith(name):
+            continue
+        if record['status'] == 'start':
+            started = record['t']
+        elif started is not None:
+            return record['t'] - started
+    return None
 
 
 @dataclasses.dataclass
@@ -314,7 +332,7 @@ def test_broken_release_is_caught_before_the_switch(stack: Stack, ansible: Ansib
     assert set(responses.counts()) == {'v1'}, responses.counts()
 
 
-def test_broken_release_without_precheck_is_live_at_most_3s(stack: Stack, ansible: Ansible, figures) -> None:
+def test_broken_release_without_precheck_is_live_for_one_check(stack: Stack, ansible: Ansible, figures) -> None:
     site: Site = stack.sites['php-broken']
     with LoadClient(port=site.port, workers=LOAD_WORKERS, max_seconds=90) as load:
         time.sleep(0.5)
@@ -343,6 +361,7 @@ def test_broken_release_without_precheck_is_live_at_most_3s(stack: Stack, ansibl
         non_2xx_while_live=broken,
         mixed=responses.mixed(),
         live_s=f'{live:.2f}',
+        module_run_s=f'{task_seconds(run.results, "Switch current to release v2b") or 0:.2f}',
         switch_to_check_task_s=f'{check_started - switched:.2f}' if check_started else '?',
         check_task_s=f'{check_ended - check_started:.2f}' if check_started and check_ended else '?',
         check_end_to_rollback_s=f'{rolled_back - check_ended:.2f}' if check_ended else '?',
@@ -351,7 +370,18 @@ def test_broken_release_without_precheck_is_live_at_most_3s(stack: Stack, ansibl
     assert run.rc != 0, run.describe()
     assert msg.startswith('release v2b failed after the switch') and 'rolled back to v1' in msg, msg
     assert current_id(site.root) == 'v1'
-    assert live <= 3.0, f'the broken release was live for {live:.2f}s'
+    # Between the two renames there are: the end of the switch task, the check task (one module run
+    # plus its polling) and the rollback task up to its rename. A wall-clock bound would measure the
+    # machine (the project's rule: timing claims are ratios from one run), so the bound is the role
+    # defaults' polling plus three module runs as this very run measured them (the switch task).
+    # The absolute figure is reported (live_s) and is about 3 s on an idle 2-core controller.
+    budget = DEFAULT_RETRIES * DEFAULT_DELAY
+    module_run = task_seconds(run.results, 'Switch current to release v2b')
+    assert module_run is not None, run.results
+    assert live <= budget + 3 * module_run, (
+        f'the broken release was live for {live:.2f}s: more than the polling ({budget:.1f}s) and three module '
+        f'runs ({module_run:.2f}s each in this run)'
+    )
     assert responses.mixed() == 0, responses.counts()
 
 
