@@ -166,6 +166,8 @@ class Core:
         stamp = self.venv / '.matrix-stamp'
         if stamp.is_file() and stamp.read_text().strip() == want and self.python.is_file():
             return Step(self.version, 'venv', True, time.monotonic() - started, 'up to date')
+        if self.venv.is_symlink() or self.venv.is_file():
+            self.venv.unlink()
         shutil.rmtree(self.venv, ignore_errors=True)
         log = self.logs / 'venv.log'
         base = self.pythons[self.core['controller_python']]
