@@ -19,6 +19,9 @@ from __future__ import annotations
 import re
 import time
 
+# Refuses a target Python older than the modules need, before the module does anything.
+from ansible_collections.atomic.deploy.plugins.module_utils import _python  # noqa: F401 pylint: disable=unused-import
+
 # A release id is letters, digits, '.', '_' and '-' (module_utils/_release.py). "As a whole word"
 # means not glued to more id characters on either side: v1 is found in "release v1." and in
 # "<b>v1</b>", not in "v10", "v1.2" or "pre-v1".
