@@ -15,6 +15,7 @@ from ansible_collections.atomic.deploy.plugins.modules import (
     atomic_symlink,
     deploy_lock,
     release,
+    release_check,
     release_prune,
     release_rollback,
     releases_info,
@@ -22,7 +23,7 @@ from ansible_collections.atomic.deploy.plugins.modules import (
 
 COLLECTION_DIR = Path(_fs.__file__).parents[2]
 DOC = (COLLECTION_DIR / 'docs' / 'architecture.md').read_text()
-MODULES = [atomic_symlink, deploy_lock, release, release_prune, release_rollback, releases_info]
+MODULES = [atomic_symlink, deploy_lock, release, release_check, release_prune, release_rollback, releases_info]
 
 
 class _Captured(Exception):
