@@ -30,6 +30,7 @@ requirements:
   - Python 3.8 or newer on the target; on an older one the module fails with a message that says so.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 options:
   path:
     description:
@@ -62,6 +63,13 @@ options:
     type: bool
     default: true
 attributes:
+  action:
+    support: full
+    details: the action plugin only turns a target Python older than 3.8 into a clear failure.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:

@@ -31,6 +31,7 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 requirements:
   - Python 3.8 or newer on the target; on an older one the module fails with a message that says so.
 options:
@@ -89,6 +90,13 @@ options:
     elements: str
     default: []
 attributes:
+  action:
+    support: full
+    details: the action plugin only turns a target Python older than 3.8 into a clear failure.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
     details: the requests are made in check mode too; they change nothing.

@@ -23,6 +23,7 @@ author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - atomic.deploy.common
 options:
   history:
@@ -39,6 +40,13 @@ options:
     type: bool
     default: false
 attributes:
+  action:
+    support: full
+    details: the action plugin only turns a target Python older than 3.8 into a clear failure.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
     details: the module never changes anything.
