@@ -49,7 +49,30 @@ def patch_module_args(args: dict) -> Iterator[None]:
             _internal.is_controller = saved
 
 
-__all__ = ['patch_module_args', 'preload_module_serializers']
+def controller_process() -> Iterator[None]:
+    """For tests that import controller code (ansible.errors, ansible.template): only while they run.
+
+    Importing it marks the process as the controller (ansible-core 2.19+: module_utils then send
+    module warnings to the display instead of the module result), which would change what the module
+    tests of the same pytest run see. The flag is set for such a test and put back after it; a
+    conftest turns this into an autouse fixture for its directory.
+    """
+    try:
+        from ansible.module_utils import _internal
+    except ImportError:  # ansible-core before 2.19 has no such flag
+        yield
+        return
+    before = _internal.is_controller
+    import ansible._internal  # noqa: F401  (sets the flag on its first import)
+
+    _internal.is_controller = True
+    try:
+        yield
+    finally:
+        _internal.is_controller = before
+
+
+__all__ = ['controller_process', 'patch_module_args', 'preload_module_serializers']
 
 
 def preload_module_serializers() -> None:
