@@ -29,6 +29,10 @@ from pathlib import Path
 SWAPS = 100_000
 CONTROL_SWAPS = 5_000
 BUSYBOX_SWAPS = 500
+# The reader must have run this many batches of 64 opens while the swaps went on, or the harness keeps
+# swapping (in pairs, up to MAX_EXTRA_SECONDS): a reader the scheduler left waiting proves nothing.
+MIN_READER_BATCHES = 8
+MAX_EXTRA_SECONDS = 20.0
 
 
 def _import_fs():
@@ -49,8 +53,11 @@ def _import_fs():
 _fs = _import_fs()
 
 
-def _reader(path: str, ready, stop, results) -> None:
-    """Open ``path`` until told to stop; report (reads, enoent, other errors, wrong content)."""
+def _reader(path: str, ready, stop, results, progress) -> None:
+    """Open ``path`` until told to stop; report (reads, enoent, other errors, wrong content).
+
+    ``progress`` counts the batches done, so the harness can tell the reader really ran.
+    """
     reads = enoent = other = wrong = 0
     ready.set()
     while True:
@@ -70,6 +77,7 @@ def _reader(path: str, ready, stop, results) -> None:
             reads += 1
             if data not in (b'a\n', b'b\n'):
                 wrong += 1
+        progress.value += 1
         if stop.is_set():
             break
     results.put({'reads': reads, 'enoent': enoent, 'other': other, 'wrong': wrong})
@@ -89,21 +97,28 @@ def run_harness(*, swap: Callable[[str, str], None], swaps: int, base: str) -> d
     link = make_site(base)
     ctx = multiprocessing.get_context('fork')
     ready, stop, results = ctx.Event(), ctx.Event(), ctx.Queue()
-    reader = ctx.Process(target=_reader, args=(os.path.join(link, 'version'), ready, stop, results))
+    progress = ctx.Value('q', 0, lock=False)
+    reader = ctx.Process(target=_reader, args=(os.path.join(link, 'version'), ready, stop, results, progress))
     reader.start()
     try:
         if not ready.wait(timeout=30):
             raise RuntimeError('the reader process did not start')
         started = time.monotonic()
+        at_start = progress.value
         targets = ('releases/b', 'releases/a')
-        for n in range(swaps):
-            swap(link, targets[n % 2])
+        done = 0
+        while done < swaps or (
+            progress.value - at_start < MIN_READER_BATCHES and time.monotonic() - started < MAX_EXTRA_SECONDS
+        ):
+            swap(link, targets[0])
+            swap(link, targets[1])
+            done += 2
         elapsed = time.monotonic() - started
     finally:
         stop.set()
     counts = results.get(timeout=30)
     reader.join(timeout=30)
-    counts.update(swaps=swaps, seconds=round(elapsed, 2), final=os.readlink(link))
+    counts.update(swaps=done, seconds=round(elapsed, 2), final=os.readlink(link))
     return counts
 
 
