@@ -11,7 +11,7 @@ from ansible_collections.atomic.deploy.plugins.plugin_utils import _plan
 DOCUMENTATION = r"""
 name: release_argv
 short_description: "A release role command variable as an argv list"
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:

@@ -11,7 +11,7 @@ from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome
 DOCUMENTATION = r"""
 name: release_blockers
 short_description: "Why a batch of the release role cannot switch, or must roll back"
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:

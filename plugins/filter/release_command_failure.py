@@ -10,7 +10,7 @@ from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome
 DOCUMENTATION = r"""
 name: release_command_failure
 short_description: "The message for a failed command of the release role"
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:

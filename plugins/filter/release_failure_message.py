@@ -10,7 +10,7 @@ from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome
 DOCUMENTATION = r"""
 name: release_failure_message
 short_description: "The message a failed deploy of the release role ends with"
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:

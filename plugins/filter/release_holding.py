@@ -10,7 +10,7 @@ from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome
 DOCUMENTATION = r"""
 name: release_holding
 short_description: "Whether a host still holds the deploy lock of a release role run"
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:

@@ -10,7 +10,7 @@ from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome
 DOCUMENTATION = r"""
 name: release_result_message
 short_description: "The message of a failed task result, loops included"
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:

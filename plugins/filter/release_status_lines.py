@@ -10,7 +10,7 @@ from ansible_collections.atomic.deploy.plugins.plugin_utils import _status
 DOCUMENTATION = r"""
 name: release_status_lines
 short_description: "The lines the release role's status entry point prints"
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:

@@ -228,7 +228,7 @@ options:
         C(local) without become, send only the content the host does not already hold in a complete
         release, compressed, in one transfer (see C(docs/delta.md)). The lock is taken, and a live
         no-op detected, before any byte of the artifact is sent.
-      - V(false) sends the whole artifact, then stages it in one module run, as before 0.2.0.
+      - V(false) sends the whole artifact, then stages it in one module run (no manifest exchange).
       - Role variable C(release_delta).
     type: bool
     default: true

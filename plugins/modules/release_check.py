@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: release_check
 short_description: Check that a URL answers as the expected release, not only that it answers
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Requests O(url) until an answer passes or the attempts run out, O(retries) + 1 attempts,
     O(delay) seconds apart, each limited to O(timeout) seconds. All of it is one module run, so a

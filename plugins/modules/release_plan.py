@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: release_plan
 short_description: Check the release role's variables and plan a deploy run, on the controller
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Used by the C(atomic.deploy.release) role as the first task of a deploy. It runs on the
     controller only (an action plugin; nothing runs on the host). Like

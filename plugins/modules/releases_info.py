@@ -128,8 +128,8 @@ releases:
       returned: always
     drift:
       description:
-        - With O(verify=true), V(null) for a release without a content manifest (deployed before
-          0.2.0, or not complete), else C(changed), C(added) and C(removed) (lists of paths
+        - With O(verify=true), V(null) for a release without a content manifest (deployed by a
+          version without delta transfer, or not complete), else C(changed), C(added) and C(removed) (lists of paths
           relative to the release), C(drifted) (bool) and C(digest) (the manifest digest).
       type: dict
       returned: with O(verify=true)
