@@ -59,7 +59,10 @@ def controller_process() -> Iterator[None]:
     """
     try:
         from ansible.module_utils import _internal
-    except ImportError:  # ansible-core before 2.19 has no such flag
+    except ImportError:  # ansible-core before 2.18 has no such package
+        yield
+        return
+    if not hasattr(_internal, 'is_controller'):  # 2.18 has the package but not the flag
         yield
         return
     before = _internal.is_controller
