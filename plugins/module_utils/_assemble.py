@@ -20,8 +20,7 @@ import errno as _errno
 import os
 import stat
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _extract
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
+from ansible_collections.atomic.deploy.plugins.module_utils import _extract, _manifest
 
 BUNDLE_MANIFEST = 'manifest.json'
 BUNDLE_OBJECTS = 'objects'
@@ -39,7 +38,7 @@ def _copy(source: str, path: str, mode: int, mtime: int) -> None:
         fd = os.open(path, _WRITE_FLAGS, 0o600)
         try:
             while True:
-                data = os.read(sfd, M.CHUNK)
+                data = os.read(sfd, _manifest.CHUNK)
                 if not data:
                     break
                 view = memoryview(data)
@@ -70,7 +69,7 @@ def assemble(
     have: dict,
     objects: str | None,
     dedupe: bool = True,
-    reserved=('.release.json', M.MANIFEST_NAME),
+    reserved=('.release.json', _manifest.MANIFEST_NAME),
 ) -> dict:
     """Build the tree ``entries`` inside the empty directory ``dest``; return stats.
 
@@ -84,14 +83,14 @@ def assemble(
     for e in entries:
         raw = e[0]
         kind = e[1]
-        rel = ex.name(raw, is_dir=kind == M.DIR)
+        rel = ex.name(raw, is_dir=kind == _manifest.DIR)
         if rel != raw:
-            raise M.ManifestError(f'refusing delta manifest path {raw!r}: not in normal form', path=raw)
+            raise _manifest.ManifestError(f'refusing delta manifest path {raw!r}: not in normal form', path=raw)
         try:
-            if kind == M.DIR:
+            if kind == _manifest.DIR:
                 ex.add_dir(rel, raw, mode=e[2], mtime=None)
                 stats['dirs'] += 1
-            elif kind == M.LINK:
+            elif kind == _manifest.LINK:
                 ex.add_symlink(rel, raw, target=e[2])
                 stats['symlinks'] += 1
             else:
@@ -111,16 +110,16 @@ def assemble(
                 ex.kinds[rel] = 'f'
                 stats['files'] += 1
         except OSError as exc:
-            raise M.ManifestError(f'cannot assemble {ex.path(rel)}: {exc.strerror}', path=ex.path(rel)) from exc
+            raise _manifest.ManifestError(f'cannot assemble {ex.path(rel)}: {exc.strerror}', path=ex.path(rel)) from exc
     try:
         ex.finish()
     except OSError as exc:
-        raise M.ManifestError(f'cannot assemble {dest}: {exc.strerror}', path=dest) from exc
+        raise _manifest.ManifestError(f'cannot assemble {dest}: {exc.strerror}', path=dest) from exc
     return stats
 
 
 def _place(path: str, e: list, *, have, objects, dedupe, verified, placed, stats) -> None:
-    mode, size, value, mtime = e[2] & M.MODE_MASK, e[3], e[4], e[5]
+    mode, size, value, mtime = e[2] & _manifest.MODE_MASK, e[3], e[4], e[5]
     source = have.get(value)
     if source is not None:
         src, _st, src_mode = source
@@ -140,15 +139,15 @@ def _place(path: str, e: list, *, have, objects, dedupe, verified, placed, stats
         return
     obj = os.path.join(objects, value) if objects else None
     if obj is None or not os.path.isfile(obj) or os.path.islink(obj):
-        raise M.ManifestError(
+        raise _manifest.ManifestError(
             f'content of {e[0]} (sha256 {value}) is neither in the delta nor in a complete release on this host '
             '(a file changed on disk during the deploy?); deploy again',
             path=e[0],
         )
     if value not in verified:
-        got, st = M.hash_file(obj)
+        got, st = _manifest.hash_file(obj)
         if got != value or st.st_size != size:
-            raise M.ManifestError(f'delta content for {e[0]} does not have sha256 {value}', path=e[0])
+            raise _manifest.ManifestError(f'delta content for {e[0]} does not have sha256 {value}', path=e[0])
         verified[value] = True
     os.chmod(obj, mode)
     os.utime(obj, (mtime, mtime), follow_symlinks=False)
@@ -178,24 +177,26 @@ def read_bundle(*, bundle: str, workdir: str, bases: dict | None = None) -> tupl
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
-            raise M.ManifestError(f'delta bundle {bundle} has no {BUNDLE_MANIFEST}', path=bundle)
+            raise _manifest.ManifestError(f'delta bundle {bundle} has no {BUNDLE_MANIFEST}', path=bundle)
         with open(path, 'rb') as handle:
             doc = json.loads(handle.read().decode('utf-8'))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise M.ManifestError(f'cannot read {BUNDLE_MANIFEST} of delta bundle {bundle}: {exc}', path=bundle) from exc
+        raise _manifest.ManifestError(
+            f'cannot read {BUNDLE_MANIFEST} of delta bundle {bundle}: {exc}', path=bundle
+        ) from exc
     if not isinstance(doc, dict):
-        raise M.ManifestError(f'delta bundle {bundle}: {BUNDLE_MANIFEST} is not an object', path=bundle)
+        raise _manifest.ManifestError(f'delta bundle {bundle}: {BUNDLE_MANIFEST} is not an object', path=bundle)
     if doc.get('base'):
         base = (bases or {}).get(doc['base'])
         if base is None:
-            raise M.ManifestError(f'delta bundle {bundle}: no complete release here has manifest {doc["base"]}')
+            raise _manifest.ManifestError(f'delta bundle {bundle}: no complete release here has manifest {doc["base"]}')
         remove = doc.get('remove')
         if not isinstance(remove, list) or not all(isinstance(p, str) for p in remove):
-            raise M.ManifestError(f'delta bundle {bundle}: invalid remove list', path=bundle)
-        entries = M.apply_delta(base, M.validate_entries(doc.get('upsert')), remove)
+            raise _manifest.ManifestError(f'delta bundle {bundle}: invalid remove list', path=bundle)
+        entries = _manifest.apply_delta(base, _manifest.validate_entries(doc.get('upsert')), remove)
     else:
         entries = doc.get('entries')
-    entries = M.validate_entries(entries)
-    if M.digest(entries) != doc.get('digest'):
-        raise M.ManifestError(f'delta bundle {bundle}: the manifest does not match its digest', path=bundle)
+    entries = _manifest.validate_entries(entries)
+    if _manifest.digest(entries) != doc.get('digest'):
+        raise _manifest.ManifestError(f'delta bundle {bundle}: the manifest does not match its digest', path=bundle)
     return entries, os.path.join(workdir, BUNDLE_OBJECTS)
