@@ -20,46 +20,10 @@ import errno as _errno
 import os
 import stat
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _extract, _manifest
+from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _extract, _manifest, _tree
 
 BUNDLE_MANIFEST = 'manifest.json'
 BUNDLE_OBJECTS = 'objects'
-_WRITE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
-_LINK_REFUSED = frozenset(
-    code
-    for code in (_errno.EMLINK, _errno.EXDEV, _errno.EPERM, _errno.EACCES, getattr(_errno, 'EOPNOTSUPP', None))
-    if code is not None
-)
-
-
-def _copy(source: str, path: str, mode: int, mtime: int) -> None:
-    sfd = os.open(source, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
-    try:
-        fd = os.open(path, _WRITE_FLAGS, 0o600)
-        try:
-            while True:
-                data = os.read(sfd, _manifest.CHUNK)
-                if not data:
-                    break
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            os.fchmod(fd, mode)
-            os.utime(fd, (mtime, mtime))
-        finally:
-            os.close(fd)
-    finally:
-        os.close(sfd)
-
-
-def _link(source: str, path: str) -> bool:
-    try:
-        os.link(source, path, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in _LINK_REFUSED:
-            raise
-        return False
-    return True
 
 
 def assemble(
@@ -76,7 +40,7 @@ def assemble(
     ``have`` is digest -> (path, lstat, mode) from _manifest.inventory, built in this run.
     ``objects`` is a directory of delta files named by their sha256.
     """
-    ex = _extract._Extractor(dest=dest, previous=None, dedupe=False, strip_components=0, reserved=reserved)
+    ex = _tree.TreeWriter(dest=dest, previous=None, dedupe=False, strip_components=0, reserved=reserved)
     stats = {'files': 0, 'dirs': 0, 'symlinks': 0, 'linked': 0, 'copied': 0, 'sent': 0, 'bytes_sent': 0}
     verified: dict = {}
     placed: dict = {}
@@ -123,18 +87,18 @@ def _place(path: str, e: list, *, have, objects, dedupe, verified, placed, stats
     source = have.get(value)
     if source is not None:
         src, _st, src_mode = source
-        if dedupe and src_mode == mode and _link(src, path):
+        if dedupe and src_mode == mode and _copy.try_link(src, path):
             stats['linked'] += 1
         else:
-            _copy(src, path, mode, mtime)
+            _copy.copy_file(src, path, mode=mode, mtime=mtime)
             stats['copied'] += 1
         return
     first = placed.get(value)
     if first is not None:
-        if dedupe and first[1] == mode and _link(first[0], path):
+        if dedupe and first[1] == mode and _copy.try_link(first[0], path):
             stats['linked'] += 1
         else:
-            _copy(first[0], path, mode, mtime)
+            _copy.copy_file(first[0], path, mode=mode, mtime=mtime)
             stats['copied'] += 1
         return
     obj = os.path.join(objects, value) if objects else None
@@ -156,7 +120,7 @@ def _place(path: str, e: list, *, have, objects, dedupe, verified, placed, stats
     except OSError as exc:
         if exc.errno != _errno.EXDEV:
             raise
-        _copy(obj, path, mode, mtime)
+        _copy.copy_file(obj, path, mode=mode, mtime=mtime)
     placed[value] = (path, mode)
     stats['sent'] += 1
     stats['bytes_sent'] += size

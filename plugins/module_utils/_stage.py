@@ -258,18 +258,6 @@ def present(
             )
         return result
 
-    result['rebuilt'] = existing is not None
-    result['created'] = True
-    result['changed'] = True
-    result['diff'] = {
-        'before': {'release': existing.state if existing else 'absent'},
-        'after': {'release': 'staged'},
-    }
-    if check_mode:
-        result['state'] = _release.UNFINISHED
-        staged_next(layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=True, result=result)
-        return result
-
     build_release(
         layout=layout,
         release_id=release_id,
@@ -282,6 +270,7 @@ def present(
         token=token,
         acquired_here=acquired_here,
         fsync=fsync,
+        check_mode=check_mode,
         run_command=run_command,
         warn=warn,
         result=result,
@@ -430,14 +419,27 @@ def build_release(
     token: str | None,
     acquired_here: bool,
     fsync: bool,
+    check_mode: bool,
     run_command: RunCommand | None,
     warn: Warn,
     result: dict,
 ) -> None:
     """Create the release, fetch its code, link the shared paths and write its metadata (unfinished).
 
-    A failure marks the release failed, frees what it wrote, records it and gives back a lock taken here.
+    In check mode only report it. A failure marks the release failed, frees what it wrote, records it
+    and gives back a lock taken here.
     """
+    result['rebuilt'] = existing is not None
+    result['created'] = True
+    result['changed'] = True
+    result['diff'] = {
+        'before': {'release': existing.state if existing else 'absent'},
+        'after': {'release': 'staged'},
+    }
+    if check_mode:
+        result['state'] = _release.UNFINISHED
+        staged_next(layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=True, result=result)
+        return
     release = create_fresh(
         layout=layout,
         release_id=release_id,

@@ -1,7 +1,7 @@
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Tests for plugins/module_utils/_release.py: ids, deploy order, rollback, pruning, switching."""
+"""Tests for plugins/module_utils/_release.py and _prune.py: ids, deploy order, rollback, pruning, switching."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Plain pytest for plugins/module_utils/_stage.py: the release flows without AnsibleModule."""
+"""Plain pytest for plugins/module_utils/_stage.py, _stage_options.py, _fetch.py and _activate.py: the release flows
+without AnsibleModule."""
 
 from __future__ import annotations
 
