@@ -14,7 +14,7 @@ version_added: 0.1.0
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 description:
-  - "What failed and on which host (the reasons of M(atomic.deploy.release_outcome)), what was
+  - "What failed and on which host (the reasons of P(atomic.deploy.release_outcome#filter)), what was
     rolled back, where C(current) points now, and what failed after the rollback, for example
     C(release v2 failed after the switch: reload failed on host web1: ...; rolled back to v1:
     current points at v1 on host web1, release v2 is marked failed)."

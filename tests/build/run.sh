@@ -96,6 +96,7 @@ decoys=(
     "atomic-deploy-0.0.1.tar.gz"
     "release-decoy.tar.gz"
     "molecule/decoy/.molecule/state.yml"
+    "molecule/default/converge.yml"
     "changelogs/.plugin-cache.yaml"
 )
 for decoy in "${decoys[@]}"; do

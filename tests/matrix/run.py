@@ -6,7 +6,7 @@
 Each core runs on two controller Pythons: its oldest and its newest (the newest this kind of machine has),
 both read from the core's own code through cores.yml, each in its own venv. For each core, in this order:
 the Python ranges in cores.yml are checked against the core's own code, then ``ansible-test sanity`` (every
-test, empty ignore files; on the newest controller), ``ansible-test units`` (on the oldest controller,
+test, no ignore files; on the newest controller), ``ansible-test units`` (on the oldest controller,
 where an API the oldest Python lacks fails), one end-to-end run of the role's playbooks on localhost
 (deploy v1, deploy v2, status, rollback, status, like scripts/demo.sh) on each controller, the same run
 under Mitogen's ``mitogen_linear`` strategy (newest controller; the cores cores.yml marks ``mitogen``), and
