@@ -4,8 +4,9 @@
 #
 #   make demo         run scripts/demo.sh (needs only .venv with ansible-core)
 #   make test         every stage below, in order; ends with "stages: N passed, N failed"
-#   make lint         ruff check, ruff format --check, yamllint --strict, ansible-lint --profile production, changelog lint
-#   make sanity       ansible-test sanity --venv --python 3.11, every test, empty ignore files
+#   make lint         ruff check, ruff format --check, yamllint --strict, ansible-lint --profile production, changelog lint,
+#                     antsibull-docs lint-collection-docs --plugin-docs, galaxy-importer on the built tarball
+#   make sanity       ansible-test sanity --venv --python 3.11, every test, no ignore files
 #   make units        ansible-test units --local --python 3.11 (tests/unit, once), the race test
 #   make build-test   build + offline install of the collection tarball (tests/build/run.sh)
 #   make integration  ansible-test integration --local --python 3.11 (tests/integration/targets)
@@ -88,7 +89,9 @@ test:
 # Every linter runs even when one fails, so a single run reports every finding.
 lint: setup
 	@rc=0; \
-	for cmd in "ruff check ." "ruff format --check ." "yamllint --strict ." "ansible-lint --profile production" "antsibull-changelog lint"; do \
+	for cmd in "ruff check ." "ruff format --check ." "yamllint --strict ." "ansible-lint --profile production" "antsibull-changelog lint" \
+		"antsibull-docs lint-collection-docs --plugin-docs $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/atomic/deploy" \
+		"bash scripts/galaxy-import.sh"; do \
 		echo "--> $$cmd"; \
 		$$cmd || { rc=1; echo "--> $$cmd FAILED"; }; \
 	done; \

@@ -58,6 +58,9 @@ WALL_LIMIT = 0.5
 WALL_TARGET_HOSTS = 4
 README_START = '<!-- bench:net:start -->'
 README_END = '<!-- bench:net:end -->'
+# The newest network run in short; README.md links to it (the bench never writes README.md).
+SUMMARY = BENCH_DIR / 'results' / 'net-summary.md'
+SUMMARY_TITLE = '# make bench-net: the newest run in short (written by bench/net.py; every run: bench/README.md)'
 CASE_ORDER = ('rsync_floor', 'ansible_floor', 'ours_archive', 'ours_directory', 'ours_noop')
 LABELS = {
     'rsync_floor': '`rsync -a --link-dest=ROOT/releases/v1 v2/ host:ROOT/releases/v2/`, then `ln -s` + `mv -T`',
@@ -247,7 +250,7 @@ def ratio_rows(*, summaries: dict[str, dict], floor: str = 'rsync_floor') -> lis
 
 
 def target_rows(*, by_hosts: dict[str, dict[str, dict]], first_deploy: dict | None, artifact_bytes: int) -> list[dict]:
-    """The targets of issue 11, each with its value(s) and whether it is met (None: not measured)."""
+    """The targets of the network benchmark, each with its value(s) and whether it is met (None: not measured)."""
     rows: list[dict] = []
 
     def add(key: str, label: str, values: dict[str, float | None], limit: float, unit: str) -> None:
@@ -391,7 +394,7 @@ def render_targets(results: dict) -> str:
             f'{fmt_bytes(first["tx_per_host"])} per host (v1.tar.gz is {fmt_bytes(results["artifact_bytes"])}).',
             '',
         ]
-    lines += ['| target (issue 11) | measured | limit | met |', '| --- | --- | ---: | :---: |']
+    lines += ['| target | measured | limit | met |', '| --- | --- | ---: | :---: |']
     for row in results['targets']:
         if row['unit'] == 'B':
             shown = ', '.join(f'{fmt_bytes(value)} ({count} h)' for count, value in row['values'].items())
@@ -1244,8 +1247,8 @@ def load_runs(results_dir: Path) -> list[dict]:
 
 
 def update_readmes(*, runs: list[dict]) -> None:
-    """bench/README.md: the comparison, then each run in full (newest first); README.md: the
-    comparison and the newest run's targets."""
+    """bench/README.md: the comparison, then each run in full (newest first); bench/results/net-summary.md
+    (which README.md links to): the comparison and the newest run's targets. README.md is never written."""
     # the README's targets: of the runs with a cold delta cache, the one with the most host counts (the newest
     # of those)
     cold_runs = [run for run in runs if run['parameters'].get('delta_cache', 'cold') == 'cold'] or runs
@@ -1259,7 +1262,7 @@ def update_readmes(*, runs: list[dict]) -> None:
             f'{render_breakdown(run)}'
         )
     bench_body = '\n\n'.join(([f'#### Side by side\n\n{comparison}'] if comparison else []) + full)
-    # README.md: the oldest cold run (the baseline) next to the one that gives the targets, so the table
+    # the summary: the oldest cold run (the baseline) next to the one that gives the targets, so the table
     # stays readable; bench/README.md has every run
     pair = [run for run in cold_runs if run is cold_runs[0] or run is latest]
     readme_comparison = render_comparison(pair) if len(pair) > 1 else ''
@@ -1268,13 +1271,15 @@ def update_readmes(*, runs: list[dict]) -> None:
         if readme_comparison
         else f'{render_header(latest)}\n\n{render_tables(latest)}'
     )
-    for readme, body in ((BENCH_DIR / 'README.md', bench_body), (REPO_ROOT / 'README.md', readme_body)):
-        text = readme.read_text()
-        if README_START not in text:
-            log(f'{readme} has no {README_START} marker; not updated')
-            continue
-        readme.write_text(replace_between(text=text, start=README_START, end=README_END, body=body))
+    readme = BENCH_DIR / 'README.md'
+    text = readme.read_text()
+    if README_START in text:
+        readme.write_text(replace_between(text=text, start=README_START, end=README_END, body=bench_body))
         log(f'updated {readme}')
+    else:
+        log(f'{readme} has no {README_START} marker; not updated')
+    SUMMARY.write_text(f'{SUMMARY_TITLE}\n\n{readme_body}\n')
+    log(f'wrote {SUMMARY}')
 
 
 def render_main(argv: list[str]) -> int:

@@ -6,7 +6,7 @@
 #
 # usage: scripts/ansible-test.sh sanity|units|integration [extra ansible-test arguments...]
 #
-#   sanity       ansible-test sanity --venv --python 3.11 (every test; ignore files kept empty)
+#   sanity       ansible-test sanity --venv --python 3.11 (every test; no ignore files)
 #   units        ansible-test units --local --python 3.11 (tests/unit, plain pytest style)
 #   integration  ansible-test integration --local --allow-destructive --python 3.11
 #                (tests/integration/targets)

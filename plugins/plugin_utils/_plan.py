@@ -152,8 +152,8 @@ def _number(value, *, name: str, kind, problems: list[str], minimum: float) -> f
 
 
 def generated_id(now: datetime.datetime | None = None) -> str:
-    moment = now or datetime.datetime.now(datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime(ID_FORMAT)
+    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).strftime(ID_FORMAT)
 
 
 def make_plan(

@@ -22,7 +22,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import pwd
 import signal
 import socket
 import subprocess
@@ -32,10 +31,13 @@ import time
 from array import array
 from pathlib import Path
 
+from support.ansible import playbook_env
+from support.net import free_port
+from support.users import web_user
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 PLAYBOOKS = REPO_ROOT / 'playbooks'
-COLLECTIONS_ROOT = REPO_ROOT / 'build' / 'collections'
 FILES = HERE / 'files'
 PHP_FPM = '/usr/sbin/php-fpm8.2'
 NGINX = '/usr/sbin/nginx'
@@ -47,20 +49,6 @@ _STARTED: list[subprocess.Popen] = []
 
 class StackError(AssertionError):
     """The suite could not do what a test asked: a server did not start, a tool is missing."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def web_user() -> str:
-    for name in ('www-data', 'nobody'):
-        with contextlib.suppress(KeyError):
-            pwd.getpwnam(name)
-            return name
-    raise StackError('neither www-data nor nobody exists to run the web workers as')
 
 
 def wait_listening(port: int, *, proc: subprocess.Popen, name: str, log: Path | None, timeout: float = 30) -> None:
@@ -623,19 +611,11 @@ class Ansible:
         self._seq = itertools.count(1)
 
     def env(self) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith('ANSIBLE_')}
-        env.update(
-            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT),
-            ANSIBLE_NOCOLOR='1',
-            ANSIBLE_RETRY_FILES_ENABLED='false',
-            ANSIBLE_DEPRECATION_WARNINGS='false',
-            ANSIBLE_LOCALHOST_WARNING='false',
+        return playbook_env(
+            workdir=self.workdir,
             ANSIBLE_CALLBACK_PLUGINS=str(HERE / 'callback_plugins'),
             ANSIBLE_CALLBACKS_ENABLED='appstack_results',
-            ANSIBLE_LOCAL_TEMP=str(self.workdir / 'tmp-local'),
-            ANSIBLE_REMOTE_TEMP=str(self.workdir / 'tmp-remote'),
         )
-        return env
 
     def playbooks(self, runs: list[tuple[str, dict]], *, timeout: float = 300) -> list[Run]:
         """Several playbooks at once (on different roots): the suite's setup deploys."""

@@ -91,9 +91,12 @@ decoys=(
     ".tox/decoy"
     "bench/results/decoy.json"
     "bench/results/raw/decoy.json"
+    "bench/README.md"
+    "bench/net.py"
     "atomic-deploy-0.0.1.tar.gz"
     "release-decoy.tar.gz"
     "molecule/decoy/.molecule/state.yml"
+    "molecule/default/converge.yml"
     "changelogs/.plugin-cache.yaml"
 )
 for decoy in "${decoys[@]}"; do
@@ -108,16 +111,11 @@ for decoy in "${decoys[@]}"; do
 done
 # Content that must be packaged even though its neighbours are not.
 keep=(
-    "bench/README.md"
     "meta/runtime.yml"
     "LICENSE"
     "changelogs/changelog.yaml"
     "changelogs/config.yaml"
 )
-if [[ ! -e "${SRC}/bench/README.md" ]]; then
-    mkdir -p "${SRC}/bench"
-    echo "# decoy bench readme: must be packaged" >"${SRC}/bench/README.md"
-fi
 readme="$(sed -n 's/^readme: *//p' "${SRC}/galaxy.yml")"
 if [[ -n "${readme}" ]]; then
     keep+=("${readme}")

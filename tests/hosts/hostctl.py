@@ -115,7 +115,13 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float | None = 120,
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=capture, text=True, env=env, timeout=timeout, check=False)
+    """Run argv; capture=False shows its output on standard error: standard output carries only the
+    JSON the callers read (molecule/_shared/create.yml parses it)."""
+    if capture:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    else:
+        out = sys.stderr.fileno()
+        result = subprocess.run(argv, stdout=out, stderr=out, text=True, env=env, timeout=timeout, check=False)
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout or '').strip() if capture else ''
         raise HostctlError(f'command {argv!r} failed with exit code {result.returncode}: {detail}')
@@ -288,11 +294,16 @@ def ensure_rootfs(*, packages: list[str]) -> Path:
     return path
 
 
-def build_rootfs(*, path: Path, packages: list[str]) -> None:
+def ensure_debootstrap() -> None:
+    """Install debootstrap when it is missing (a fresh machine): apt-get's output goes to stderr."""
     if shutil.which('debootstrap') is None:
         log(msg='debootstrap is missing: installing it with apt-get')
         run(argv=['apt-get', 'update', '-q'], capture=False, timeout=900)
         run(argv=['apt-get', 'install', '-y', '-q', 'debootstrap'], capture=False, timeout=900)
+
+
+def build_rootfs(*, path: Path, packages: list[str]) -> None:
+    ensure_debootstrap()
     mirror = apt_mirror()
     started = time.monotonic()
     log(msg=f'building {SUITE} rootfs {path} from {mirror} (once; later runs use the cache)')

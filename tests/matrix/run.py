@@ -3,13 +3,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """make matrix: every ansible-core of tests/matrix/cores.yml, each in its own venv.
 
-For each core, in this order: the Python ranges in cores.yml are checked against the core's own code,
-then ``ansible-test sanity`` (every test, empty ignore files), ``ansible-test units``, one end-to-end run
-of the role's playbooks on localhost (deploy v1, deploy v2, rollback, status, like scripts/demo.sh), and
-every module on every target Python of the core that this kind of machine has (tests/matrix/targets.yml).
-Two cores run at a time (the machine has 2 cores). Venvs, logs and scratch dirs live in build/matrix/.
+Each core runs on two controller Pythons: its oldest and its newest (the newest this kind of machine has),
+both read from the core's own code through cores.yml, each in its own venv. For each core, in this order:
+the Python ranges in cores.yml are checked against the core's own code, then ``ansible-test sanity`` (every
+test, no ignore files; on the newest controller), ``ansible-test units`` (on the oldest controller,
+where an API the oldest Python lacks fails), one end-to-end run of the role's playbooks on localhost
+(deploy v1, deploy v2, status, rollback, status, like scripts/demo.sh) on each controller, the same run
+under Mitogen's ``mitogen_linear`` strategy (newest controller; the cores cores.yml marks ``mitogen``), and
+every module on every target Python of the core that this kind of machine has (tests/matrix/targets.yml;
+newest controller). Two cores run at a time (the machine has 2 cores). Venvs, logs and scratch dirs live
+in build/matrix/.
 
-usage: python tests/matrix/run.py [--core VERSION ...] [--steps sanity,units,e2e,targets] [--jobs N]
+usage: python tests/matrix/run.py [--core VERSION ...] [--steps sanity,units,e2e,mitogen,targets] [--jobs N]
 Ends with a table and "matrix: N passed, N failed"; exits non-zero when any step failed.
 """
 
@@ -37,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 # MATRIX_BUILD: another directory for venvs, logs and scratch (two matrix runs at once)
 BUILD = Path(os.environ.get('MATRIX_BUILD') or REPO_ROOT / 'build' / 'matrix').resolve()
-STEPS = ('sanity', 'units', 'e2e', 'targets')
+STEPS = ('sanity', 'units', 'e2e', 'mitogen', 'targets')
+# the columns of the table: e2e runs once per controller
+COLUMNS = {'e2e': ('e2e oldest', 'e2e newest')}
 MIN_TARGET = (3, 8)
 _print_lock = threading.Lock()
 
@@ -142,27 +149,38 @@ def tail(log: Path, lines: int = 25) -> str:
 # --- one core -----------------------------------------------------------------------------------------
 
 
+def controllers(core: dict, machine: list[str]) -> tuple[str, str | None]:
+    """The oldest controller Python of the core and its newest that this kind of machine has (None: none)."""
+    ranked = sorted(core['controller_pythons'], key=version_tuple)
+    present = [v for v in ranked if v in machine]
+    return ranked[0], (present[-1] if present else None)
+
+
 class Core:
-    def __init__(self, *, core: dict, config: dict, pythons: dict[str, str]) -> None:
+    """One core on one controller Python: its own venv, home, logs and scratch dirs."""
+
+    def __init__(self, *, core: dict, config: dict, pythons: dict[str, str], controller: str) -> None:
         self.core = core
         self.version = core['version']
         self.config = config
         self.pythons = pythons
-        self.venv = BUILD / 'venvs' / self.version
-        self.home = BUILD / 'home' / self.version
-        self.logs = BUILD / 'logs' / self.version
-        self.scratch = BUILD / 'scratch' / self.version
+        self.controller = controller
+        name = f'{self.version}-py{controller}'
+        self.venv = BUILD / 'venvs' / name
+        self.home = BUILD / 'home' / name
+        self.logs = BUILD / 'logs' / self.version / f'py{controller}'
+        self.scratch = BUILD / 'scratch' / name
         self.python = self.venv / 'bin' / 'python'
+        self.with_mitogen = False
 
     # venv
     def packages(self) -> list[str]:
-        return [f'ansible-core=={self.version}', *self.config.get('venv_packages', [])]
+        extra = [self.config['mitogen']['package']] if self.with_mitogen else []
+        return [f'ansible-core=={self.version}', *self.config.get('venv_packages', []), *extra]
 
     def ensure_venv(self) -> Step:
         started = time.monotonic()
-        want = hashlib.sha256(
-            json.dumps([self.pythons[self.core['controller_python']], self.packages()]).encode()
-        ).hexdigest()
+        want = hashlib.sha256(json.dumps([self.pythons[self.controller], self.packages()]).encode()).hexdigest()
         stamp = self.venv / '.matrix-stamp'
         if stamp.is_file() and stamp.read_text().strip() == want and self.python.is_file():
             return Step(self.version, 'venv', True, time.monotonic() - started, 'up to date')
@@ -170,7 +188,7 @@ class Core:
             self.venv.unlink()
         shutil.rmtree(self.venv, ignore_errors=True)
         log = self.logs / 'venv.log'
-        base = self.pythons[self.core['controller_python']]
+        base = self.pythons[self.controller]
         ok, _seconds = run_logged([base, '-m', 'venv', str(self.venv)], log=log)
         if ok:
             ok, _seconds = run_logged(
@@ -209,8 +227,6 @@ class Core:
                 problems.append(f'{key} is {self.core[key]} in cores.yml, {actual} in ansible-core {self.version}')
         if str(self.core['module_minimum']) != minimum:
             problems.append(f'module_minimum is {self.core["module_minimum"]} in cores.yml, {minimum} in basic.py')
-        if self.core['controller_python'] not in controller:
-            problems.append(f'controller_python {self.core["controller_python"]} is not one of {controller}')
         return Step(self.version, 'ranges', not problems, time.monotonic() - started, '; '.join(problems))
 
     # ansible-test
@@ -221,7 +237,7 @@ class Core:
         env.update(
             HOME=str(self.home),
             ATOMIC_VENV=str(self.venv),
-            ATOMIC_TEST_PYTHON=self.core['controller_python'],
+            ATOMIC_TEST_PYTHON=self.controller,
             ATOMIC_TEST_TREE=str(BUILD / 'tree' / self.version),
             ATOMIC_TEST_OUTPUT=str(BUILD / 'output' / self.version),
             PATH=f'{self.venv / "bin"}{os.pathsep}{env.get("PATH", "")}',
@@ -271,10 +287,19 @@ class Core:
             env['ANSIBLE_CONFIG'] = str(config)
         return env
 
-    def e2e(self) -> Step:
+    def mitogen(self) -> Step:
+        """The end-to-end run under Mitogen's mitogen_linear strategy (the mitogen package in this venv)."""
+        strategy = self.site_packages() / 'ansible_mitogen' / 'plugins' / 'strategy'
+        if not (strategy / 'mitogen_linear.py').is_file():
+            return Step(self.version, 'mitogen', False, 0.0, f'{strategy}/mitogen_linear.py not found')
+        # ansible-playbook fails ("Invalid play strategy") rather than fall back when it cannot load it
+        extra = {'ANSIBLE_STRATEGY': 'mitogen_linear', 'ANSIBLE_STRATEGY_PLUGINS': str(strategy)}
+        return self.e2e(label='mitogen', extra_env=extra)
+
+    def e2e(self, *, label: str = 'e2e', extra_env: dict | None = None) -> Step:
         """deploy v1, deploy v2, status, rollback, status: the flow of scripts/demo.sh, with checks."""
         started = time.monotonic()
-        base = self.scratch / 'e2e'
+        base = self.scratch / label
         shutil.rmtree(base, ignore_errors=True)
         root = base / 'root'
         (root / 'shared').mkdir(parents=True)
@@ -290,9 +315,10 @@ class Core:
             stderr=subprocess.DEVNULL,
         )
         env = self.ansible_env(config=REPO_ROOT / 'examples' / 'demo' / 'ansible.cfg')
+        env.update(extra_env or {})
         demo = REPO_ROOT / 'examples' / 'demo'
         problems: list[str] = []
-        log = self.logs / 'e2e.log'
+        log = self.logs / f'{label}.log'
 
         def playbook(step: str, name: str, *extra: str) -> str | None:
             argv = [
@@ -304,12 +330,12 @@ class Core:
                 f'release_root={root}',
                 *extra,
             ]
-            ok, _seconds = run_logged(argv, log=self.logs / f'e2e-{step}.log', env=env)
-            text = (self.logs / f'e2e-{step}.log').read_text(errors='replace')
+            ok, _seconds = run_logged(argv, log=self.logs / f'{label}-{step}.log', env=env)
+            text = (self.logs / f'{label}-{step}.log').read_text(errors='replace')
             with log.open('a', encoding='utf-8') as handle:
                 handle.write(f'==> {step}\n{text}\n')
             if not ok:
-                problems.append(f'{step} failed (see {self.logs / f"e2e-{step}.log"})')
+                problems.append(f'{step} failed (see {self.logs / f"{label}-{step}.log"})')
                 return None
             return text
 
@@ -342,7 +368,7 @@ class Core:
             server.terminate()
             server.wait(timeout=10)
         ok = not problems
-        return Step(self.version, 'e2e', ok, time.monotonic() - started, '; '.join(problems), str(log))
+        return Step(self.version, label, ok, time.monotonic() - started, '; '.join(problems), str(log))
 
     def target_pythons(self) -> tuple[list[str], list[str]]:
         machine = set(self.config['machine_pythons'])
@@ -397,20 +423,50 @@ class Core:
         return Step(self.version, 'targets', ok, time.monotonic() - started, detail, str(log))
 
 
-def run_core(core: Core, steps: tuple[str, ...]) -> CoreRun:
-    run = CoreRun(core.core)
-    say(f'==> ansible-core {core.version}: starting ({", ".join(steps)})')
-    for name, action in (('venv', core.ensure_venv), ('ranges', core.check_ranges)):
-        step = action()
+def core_steps(core: dict, steps: tuple[str, ...], config: dict) -> list[tuple[str, str, str]]:
+    """(column, step, controller) in running order; a step whose controller is absent is left out."""
+    oldest, newest = controllers(core, config['machine_pythons'])
+    newest = newest or oldest
+    planned = []
+    for name in steps:
+        if name == 'e2e':
+            planned += [('e2e oldest', 'e2e', oldest), ('e2e newest', 'e2e', newest)]
+        elif name == 'mitogen':
+            if core.get('mitogen'):
+                planned.append(('mitogen', 'mitogen', newest))
+        else:
+            planned.append((name, name, oldest if name == 'units' else newest))
+    return planned
+
+
+def run_core(core: dict, *, steps: tuple[str, ...], config: dict, pythons: dict[str, str]) -> CoreRun:
+    run = CoreRun(core)
+    version = core['version']
+    planned = core_steps(core, steps, config)
+    venvs: dict[str, Core] = {}
+    for _column, name, controller in planned:
+        venv = venvs.setdefault(controller, Core(core=core, config=config, pythons=pythons, controller=controller))
+        venv.with_mitogen = venv.with_mitogen or name == 'mitogen'
+    say(f'==> ansible-core {version}: starting ({", ".join(f"{c} on {p}" for c, _n, p in planned)})')
+    for controller, venv in venvs.items():
+        step = venv.ensure_venv()
         run.steps.append(step)
         if not step.ok:
-            say(f'==> ansible-core {core.version}: {name} FAILED: {step.detail}')
+            say(f'==> ansible-core {version}: venv for Python {controller} FAILED: {step.detail}')
             return run
-    for name in steps:
-        step = core.targets(run) if name == 'targets' else getattr(core, name)()
+    step = next(iter(venvs.values())).check_ranges()
+    run.steps.append(step)
+    if not step.ok:
+        say(f'==> ansible-core {version}: ranges FAILED: {step.detail}')
+        return run
+    for column, name, controller in planned:
+        venv = venvs[controller]
+        step = venv.targets(run) if name == 'targets' else getattr(venv, name)()
+        step.name = column
+        step.detail = f'[Python {controller}] {step.detail}'.rstrip()
         run.steps.append(step)
         status = 'passed' if step.ok else 'FAILED'
-        say(f'==> ansible-core {core.version}: {name} {status} in {step.seconds:.0f} s {step.detail}'.rstrip())
+        say(f'==> ansible-core {version}: {column} {status} in {step.seconds:.0f} s {step.detail}')
         if not step.ok and step.log:
             say(f'    log: {step.log}\n' + '\n'.join(f'    | {line}' for line in tail(Path(step.log)).splitlines()))
     return run
@@ -432,7 +488,7 @@ def main() -> int:
         parser.error(f'unknown core in {args.core}; cores.yml has {[c["version"] for c in config["cores"]]}')
 
     # Every Python the run needs must be on this machine: none is skipped silently.
-    needed = {c['controller_python'] for c in cores}
+    needed = {v for c in cores for v in controllers(c, config['machine_pythons']) if v}
     if 'targets' in steps:
         needed |= {v for c in cores for v in c['target_pythons'] if v in config['machine_pythons']}
     pythons = {v: find_python(v) for v in sorted(needed, key=version_tuple)}
@@ -451,31 +507,35 @@ def main() -> int:
     )
 
     started = time.monotonic()
-    workers = [Core(core=c, config=config, pythons=pythons) for c in cores]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        runs = list(pool.map(lambda core: run_core(core, steps), workers))
+        runs = list(pool.map(lambda core: run_core(core, steps=steps, config=config, pythons=pythons), cores))
     total = time.monotonic() - started
 
     passed = failed = 0
     rows = []
+    columns = []
+    for core in cores:
+        columns += [c for c, _n, _p in core_steps(core, steps, config) if c not in columns]
+    machine = config['machine_pythons']
     for run in runs:
         by_name = {s.name: s for s in run.steps}
         cells = []
-        for name in ('ranges', *steps):
+        for name in ('ranges', *columns):
             step = by_name.get(name)
             cells.append('-' if step is None else f'{"pass" if step.ok else "FAIL"} {step.seconds / 60:.1f}m')
         minutes = sum(s.seconds for s in run.steps) / 60
         tested = ' '.join(v for v, r in run.targets.items() if 'not on' not in r)
-        absent = ' '.join(v for v, r in run.targets.items() if 'not on' in r)
-        rows.append([run.version, f'python {run.core["controller_python"]}', *cells, f'{minutes:.1f}m', tested, absent])
-        for step in run.steps:
-            if step.name == 'venv':
-                continue
-            passed += step.ok
-            failed += not step.ok
-        if len(run.steps) < 2 + len(steps):  # a venv or ranges failure stopped the core
-            failed += 2 + len(steps) - len(run.steps)
-    header = ['core', 'controller', 'ranges', *steps, 'total', 'targets tested', 'not on this machine']
+        absent = [v for v, r in run.targets.items() if 'not on' in r]
+        absent += [f'controller {v}' for v in run.core['controller_pythons'] if v not in machine]
+        oldest, newest = controllers(run.core, machine)
+        used = oldest if newest in (None, oldest) else f'{oldest} {newest}'
+        rows.append([run.version, f'python {used}', *cells, f'{minutes:.1f}m', tested, ' '.join(absent)])
+        done = [step for step in run.steps if step.name != 'venv']
+        passed += sum(step.ok for step in done)
+        failed += sum(not step.ok for step in done)
+        # a venv or ranges failure stopped the core: every step it did not run counts as failed
+        failed += 1 + len(core_steps(run.core, steps, config)) - len(done)
+    header = ['core', 'controllers', 'ranges', *columns, 'total', 'targets tested', 'not on this machine']
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     say('')
     for row in [header, *rows]:
@@ -490,7 +550,7 @@ def main() -> int:
                 'cores': [
                     {
                         'version': r.version,
-                        'controller_python': r.core['controller_python'],
+                        'controllers': [v for v in controllers(r.core, machine) if v],
                         'steps': [dataclasses.asdict(s) for s in r.steps],
                         'targets': r.targets,
                     }

@@ -39,7 +39,6 @@ __all__ = ['current_id', 'leftovers', 'lock_record', 'metadata', 'read_history',
 PLAYBOOKS = Path(os.environ.get('RELIABILITY_PLAYBOOKS') or REPO_ROOT / 'playbooks')
 DEPLOY_PLAYBOOK = PLAYBOOKS / 'deploy.yml'
 ROLLBACK_PLAYBOOK = PLAYBOOKS / 'rollback.yml'
-COLLECTIONS_ROOT = REPO_ROOT / 'build' / 'collections'
 CALLBACKS = HERE / 'callback_plugins'
 ROLE_DEFAULTS = REPO_ROOT / 'roles' / 'release' / 'defaults' / 'main.yml'
 
@@ -196,21 +195,14 @@ class Ansible:
         self._seq = 0
 
     def env(self, *, marker: Path | None = None, pause_at: int | None = None, go: Path | None = None) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'RELIABILITY_'))}
-        env.update(
-            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT),
-            ANSIBLE_NOCOLOR='1',
-            ANSIBLE_FORCE_COLOR='0',
-            ANSIBLE_RETRY_FILES_ENABLED='false',
+        env = _ansible.playbook_env(
+            workdir=self.workdir,
+            drop_prefixes=('ANSIBLE_', 'RELIABILITY_'),
             ANSIBLE_HOST_KEY_CHECKING='false',
             ANSIBLE_PIPELINING='true',
-            ANSIBLE_DEPRECATION_WARNINGS='false',
-            ANSIBLE_LOCALHOST_WARNING='false',
             ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
             ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
             ANSIBLE_CALLBACKS_ENABLED='reliability_marker',
-            ANSIBLE_LOCAL_TEMP=str(self.workdir / 'ansible-local'),
-            ANSIBLE_REMOTE_TEMP=str(self.workdir / 'ansible-remote'),
             ANSIBLE_SSH_CONTROL_PATH_DIR=str(self.workdir / 'cp'),
         )
         if marker is not None:

@@ -17,7 +17,6 @@ import dataclasses
 import http.client
 import multiprocessing
 import os
-import pwd
 import signal
 import socket
 import subprocess
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 from _harness import HarnessError, forget_group, register_group, verify_page
+from support.net import free_port
+from support.users import web_user
 
 NGINX_CONF = """\
 # Written by tests/reliability/_web.py for one test run.
@@ -56,21 +57,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def web_user() -> str:
-    """The unprivileged user nginx workers run as: the web user, not the deploy user (root here)."""
-    for name in ('www-data', 'nobody'):
-        with contextlib.suppress(KeyError):
-            pwd.getpwnam(name)
-            return name
-    raise HarnessError('neither www-data nor nobody exists to run nginx workers as')
 
 
 class Nginx:

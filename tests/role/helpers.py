@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import yaml
 from support.ansible import ANSIBLE_LEAKS, COLLECTIONS_ROOT, REPO_ROOT, VENV_BIN, clean_env
+from support.net import free_port
 from support.root import current_target, history, lock_held, metadata, release_ids
 from support.users import WEB_USER, WEB_WRITER, as_web_user
 
@@ -36,7 +36,17 @@ FILES = HERE / 'files'
 PYTHON = sys.executable
 HOSTS = ('h1', 'h2', 'h3')
 # Names the role tests import from here; they live in tests/support.
-__all__ = ['COLLECTIONS_ROOT', 'REPO_ROOT', 'VENV_BIN', 'WEB_USER', 'WEB_WRITER', 'as_web_user', 'history', 'lock_held']
+__all__ = [
+    'COLLECTIONS_ROOT',
+    'REPO_ROOT',
+    'VENV_BIN',
+    'WEB_USER',
+    'WEB_WRITER',
+    'as_web_user',
+    'free_port',
+    'history',
+    'lock_held',
+]
 _RECAP = re.compile(r'^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$')
 _TASK = re.compile(r'^TASK \[(?:[\w.]+ : )?(.*?)\] \**$')
 _HOST_LINE = re.compile(r'^(ok|changed|skipping|fatal|failed|included|unreachable): \[([^\]\s]+)(?: -> [^\]]+)?\]')
@@ -327,12 +337,6 @@ def git(*args: str, cwd: Path) -> str:
     proc = subprocess.run(['git', *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, f'git {" ".join(args)} failed in {cwd}: {proc.stderr}'
     return proc.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 class FileServer:

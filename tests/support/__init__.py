@@ -5,7 +5,8 @@
 
 - ``root``: reading what a deploy left in a deploy root (current, releases, metadata, history, lock).
 - ``playbook``: finding the tools and a clean environment for running ansible-playbook.
-- ``users``: running a function in a forked child as another user.
+- ``users``: running a function in a forked child as another user; the web user (``web_user``).
+- ``net``: a free loopback port (``free_port``).
 - ``modules``: running a module's main() in-process, on every ansible-core from 2.16 on.
 
 The role, reliability and ecosystem suites import it as ``support`` (their pytest.ini or run.sh put

@@ -66,6 +66,25 @@ def clean_env(*, drop: tuple[str, ...] = ANSIBLE_LEAKS, **values: str) -> dict[s
     return env
 
 
+def playbook_env(*, workdir: Path, drop_prefixes: tuple[str, ...] = ('ANSIBLE_',), **values: str) -> dict[str, str]:
+    """os.environ without any variable starting with ``drop_prefixes``, for an ansible-playbook run that
+    finds only this checkout's collection, keeps its temp dirs in ``workdir`` and prints no colour,
+    retry file or warning about localhost and deprecations; plus ``values``. PATH is left as it is."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(drop_prefixes)}
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT),
+        ANSIBLE_NOCOLOR='1',
+        ANSIBLE_FORCE_COLOR='0',
+        ANSIBLE_RETRY_FILES_ENABLED='false',
+        ANSIBLE_DEPRECATION_WARNINGS='false',
+        ANSIBLE_LOCALHOST_WARNING='false',
+        ANSIBLE_LOCAL_TEMP=str(workdir / 'ansible-local'),
+        ANSIBLE_REMOTE_TEMP=str(workdir / 'ansible-remote'),
+    )
+    env.update(values)
+    return env
+
+
 def run(args: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run a command (never through a shell, no stdin) and capture its output as text."""
     return subprocess.run(

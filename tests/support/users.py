@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -19,6 +20,20 @@ WEB_WRITER = ['setpriv', '--reuid=www-data', '--regid=nogroup', '--groups=www-da
 
 class ChildError(AssertionError):
     """The function raised in the child; the message carries its repr."""
+
+
+class UserMissing(AssertionError):
+    """No unprivileged user to run the web server's workers as."""
+
+
+def web_user() -> str:
+    """The unprivileged user web server workers run as: the web user (www-data), else nobody; never
+    the deploy user (root here)."""
+    for name in (WEB_USER, 'nobody'):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    raise UserMissing(f'neither {WEB_USER} nor nobody exists to run the web workers as')
 
 
 def run_as(user: str, func: Callable[[], object]) -> object:

@@ -296,3 +296,21 @@ def test_load_runs_oldest_first(tmp_path: Path) -> None:
     (tmp_path / 'net-baseline.json').write_text(json.dumps({'label': 'baseline', 'finished': '2026-12-01T18:00:00Z'}))
     (tmp_path / 'net.json').write_text(json.dumps({'label': 'latest copy', 'finished': '2026-12-01T19:00:00Z'}))
     assert [run['label'] for run in net.load_runs(tmp_path)] == ['baseline', 'delta']
+
+
+def test_update_readmes_writes_the_summary_and_never_the_top_readme(tmp_path: Path, monkeypatch) -> None:
+    """The bench writes bench/README.md and its own summary file, which README.md links to."""
+    bench_dir = tmp_path / 'bench'
+    (bench_dir / 'results').mkdir(parents=True)
+    (bench_dir / 'README.md').write_text(f'head\n{net.README_START}\nOLD-BODY\n{net.README_END}\n')
+    top = tmp_path / 'README.md'
+    top.write_text(f'top\n{net.README_START}\nOLD-BODY\n{net.README_END}\n')
+    monkeypatch.setattr(net, 'BENCH_DIR', bench_dir)
+    monkeypatch.setattr(net, 'REPO_ROOT', tmp_path)
+    monkeypatch.setattr(net, 'SUMMARY', bench_dir / 'results' / 'net-summary.md')
+    net.update_readmes(runs=net.load_runs(BENCH_DIR / 'results'))
+    assert top.read_text() == f'top\n{net.README_START}\nOLD-BODY\n{net.README_END}\n'
+    assert 'OLD-BODY' not in (bench_dir / 'README.md').read_text()
+    summary = (bench_dir / 'results' / 'net-summary.md').read_text()
+    assert summary.startswith(net.SUMMARY_TITLE)
+    assert '| target | measured | limit | met |' in summary and 'issue' not in summary

@@ -2,14 +2,17 @@
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests for the release role's filters (plugins/filter/release_*.py): each is registered under its
-name and passes plain data through to plugin_utils; hostvars is a plain dict of host -> variables here."""
+"""Unit tests for the release role's filters (plugins/filter/release_role.py, one FilterModule with a
+``<name>.yml`` documentation file per filter): each is registered under its name, documented, and passes
+plain data through to plugin_utils; hostvars is a plain dict of host -> variables here."""
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
+import yaml
 
 TOKEN = 'tok'
 PLAN = {
@@ -43,16 +46,27 @@ def filter_error():
     return AnsibleFilterError
 
 
+def filters() -> dict:
+    module = importlib.import_module('ansible_collections.atomic.deploy.plugins.filter.release_role')
+    return module.FilterModule().filters()
+
+
 def load(name: str):
-    module = importlib.import_module(f'ansible_collections.atomic.deploy.plugins.filter.{name}')
-    return module.FilterModule().filters()[name]
+    return filters()[name]
+
+
+def test_one_filter_module_registers_every_filter():
+    assert sorted(filters()) == NAMES
+    directory = Path(importlib.import_module('ansible_collections.atomic.deploy.plugins.filter').__path__[0])
+    assert sorted(path.name for path in directory.glob('*.py')) == ['release_role.py']
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_each_filter_is_registered_and_documented(name):
-    module = importlib.import_module(f'ansible_collections.atomic.deploy.plugins.filter.{name}')
-    assert list(module.FilterModule().filters()) == [name]
-    assert f'name: {name}' in module.DOCUMENTATION and module.EXAMPLES and module.RETURN
+def test_each_filter_has_its_documentation_file(name):
+    module = importlib.import_module('ansible_collections.atomic.deploy.plugins.filter.release_role')
+    docs = yaml.safe_load(Path(module.__file__).with_name(f'{name}.yml').read_text(encoding='utf-8'))
+    assert docs['DOCUMENTATION']['name'] == name
+    assert f'atomic.deploy.{name}' in docs['EXAMPLES'] and docs['RETURN']['_value']
 
 
 def test_blockers_read_hostvars():

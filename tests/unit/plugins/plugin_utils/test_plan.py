@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.atomic.deploy.plugins.plugin_utils import _plan
 
 HOSTS = ['h1', 'h2', 'h3']
-NOW = datetime.datetime(2026, 1, 10, 8, 30, 22, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2026, 1, 10, 8, 30, 22, tzinfo=datetime.timezone.utc)
 
 
 def values(**extra) -> dict:
@@ -314,3 +314,12 @@ def test_plan_refuses_a_shell_string():
 def test_identity_and_precheck_flags(extra, expect_id, next_link, precheck):
     found = plan(**extra)
     assert (found['expect_id'], found['next_link'], found['precheck']) == (expect_id, next_link, precheck)
+
+
+def test_generated_id_without_a_time_is_now_in_utc():
+    """The default release id; on a Python 3.10 controller this once failed (datetime.UTC is 3.11+)."""
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    generated = _plan.generated_id()
+    after = datetime.datetime.now(datetime.timezone.utc)
+    moment = datetime.datetime.strptime(generated, _plan.ID_FORMAT).replace(tzinfo=datetime.timezone.utc)
+    assert before <= moment <= after
