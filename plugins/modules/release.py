@@ -181,7 +181,9 @@ options:
   adopt:
     description:
       - With O(state=active), allow C(current) to be a real directory (an old in-place deploy) and
-        swap it for the link with C(renameat2(RENAME_EXCHANGE)), keeping it as RV(backup).
+        swap it for the link with the platform's exchange call (C(renameat2(RENAME_EXCHANGE)) on Linux,
+        C(renameatx_np(RENAME_SWAP)) on macOS), keeping it as RV(backup).
+      - Where there is no exchange call (FreeBSD and other BSDs) this is refused before anything is staged.
     type: bool
     default: false
   fsync:
