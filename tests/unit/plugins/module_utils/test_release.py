@@ -113,8 +113,8 @@ def test_layout_paths_and_link_text():
 def test_iso_sorts_in_time_order():
     import datetime
 
-    early = datetime.datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=datetime.UTC)
-    late = datetime.datetime(2026, 1, 1, 0, 0, 0, 40, tzinfo=datetime.UTC)
+    early = datetime.datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=datetime.timezone.utc)
+    late = datetime.datetime(2026, 1, 1, 0, 0, 0, 40, tzinfo=datetime.timezone.utc)
     assert R.iso(early) == '2026-01-01T00:00:00.000005Z'
     assert R.iso(early) < R.iso(late)
 
