@@ -368,9 +368,9 @@ _O_DIRECTORY = getattr(os, 'O_DIRECTORY', 0)
 _O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
 _O_NONBLOCK = getattr(os, 'O_NONBLOCK', 0)
 _O_NOCTTY = getattr(os, 'O_NOCTTY', 0)
-# An O_NOFOLLOW open of a symlink fails with ELOOP (Linux, macOS), EMLINK (FreeBSD), or ENOTDIR when
-# O_DIRECTORY is given too (Linux). What is really there is looked up only to word the error.
-_REFUSED_ERRNOS = (errno.ELOOP, errno.EMLINK, errno.ENOTDIR)
+# An O_NOFOLLOW open of a symlink fails with nofollow_errnos() (ELOOP on Linux and macOS, EMLINK on
+# FreeBSD), or ENOTDIR when O_DIRECTORY is given too (Linux). What is really there is looked up only
+# to word the error.
 
 
 class SymlinkError(FsError):
@@ -383,7 +383,7 @@ class FileTypeError(FsError):
 
 def _refusal(exc: OSError, *, name: str, dir_fd: int | None, path: str, want_dir: bool) -> Exception:
     """The error to raise after an O_NOFOLLOW open of ``name`` failed with ``exc``."""
-    if exc.errno not in _REFUSED_ERRNOS:
+    if exc.errno not in nofollow_errnos() | {errno.ENOTDIR}:
         return exc
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -480,14 +480,49 @@ def make_dir(name: str, *, dir_fd: int, path: str) -> tuple[int, bool]:
     return open_dir(name, dir_fd=dir_fd, path=path), created
 
 
-def set_owner_mode(fd: int, *, mode: int | None = None, uid: int = -1, gid: int = -1) -> bool:
+def _group_name(gid: int) -> str:
+    try:
+        import grp  # pylint: disable=import-outside-toplevel
+
+        return f'{grp.getgrgid(gid).gr_name} ({gid})'
+    except (ImportError, KeyError):
+        return str(gid)
+
+
+def setgid_refusal(st: os.stat_result, *, mode: int, path: str, gid: int = -1) -> str | None:
+    """Why ``mode`` (with the setgid bit) cannot be set on ``path`` by this process, or None.
+
+    ``st`` is what ``path`` is now, ``gid`` the group it is about to get (-1: it keeps its own).
+    Only root, or an owner who is in the file's group, may set setgid: macOS and the BSDs refuse
+    with EPERM, Linux drops the bit without an error, so the mode would differ again on every
+    run. Said once, here, before anything is changed.
+    """
+    if not mode & stat.S_ISGID or stat.S_IMODE(st.st_mode) & stat.S_ISGID or os.geteuid() == 0:
+        return None
+    group = st.st_gid if gid == -1 else gid
+    if group in set(os.getgroups()) | {os.getegid()}:
+        return None
+    return (
+        f'cannot set the setgid bit of {path} (mode {mode:04o}): the deploy user is not in its group '
+        f'{_group_name(group)} (macOS and the BSDs refuse this with "operation not permitted", Linux drops '
+        'the bit silently); add the deploy user to that group, set shared_group to a group the deploy user is '
+        'in, or use a shared_mode without setgid (such as 0775)'
+    )
+
+
+def set_owner_mode(fd: int, *, mode: int | None = None, uid: int = -1, gid: int = -1, path: str = '') -> bool:
     """fchown then fchmod the open ``fd`` where they differ (-1 / None: leave as is); True when changed.
 
     Use only on an fd from :func:`open_dir`, :func:`open_file`, :func:`make_dir` or
     :func:`create_file`. The owner goes first: chown clears setgid on some systems, and mkdir's
-    mode is cut by the umask.
+    mode is cut by the umask. A setgid bit this process may not set is refused (FsError naming
+    ``path``, :func:`setgid_refusal`) before anything is changed.
     """
     st = os.fstat(fd)
+    if mode is not None:
+        refusal = setgid_refusal(st, mode=mode, path=path or f'descriptor {fd}', gid=gid)
+        if refusal:
+            raise FsError(refusal, path=path or None)
     changed = False
     if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
         os.fchown(fd, uid, gid)
@@ -568,7 +603,7 @@ def ensure_dir(*, path: str, mode: int, uid: int = -1, gid: int = -1) -> bool:
     finally:
         os.close(parent)
     try:
-        return set_owner_mode(fd, mode=mode, uid=uid, gid=gid) or created
+        return set_owner_mode(fd, mode=mode, uid=uid, gid=gid, path=path) or created
     finally:
         os.close(fd)
 

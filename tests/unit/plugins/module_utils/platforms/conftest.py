@@ -358,3 +358,32 @@ def one_second_timestamps(monkeypatch):
         func = getattr(os, name)
         monkeypatch.setattr(os, name, lambda *args, _func=func, **kwargs: truncate(_func(*args, **kwargs)))
     return truncate
+
+
+DEPLOY_UID = DEPLOY_GID = 1000
+
+
+@pytest.fixture
+def deploy_user_not_in_group(monkeypatch):
+    """The deploy user (uid and gid 1000, no other group) and directories of another group (root's, 0).
+
+    Setting setgid on such a directory fails with EPERM on macOS and the BSDs; Linux drops the bit
+    without an error. Which one happens follows ``sys.platform`` (the ``platform`` fixture's).
+    """
+    monkeypatch.setattr(os, 'geteuid', lambda: DEPLOY_UID)
+    monkeypatch.setattr(os, 'getegid', lambda: DEPLOY_GID)
+    monkeypatch.setattr(os, 'getgroups', lambda: [DEPLOY_GID])
+
+    def guarded(func, stat_of):
+        def chmod(target, mode, *args, **kwargs):
+            if mode & 0o2000 and stat_of(target).st_gid != DEPLOY_GID:
+                if sys.platform.startswith('linux'):
+                    mode &= ~0o2000
+                else:
+                    raise OSError(errno.EPERM, 'Operation not permitted', None if isinstance(target, int) else target)
+            return func(target, mode, *args, **kwargs)
+
+        return chmod
+
+    monkeypatch.setattr(os, 'fchmod', guarded(os.fchmod, os.fstat))
+    monkeypatch.setattr(os, 'chmod', guarded(os.chmod, os.stat))
