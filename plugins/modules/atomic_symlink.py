@@ -22,7 +22,8 @@ description:
     C(fsync), which there may leave the data in the drive's cache.
   - A real directory at O(path) (an old in-place deploy being adopted) is swapped for the link
     in one step when O(force=true), with C(renameat2(RENAME_EXCHANGE)) on Linux and
-    C(renameatx_np(RENAME_SWAP)) on macOS. The directory ends at a temporary name returned as RV(backup); nothing is deleted.
+    C(renameatx_np(RENAME_SWAP)) on macOS. The directory ends at a temporary name returned as
+    RV(backup); nothing is deleted.
     Where no exchange call exists (FreeBSD and other BSDs) the module fails, in check mode too,
     rather than open a window.
   - Pure Python, no shelling out, so Linux and macOS/BSD behave the same.
