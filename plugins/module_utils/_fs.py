@@ -146,6 +146,21 @@ def describe_collisions(clashes: list, *, where: str) -> str:
     )
 
 
+MACOS_METADATA_DIR = '__MACOSX'
+
+
+def is_macos_metadata(parts: list, *, is_dir: bool) -> bool:
+    """Whether an archive path (split on '/') is macOS metadata rather than content.
+
+    AppleDouble files (``._name``: resource forks and extended attributes that macOS ``tar`` and
+    Finder copies write next to each file), Finder's ``.DS_Store``, and the ``__MACOSX/`` tree
+    Finder's "Compress" puts in a zip.
+    """
+    if MACOS_METADATA_DIR in parts:
+        return True
+    return not is_dir and bool(parts) and (parts[-1].startswith('._') or parts[-1] == '.DS_Store')
+
+
 def temp_path(*, directory: str, prefix: str) -> str:
     """A fresh, unpredictable name inside ``directory`` (nothing is created)."""
     return os.path.join(directory, f'{prefix}{secrets.token_hex(6)}')

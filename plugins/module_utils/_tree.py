@@ -21,8 +21,9 @@ import os
 import posixpath
 import shutil
 import stat
+import unicodedata
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _copy
+from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _fs
 from ansible_collections.atomic.deploy.plugins.module_utils._stream import ExtractError
 
 SMALL_FILE = 8 * 1024 * 1024
@@ -58,8 +59,19 @@ class TreeWriter:
     """Places members into ``dest`` and keeps the bookkeeping that makes that safe."""
 
     def __init__(
-        self, *, dest: str, previous: str | None, dedupe: bool, strip_components: int, reserved, digests=None
+        self,
+        *,
+        dest: str,
+        previous: str | None,
+        dedupe: bool,
+        strip_components: int,
+        reserved,
+        digests=None,
+        drop_macos_metadata: bool = False,
     ) -> None:
+        self.drop_macos_metadata = drop_macos_metadata
+        # folded name (_fs.folded_name) -> the path it was first seen as: names one file on a Mac
+        self.folded: dict[str, str] = {}
         # path -> sha256 hex of what was written there, for the content manifest (None: not kept)
         self.digests = digests
         if isinstance(strip_components, bool) or not isinstance(strip_components, int) or strip_components < 0:
@@ -114,7 +126,29 @@ class TreeWriter:
                 return None
         if parts[0] in self.reserved:
             raise refuse(raw, f'{parts[0]} is reserved for the release itself')
+        if self.drop_macos_metadata and _fs.is_macos_metadata(parts, is_dir=is_dir):
+            return None
+        self._refuse_case_twin(parts, raw)
         return '/'.join(parts)
+
+    def _refuse_respelt_names(self) -> None:
+        respelt = _respelt(self.dest, self.kinds)
+        if respelt:
+            shown = '; '.join(f'{written!r} is stored as {stored!r}' for written, stored in respelt[:5])
+            raise ExtractError(
+                f'the file system holding {self.dest} changes the Unicode spelling of names (HFS+ stores them '
+                f'decomposed, NFD): {shown}; the release would never match its artifact. Use APFS or another '
+                'file system that keeps names as written, or rename these files in NFD form',
+                path=self.dest,
+            )
+
+    def _refuse_case_twin(self, parts: list[str], raw: str) -> None:
+        """Refuse a name that a case-insensitive or normalising file system would take for an earlier one."""
+        for end in range(1, len(parts) + 1):
+            name = '/'.join(parts[:end])
+            first = self.folded.setdefault(_fs.folded_name(name), name)
+            if first != name:
+                raise refuse(raw, _fs.describe_collisions([(first, name)], where='the archive'))
 
     def path(self, rel: str) -> str:
         return self.root + '/' + rel
@@ -294,7 +328,7 @@ class TreeWriter:
         try:
             os.link(prev, path, follow_symlinks=False)
         except OSError as exc:
-            if exc.errno not in _copy.LINK_REFUSED:
+            if not _copy.link_refused(exc.errno):
                 raise
             if exc.errno == errno.EXDEV:
                 self.can_link = False
@@ -359,7 +393,7 @@ class TreeWriter:
             except FileExistsError:
                 continue
             except OSError as exc:
-                if exc.errno not in _copy.LINK_REFUSED:
+                if not _copy.link_refused(exc.errno):
                     raise
                 if exc.errno == errno.EXDEV:
                     self.can_link = False
@@ -384,6 +418,7 @@ class TreeWriter:
                     # The caller removes the partial release, but never leave an escaping link behind meanwhile.
                     os.unlink(self.path(rel))
                     raise refuse(rel, f'symlink resolves to {real}, outside the release, through other symlinks')
+        self._refuse_respelt_names()
         for rel in sorted(self.dirs, key=lambda r: r.count('/'), reverse=True):
             mode, ns = self.dirs[rel]
             path = self.path(rel)
@@ -393,6 +428,30 @@ class TreeWriter:
             if mode != 0o700:
                 os.chmod(path, mode)
         return dict(self.stats)
+
+
+def _respelt(dest: str, rels) -> list:
+    """(written, on disk) for names the file system stores in another Unicode normal form (HFS+: NFD).
+
+    The release's manifest and the drift check name files as they were written; a file system that
+    respells them would make the tree differ from the artifact on every later check. Only names that
+    NFD changes are looked at, so an ASCII tree costs nothing.
+    """
+    listed: dict = {}
+    found = []
+    for rel in rels:
+        parent, _sep, name = rel.rpartition('/')
+        if unicodedata.normalize('NFD', name) == name:
+            continue
+        if parent not in listed:
+            try:
+                listed[parent] = set(os.listdir(os.path.join(dest, parent) if parent else dest))
+            except OSError:
+                listed[parent] = set()
+        if name not in listed[parent]:
+            spelt = [n for n in listed[parent] if unicodedata.normalize('NFC', n) == unicodedata.normalize('NFC', name)]
+            found.append((rel, f'{parent}/{spelt[0]}' if parent and spelt else (spelt[0] if spelt else '?')))
+    return found
 
 
 def _same_content(prev: str, data: bytes) -> bool:
