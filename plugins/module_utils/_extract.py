@@ -19,7 +19,7 @@ What an extraction guarantees:
   (lexically when the member is read, and again by real resolution once the tree is complete, which catches
   chains of individually harmless links), hard links whose target is not an earlier regular-file member,
   members whose parent path goes through a symlink member or a non-directory, and names that differ from an
-  earlier member's only in case or Unicode normalisation (one file on macOS: ``_fs.name_collisions``).
+  earlier member's only in case or Unicode normalisation (one file on macOS: ``_names.name_collisions``).
 - With ``drop_macos_metadata``, AppleDouble ``._*`` files, ``.DS_Store`` and ``__MACOSX/`` are skipped.
 - Nothing is written through a symlink: new files are opened with ``O_CREAT|O_EXCL|O_NOFOLLOW``,
   directories are made with ``os.mkdir``, and every parent directory is one this extraction created.

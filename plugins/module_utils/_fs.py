@@ -19,7 +19,6 @@ import secrets
 import shutil
 import stat
 import sys
-import unicodedata
 
 # Refuses a target Python older than the modules need, before any module does anything.
 from ansible_collections.atomic.deploy.plugins.module_utils import _python  # noqa: F401 pylint: disable=unused-import
@@ -104,61 +103,6 @@ def fsync_dir(path: str) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def folded_name(path: str) -> str:
-    """``path`` as a case-insensitive, normalisation-insensitive file system compares it.
-
-    APFS (macOS's default) and HFS+ ignore case and treat NFC and NFD spellings of a name as one
-    name; NTFS/SMB ignore case. Lower case of the decomposed form: Unicode's simple case mapping,
-    not casefold(), which would also join names such as ``ß`` and ``ss`` that APFS keeps apart.
-    """
-    return unicodedata.normalize('NFD', unicodedata.normalize('NFD', path).lower())
-
-
-def name_collisions(paths) -> list:
-    """Pairs of distinct ``paths`` that are one name on such a file system, in input order.
-
-    An artifact is refused for them on every platform, so one built on Linux cannot lose a file,
-    or fail half-way, when it is deployed to a Mac later.
-    """
-    seen: dict = {}
-    clashes = []
-    for path in paths:
-        # the directories a path implies count too: ``dir/a`` next to ``Dir`` would land in ``Dir``
-        parts = path.split('/')
-        for end in range(1, len(parts) + 1):
-            name = '/'.join(parts[:end])
-            first = seen.setdefault(folded_name(name), name)
-            if first != name and (first, name) not in clashes:
-                clashes.append((first, name))
-    return clashes
-
-
-def describe_collisions(clashes: list, *, where: str) -> str:
-    """The refusal message for :func:`name_collisions` (a lower-case message naming ``where``)."""
-    shown = '; '.join(f'{first!r} and {second!r}' for first, second in clashes[:5])
-    more = f' (and {len(clashes) - 5} more)' if len(clashes) > 5 else ''
-    return (
-        f'{where} holds names that differ only in case or Unicode normalisation: {shown}{more}; '
-        'a case-insensitive or normalising file system (macOS APFS and HFS+, SMB) would keep only one of '
-        'each pair, so the artifact is refused on every target: rename one of each pair'
-    )
-
-
-MACOS_METADATA_DIR = '__MACOSX'
-
-
-def is_macos_metadata(parts: list, *, is_dir: bool) -> bool:
-    """Whether an archive path (split on '/') is macOS metadata rather than content.
-
-    AppleDouble files (``._name``: resource forks and extended attributes that macOS ``tar`` and
-    Finder copies write next to each file), Finder's ``.DS_Store``, and the ``__MACOSX/`` tree
-    Finder's "Compress" puts in a zip.
-    """
-    if MACOS_METADATA_DIR in parts:
-        return True
-    return not is_dir and bool(parts) and (parts[-1].startswith('._') or parts[-1] == '.DS_Store')
 
 
 def temp_path(*, directory: str, prefix: str) -> str:

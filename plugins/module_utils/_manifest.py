@@ -62,6 +62,13 @@ def _fs():
     return fs_module
 
 
+def _names():
+    """module_utils._names, imported when first used (see :func:`_fs`)."""
+    from ansible_collections.atomic.deploy.plugins.module_utils import _names as names_module
+
+    return names_module
+
+
 def canonical(entries: list) -> bytes:
     """The bytes the manifest digest is taken over: entries without mtimes, sorted by path."""
     rows = [e[:5] if e[1] == FILE else list(e) for e in sorted(entries, key=lambda e: e[0])]
@@ -133,7 +140,7 @@ def from_tree(
     generated files). ``hashes`` maps a stat record tuple to a known digest, so an inode whose
     digest was just established is not read again; ``known`` maps a path to the digest of what
     the extractor has just written there (so the tree is not read twice). Sockets, fifos and devices are refused.
-    ``drop_macos_metadata`` leaves out what the extractor leaves out with that option (_fs.is_macos_metadata).
+    ``drop_macos_metadata`` leaves out what the extractor leaves out with that option (_names.is_macos_metadata).
     """
     excluded = set(exclude)
     entries: list = []
@@ -155,7 +162,7 @@ def from_tree(
             try:
                 st = os.lstat(full)
                 mode = stat.S_IMODE(st.st_mode)
-                if drop_macos_metadata and _fs().is_macos_metadata(rel.split('/'), is_dir=stat.S_ISDIR(st.st_mode)):
+                if drop_macos_metadata and _names().is_macos_metadata(rel.split('/'), is_dir=stat.S_ISDIR(st.st_mode)):
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     entries.append([rel, DIR, mode])
@@ -250,7 +257,7 @@ def from_tar(
             for member in tf:
                 rel = tree.name(member.name)
                 if rel is None or (
-                    drop_macos_metadata and _fs().is_macos_metadata(rel.split('/'), is_dir=member.isdir())
+                    drop_macos_metadata and _names().is_macos_metadata(rel.split('/'), is_dir=member.isdir())
                 ):
                     continue
                 if member.isreg():
@@ -592,7 +599,7 @@ def validate_entries(entries) -> list:
         if not ok:
             raise ManifestError(f'invalid delta manifest entry {e!r:.200}')
         out.append(e)
-    clashes = _fs().name_collisions([e[0] for e in out])
+    clashes = _names().name_collisions([e[0] for e in out])
     if clashes:
-        raise ManifestError(_fs().describe_collisions(clashes, where='the delta manifest'))
+        raise ManifestError(_names().describe_collisions(clashes, where='the delta manifest'))
     return out

@@ -21,7 +21,15 @@ from __future__ import annotations
 import os
 import typing as t
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _fetch, _fs, _history, _lock, _release, _shared
+from ansible_collections.atomic.deploy.plugins.module_utils import (
+    _fetch,
+    _fs,
+    _history,
+    _lock,
+    _names,
+    _release,
+    _shared,
+)
 from ansible_collections.atomic.deploy.plugins.module_utils._release import Layout, Release, ReleaseError
 from ansible_collections.atomic.deploy.plugins.module_utils._stage_options import (
     RunCommand,
@@ -313,9 +321,9 @@ def refuse_case_twin(*, layout: Layout, release_id: str, releases: list[Release]
     On a case-insensitive file system (macOS's default) both name one directory: ``V2`` would
     rebuild or reuse ``v2``. Refused on every platform, so the ids mean the same everywhere.
     """
-    wanted = _fs.folded_name(release_id)
+    wanted = _names.folded_name(release_id)
     for release in releases:
-        if release.id != release_id and _fs.folded_name(release.id) == wanted:
+        if release.id != release_id and _names.folded_name(release.id) == wanted:
             raise ReleaseError(
                 f'release id {release_id} differs only in case or Unicode normalisation from the existing release '
                 f'{release.id} ({release.path}); a case-insensitive file system (macOS) would take one for the '

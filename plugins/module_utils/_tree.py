@@ -21,9 +21,8 @@ import os
 import posixpath
 import shutil
 import stat
-import unicodedata
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _fs
+from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _names
 from ansible_collections.atomic.deploy.plugins.module_utils._stream import ExtractError
 
 SMALL_FILE = 8 * 1024 * 1024
@@ -70,7 +69,7 @@ class TreeWriter:
         drop_macos_metadata: bool = False,
     ) -> None:
         self.drop_macos_metadata = drop_macos_metadata
-        # folded name (_fs.folded_name) -> the path it was first seen as: names one file on a Mac
+        # folded name (_names.folded_name) -> the path it was first seen as: names one file on a Mac
         self.folded: dict[str, str] = {}
         # path -> sha256 hex of what was written there, for the content manifest (None: not kept)
         self.digests = digests
@@ -126,13 +125,13 @@ class TreeWriter:
                 return None
         if parts[0] in self.reserved:
             raise refuse(raw, f'{parts[0]} is reserved for the release itself')
-        if self.drop_macos_metadata and _fs.is_macos_metadata(parts, is_dir=is_dir):
+        if self.drop_macos_metadata and _names.is_macos_metadata(parts, is_dir=is_dir):
             return None
         self._refuse_case_twin(parts, raw)
         return '/'.join(parts)
 
     def _refuse_respelt_names(self) -> None:
-        respelt = _respelt(self.dest, self.kinds)
+        respelt = _names.respelt(self.dest, self.kinds)
         if respelt:
             shown = '; '.join(f'{written!r} is stored as {stored!r}' for written, stored in respelt[:5])
             raise ExtractError(
@@ -146,9 +145,9 @@ class TreeWriter:
         """Refuse a name that a case-insensitive or normalising file system would take for an earlier one."""
         for end in range(1, len(parts) + 1):
             name = '/'.join(parts[:end])
-            first = self.folded.setdefault(_fs.folded_name(name), name)
+            first = self.folded.setdefault(_names.folded_name(name), name)
             if first != name:
-                raise refuse(raw, _fs.describe_collisions([(first, name)], where='the archive'))
+                raise refuse(raw, _names.describe_collisions([(first, name)], where='the archive'))
 
     def path(self, rel: str) -> str:
         return self.root + '/' + rel
@@ -428,30 +427,6 @@ class TreeWriter:
             if mode != 0o700:
                 os.chmod(path, mode)
         return dict(self.stats)
-
-
-def _respelt(dest: str, rels) -> list:
-    """(written, on disk) for names the file system stores in another Unicode normal form (HFS+: NFD).
-
-    The release's manifest and the drift check name files as they were written; a file system that
-    respells them would make the tree differ from the artifact on every later check. Only names that
-    NFD changes are looked at, so an ASCII tree costs nothing.
-    """
-    listed: dict = {}
-    found = []
-    for rel in rels:
-        parent, _sep, name = rel.rpartition('/')
-        if unicodedata.normalize('NFD', name) == name:
-            continue
-        if parent not in listed:
-            try:
-                listed[parent] = set(os.listdir(os.path.join(dest, parent) if parent else dest))
-            except OSError:
-                listed[parent] = set()
-        if name not in listed[parent]:
-            spelt = [n for n in listed[parent] if unicodedata.normalize('NFC', n) == unicodedata.normalize('NFC', name)]
-            found.append((rel, f'{parent}/{spelt[0]}' if parent and spelt else (spelt[0] if spelt else '?')))
-    return found
 
 
 def _same_content(prev: str, data: bytes) -> bool:

@@ -506,30 +506,3 @@ def test_fsync_dir_tolerates_einval(tmp_path, monkeypatch):
     monkeypatch.setattr(_fs.os, 'fsync', failing)
     with pytest.raises(OSError):
         _fs.fsync_dir(str(tmp_path))
-
-
-# --- names a case-insensitive or normalising file system would join -----------------------------
-
-
-@pytest.mark.parametrize(
-    ('paths', 'clashes'),
-    [
-        (['README', 'readme'], [('README', 'readme')]),
-        (['app/Config.php', 'app/config.php', 'app/other'], [('app/Config.php', 'app/config.php')]),
-        (['Dir', 'dir/a'], [('Dir', 'dir')]),  # dir/a implies a directory dir, which would be Dir
-        (['Dir/a', 'dir/a', 'Dir/b'], [('Dir', 'dir'), ('Dir/a', 'dir/a')]),
-        (['Dir', 'dir'], [('Dir', 'dir')]),
-        (['caf\u00e9.txt', 'cafe\u0301.txt'], [('caf\u00e9.txt', 'cafe\u0301.txt')]),  # NFC and NFD
-        (['CAF\u00c9', 'cafe\u0301'], [('CAF\u00c9', 'cafe\u0301')]),
-        (['stra\u00dfe', 'strasse'], []),  # APFS keeps these apart: no casefold()
-        (['a', 'a', 'b'], []),  # the same name twice is not a clash
-    ],
-)
-def test_name_collisions(paths, clashes):
-    assert _fs.name_collisions(paths) == clashes
-
-
-def test_collision_message_names_where_and_both_names():
-    message = _fs.describe_collisions([('README', 'readme')], where='archive /tmp/a.tar')
-    assert message.startswith('archive /tmp/a.tar holds names that differ only in case')
-    assert "'README' and 'readme'" in message
