@@ -465,7 +465,7 @@ def setgid_refusal(st: os.stat_result, *, mode: int, path: str, gid: int = -1) -
         f'cannot set the setgid bit of {path} (mode {mode:04o}): the deploy user is not in its group '
         f'{_group_name(group)} (macOS and the BSDs refuse this with "operation not permitted", Linux drops '
         'the bit silently); add the deploy user to that group, set shared_group to a group the deploy user is '
-        'in, or use a shared_mode without setgid (such as 0775)'
+        'in, or drop setgid from the mode (shared_mode or writable_mode 0775)'
     )
 
 

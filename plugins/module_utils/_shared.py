@@ -376,7 +376,7 @@ def ensure_writable(*, release: str, paths: list[str], mode: int, check_mode: bo
             try:
                 final = os.path.join(release, rel)
                 if fd is not None and (
-                    stat.S_IMODE(os.fstat(fd).st_mode) != mode if check_mode else _fs.set_owner_mode(fd, mode=mode)
+                    stat.S_IMODE(os.fstat(fd).st_mode) != mode if check_mode else _fs.set_owner_mode(fd, mode=mode, path=final)
                 ):
                     made.append(final)
             finally:

@@ -16,7 +16,7 @@ from ansible_collections.atomic.deploy.plugins.module_utils._release import Rele
 def assert_setgid_explained(message: str, path: str) -> None:
     assert message.startswith(f'cannot set the setgid bit of {path} (mode 2775)'), message
     assert 'not in its group' in message and '(0)' in message
-    assert 'add the deploy user to that group' in message and '0775' in message
+    assert 'add the deploy user to that group' in message and 'writable_mode 0775' in message
 
 
 def test_setgid_refused_with_eperm_is_explained(tmp_path, platform, deploy_user_not_in_group):
@@ -75,3 +75,11 @@ def test_symlinked_root_shared_dirs_are_made_inside(linked_root, platform):
     )
     assert os.path.isdir(os.path.join(os.path.realpath(root), 'shared', 'storage', 'logs'))
     assert os.path.join(root, 'shared', 'storage', 'logs') in outcome['created']
+
+
+def test_setgid_writable_dir_refusal_names_the_path(tmp_path, platform, deploy_user_not_in_group):
+    release = tmp_path / 'releases' / 'r1'
+    release.mkdir(parents=True)
+    with pytest.raises(_fs.FsError) as info:
+        _shared.ensure_writable(release=str(release), paths=['storage/cache'], mode=0o2775)
+    assert_setgid_explained(str(info.value), str(release / 'storage' / 'cache'))
