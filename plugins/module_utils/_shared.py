@@ -375,9 +375,12 @@ def ensure_writable(*, release: str, paths: list[str], mode: int, check_mode: bo
             )
             try:
                 final = os.path.join(release, rel)
-                if fd is not None and (
-                    stat.S_IMODE(os.fstat(fd).st_mode) != mode if check_mode else _fs.set_owner_mode(fd, mode=mode, path=final)
-                ):
+                if fd is None:
+                    pass
+                elif check_mode:
+                    if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+                        made.append(final)
+                elif _fs.set_owner_mode(fd, mode=mode, path=final):
                     made.append(final)
             finally:
                 _close(fd)
