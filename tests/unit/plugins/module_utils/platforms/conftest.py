@@ -27,6 +27,7 @@ import ctypes.util
 import dataclasses
 import errno
 import fcntl
+import functools
 import os
 import sys
 import unicodedata
@@ -149,11 +150,11 @@ class FakeLibc:
 
     def __init__(self, state: PlatformState) -> None:
         self._state = state
-        # plain functions, not bound methods: ctypes callers set argtypes/restype on them
+        # partial objects, not bound methods: ctypes callers set argtypes/restype on them
         if 'renameatx_np' in state.platform.libc:
-            self.renameatx_np = lambda *args: self._renameatx_np(*args)
+            self.renameatx_np = functools.partial(self._renameatx_np)
         if 'renameat2' in state.platform.libc:
-            self.renameat2 = lambda *args: self._freebsd_renameat2(*args)
+            self.renameat2 = functools.partial(self._freebsd_renameat2)
 
     def _fail(self, name: str) -> int:
         ctypes.set_errno(self._state.errno_of(name))
