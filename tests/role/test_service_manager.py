@@ -40,7 +40,9 @@ def test_auto_reloads_and_restarts_with_the_hosts_service_manager(fleet: Fleet, 
     fleet.ok(fleet.deploy(extra=extra))
     asked = init_script.read_text(encoding='utf-8').split()
     assert asked.count('reload') == len(HOSTS), asked
-    assert asked.count('restart') == len(HOSTS), asked
+    # the init script path of ansible.builtin.service restarts as stop then start
+    restarts = asked.count('restart') or min(asked.count('stop'), asked.count('start'))
+    assert restarts == len(HOSTS), asked
     assert all(current(root) == 'r1' for root in fleet.roots.values())
 
 
