@@ -503,3 +503,59 @@ def test_ensure_writable_refuses_symlinks(root, tmp_path):
         _shared.ensure_writable(release=release, paths=['var/cache'], mode=0o2775)
     assert os.path.join(release, 'var') in str(info.value)
     assert os.listdir(outside) == [] and mode_of(str(outside)) == 0o700
+
+
+def swap_after_open(monkeypatch, *, name: str, outside) -> list[str]:
+    """Once open_dir has opened ``name``, replace that directory by a symlink to ``outside`` (a web user racing
+    the deploy); what follows must still happen in the directory that was opened."""
+    real_open_dir = _shared._fs.open_dir
+    swapped: list[str] = []
+
+    def open_then_swap(entry, *, dir_fd=None, path=None):
+        fd = real_open_dir(entry, dir_fd=dir_fd, path=path)
+        if entry == name and not swapped:
+            os.rename(path, path + '.moved')
+            os.symlink(str(outside), path)
+            swapped.append(path)
+        return fd
+
+    monkeypatch.setattr(_shared._fs, 'open_dir', open_then_swap)
+    return swapped
+
+
+def test_link_lands_in_the_parent_it_opened_when_the_parent_is_swapped(root, tmp_path, monkeypatch):
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    shared = shared_of(root)
+    release = os.path.join(root, 'releases', 'r1')
+    os.makedirs(os.path.join(release, 'public'))
+    _shared.ensure_shared(root=root, shared=shared, dirs=['public/uploads'], files=[], mode=0o2775)
+    swapped = swap_after_open(monkeypatch, name='public', outside=outside)
+    _shared.link_into_release(release=release, shared=shared, paths=['public/uploads'])
+    assert swapped == [os.path.join(release, 'public')]
+    assert os.listdir(outside) == []
+    assert os.path.islink(os.path.join(release, 'public.moved', 'uploads'))
+
+
+def test_writable_dir_mode_lands_on_the_directory_it_opened(root, tmp_path, monkeypatch):
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    os.chmod(outside, 0o700)
+    release = os.path.join(root, 'releases', 'r1')
+    os.makedirs(os.path.join(release, 'var', 'cache'))
+    os.chmod(os.path.join(release, 'var', 'cache'), 0o755)
+    swap_after_open(monkeypatch, name='cache', outside=outside)
+    _shared.ensure_writable(release=release, paths=['var/cache'], mode=0o2775)
+    assert mode_of(str(outside)) == 0o700
+    assert mode_of(os.path.join(release, 'var', 'cache.moved')) == 0o2775
+
+
+def test_writable_dirs_get_their_exact_mode_despite_the_umask(root):
+    release = os.path.join(root, 'releases', 'r1')
+    old = os.umask(0o077)
+    try:
+        _shared.ensure_writable(release=release, paths=['a/b'], mode=0o2775)
+    finally:
+        os.umask(old)
+    assert mode_of(os.path.join(release, 'a')) == 0o755
+    assert mode_of(os.path.join(release, 'a', 'b')) == 0o2775
