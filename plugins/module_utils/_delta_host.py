@@ -59,18 +59,12 @@ def probe(*, releases: list, exclude: str | None = None) -> dict:
     prefixes, concatenated) and the manifest digests of its complete releases (newest first)."""
     verifier = M.Verifier()
     manifests: list = []
-    have = M.inventory(
-        releases=source_releases(releases, exclude=exclude), verifier=verifier, uid=_uid(), manifests=manifests
-    )
+    have = M.inventory(releases=source_releases(releases, exclude=exclude), verifier=verifier, manifests=manifests)
     bases = []
     for _path, doc in manifests:
         if doc['digest'] not in bases:
             bases.append(doc['digest'])
     return {'have': ''.join(sorted({d[:PREFIX_LEN] for d in have})), 'bases': bases[:5]}
-
-
-def _uid():
-    return os.geteuid() if hasattr(os, 'geteuid') else None
 
 
 def drift_warning(*, release: R.Release | None, verifier: M.Verifier | None = None) -> tuple[str | None, dict | None]:
@@ -113,7 +107,7 @@ def stage_from_bundle(*, tmp: str, dest: str, bundle: str, releases: list, relea
         verifier = M.Verifier()
         manifests: list = []
         have = M.inventory(
-            releases=source_releases(releases, exclude=release_id), verifier=verifier, uid=_uid(), manifests=manifests
+            releases=source_releases(releases, exclude=release_id), verifier=verifier, manifests=manifests
         )
         bases = {doc['digest']: doc['entries'] for _path, doc in reversed(manifests)}
         entries, objects = A.read_bundle(bundle=bundle, workdir=work, bases=bases)

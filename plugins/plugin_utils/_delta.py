@@ -29,6 +29,7 @@ import tempfile
 import time
 
 from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _tar_manifest
 
 PREFIX_LEN = 16
 """Hex digits of each content digest a host reports (64 bits: a collision is ~1e-12 at 5,000 files)."""
@@ -139,7 +140,7 @@ def _build(*, path: str, kind: str, strip_components: int) -> list | None:
             return None
         handle.seek(0)
         try:
-            return M.from_tar(fileobj=handle, strip_components=strip_components)
+            return _tar_manifest.from_tar(fileobj=handle, strip_components=strip_components)
         except M.ManifestError:
             return None
 
@@ -276,12 +277,15 @@ def _live_check(root, release_id, content_digest, checksum):
     try:
         text = os.readlink(current)
         resolved = os.path.normpath(text if os.path.isabs(text) else os.path.join(root, text))
-        if resolved != path or not stat.S_ISDIR(os.lstat(path).st_mode):
+        if resolved != path:
             return out
-        fd = os.open(os.path.join(path, '.release.json'), os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
-        with os.fdopen(fd, 'rb') as handle:
-            meta = _json.loads(handle.read().decode('utf-8'))
-    except (OSError, ValueError, UnicodeDecodeError):
+        # Only a release the deploy user made counts (a directory and metadata nobody else can write).
+        release_fd = open_release(path)
+        try:
+            meta = _json.loads(read_trusted('.release.json', dir_fd=release_fd).decode('utf-8'))
+        finally:
+            os.close(release_fd)
+    except (OSError, Untrusted, ValueError, UnicodeDecodeError):
         return out
     source = meta.get('source') if isinstance(meta, dict) else None
     if not isinstance(source, dict) or meta.get('state') != 'complete' or meta.get('id') != release_id:
