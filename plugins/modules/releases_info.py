@@ -40,7 +40,7 @@ options:
         stray uploads, deleted files). Shared links, writable directories and generated files are
         not release content and are ignored.
       - A file is read only when its stat record cannot prove it unchanged (see C(docs/delta.md)).
-        A file or directory of another user, or that anyone else can write, is never read: it is
+        A file or directory of another user, or that anyone else can write, is never read; it is
         listed as untrusted. Symlinks are never followed.
     type: bool
     default: false
@@ -170,7 +170,7 @@ ignored:
 untrusted:
   description:
     - Directories in C(releases/) the deploy user did not make, or that anyone else can write (or C(releases/)
-      itself): never listed as releases, reused, rolled back to or pruned.
+      itself). They are never listed as releases, reused, rolled back to or pruned.
   returned: always
   type: list
   elements: dict
