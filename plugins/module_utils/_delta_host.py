@@ -100,6 +100,7 @@ def sweep_workdirs(tmp: str) -> None:
 def stage_from_bundle(*, tmp: str, dest: str, bundle: str, releases: list, release_id: str, dedupe: bool) -> dict:
     """Assemble ``dest`` from a delta bundle and the host's complete releases; return stats and entries."""
     os.makedirs(tmp, 0o750, exist_ok=True)
+    R.require_trusted(tmp, what='delta work dirs')
     sweep_workdirs(tmp)
     work = os.path.join(tmp, f'{WORKDIR_PREFIX}{release_id}-{os.urandom(6).hex()}')
     os.mkdir(work, 0o700)

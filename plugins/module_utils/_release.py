@@ -520,6 +520,19 @@ def ensure_deploy_dir(layout: Layout) -> None:
             continue  # a concurrent deploy made it; ensure_dir below still checks the root itself
         os.chmod(path, 0o755)
     _fs.ensure_dir(path=layout.deploy, mode=0o750)
+    require_trusted(layout.deploy, what='the lock and the history')
+
+
+def require_trusted(path: str, *, what: str) -> None:
+    """Refuse a directory of the deploy root that another user owns or anyone else can write."""
+    try:
+        os.close(_manifest.open_trusted(path, directory=True))
+    except _manifest.Untrusted as exc:
+        raise ReleaseError(
+            f'{path} is not trusted ({exc}); refusing to keep {what} there (it must be the deploy user\'s, '
+            'and nobody else may write it)',
+            path=path,
+        ) from None
 
 
 MAX_SWITCH_WAIT = 600.0

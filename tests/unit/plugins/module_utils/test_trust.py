@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest, _release
+from ansible_collections.atomic.deploy.plugins.module_utils import _delta_host, _manifest, _release
 
 OTHER = 65534  # nobody: "another user"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='planting files of another user needs root')
@@ -125,3 +125,17 @@ def test_make_private_never_follows_a_link(layout: _release.Layout, tmp_path: Pa
     os.symlink(str(outside), v1 / '.release.json')
     assert _release.make_private(str(v1)) == []
     assert stat.S_IMODE(os.lstat(outside).st_mode) == 0o644
+
+
+def test_a_deploy_dir_anyone_else_can_write_is_refused(layout: _release.Layout) -> None:
+    _release.ensure_deploy_dir(layout)
+    tmp = Path(layout.tmp)
+    tmp.mkdir()
+    os.chmod(tmp, 0o2775)  # as a deploy would make it through a link in shared/ (the web user's group)
+    with pytest.raises(_release.ReleaseError, match='is not trusted \\(writable by group'):
+        _delta_host.stage_from_bundle(
+            tmp=str(tmp), dest=str(tmp / 'x'), bundle=str(tmp / 'b'), releases=[], release_id='v3', dedupe=True
+        )
+    assert os.listdir(tmp) == [], 'nothing may be made in a directory the web user can write'
+    os.chmod(tmp, 0o750)
+    _release.require_trusted(str(tmp), what='delta work dirs')
