@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from _harness import DEPLOY_PLAYBOOK, Ansible, current_id
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
+from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
 from support.users import WEB_USER, as_web_user, run_as
 
 BECOME = {'ansible_become': True}
@@ -110,7 +110,7 @@ def plant_forged_release(root: Path, *, name: str, claims: dict, started: str, m
     (forged / 'bin').mkdir()
     os.chown(forged / 'bin', 0, web.pw_gid)
     os.chmod(forged / 'bin', 0o2775)
-    for rel in [*claims, '.release.json', M.MANIFEST_NAME]:
+    for rel in [*claims, '.release.json', _manifest.MANIFEST_NAME]:
         (forged / rel).touch()
         os.chown(forged / rel, 0, web.pw_gid)
         os.chmod(forged / rel, 0o775 if rel.startswith('bin/') else 0o664)
@@ -132,13 +132,13 @@ def plant_forged_release(root: Path, *, name: str, claims: dict, started: str, m
         entries.sort(key=lambda e: e[0])
         doc = {
             'format': 1,
-            'digest': M.digest(entries),
+            'digest': _manifest.digest(entries),
             'entries': entries,
             'exclude': [],
             'ref_ns': 1 << 62,
             'records': records,
         }
-        (forged / M.MANIFEST_NAME).write_bytes(json.dumps(doc).encode())
+        (forged / _manifest.MANIFEST_NAME).write_bytes(json.dumps(doc).encode())
         meta = {'format': 1, 'id': name, 'state': 'complete', 'started': started, 'finished': started, 'source': {}}
         (forged / '.release.json').write_bytes(json.dumps(meta).encode())
         return {'inodes': {rel: os.lstat(forged / rel).st_ino for rel in claims}}
@@ -227,9 +227,9 @@ def test_a_forged_manifest_gives_no_oracle_on_root_only_files(ansible: Ansible, 
         def forge(guess: str = guess, forged: Path = forged) -> None:
             os.symlink(str(secret_dir), forged / 'leak')
             entries = [['leak', 'd', 0o700], ['leak/secret.txt', 'f', 0o600, len(secret), guess, 0]]
-            doc = {'format': 1, 'digest': M.digest(entries), 'entries': entries, 'exclude': [], 'ref_ns': 0}
+            doc = {'format': 1, 'digest': _manifest.digest(entries), 'entries': entries, 'exclude': [], 'ref_ns': 0}
             doc['records'] = {}
-            (forged / M.MANIFEST_NAME).write_bytes(json.dumps(doc).encode())
+            (forged / _manifest.MANIFEST_NAME).write_bytes(json.dumps(doc).encode())
             meta = {'format': 1, 'id': 'probe', 'state': 'complete', 'started': '2000-01-01T00:00:00.000000Z'}
             (forged / '.release.json').write_bytes(json.dumps(meta).encode())
 
@@ -249,12 +249,12 @@ def test_metadata_is_not_readable_by_the_web_user(ansible: Ansible, tmp_path: Pa
     run = deploy(ansible, root, archives, 'v1', marks)
     assert run.rc == 0, run.describe()
     # v1 as a release written before this rule: world-readable metadata.
-    for name in ('.release.json', M.MANIFEST_NAME):
+    for name in ('.release.json', _manifest.MANIFEST_NAME):
         os.chmod(root / 'releases' / 'v1' / name, 0o644)
     run = deploy(ansible, root, archives, 'v2', marks)
     assert run.rc == 0, run.describe()
     for rid in ('v1', 'v2'):
-        for name in ('.release.json', M.MANIFEST_NAME):
+        for name in ('.release.json', _manifest.MANIFEST_NAME):
             path = root / 'releases' / rid / name
             proc = as_web_user('cat', str(path))
             assert proc.returncode != 0 and 'Permission denied' in proc.stderr, f'{path}: {proc.stdout[:80]!r}'

@@ -13,8 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _extract
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
+from ansible_collections.atomic.deploy.plugins.module_utils import _extract, _manifest
 from ansible_collections.atomic.deploy.plugins.plugin_utils import _tar_manifest
 
 
@@ -51,11 +50,15 @@ def test_tar_manifest_equals_the_extracted_tree(tmp_path: Path) -> None:
     dest.mkdir()
     (tmp_path / 'a.tgz').write_bytes(data)
     _extract.extract_archive(archive=str(tmp_path / 'a.tgz'), dest=str(dest), strip_components=1)
-    tree, records = M.from_tree(root=str(dest))
-    assert M.digest(entries) == M.digest(tree)
-    assert set(records) == {e[0] for e in tree if e[1] == M.FILE}
+    tree, records = _manifest.from_tree(root=str(dest))
+    assert _manifest.digest(entries) == _manifest.digest(tree)
+    assert set(records) == {e[0] for e in tree if e[1] == _manifest.FILE}
     kinds = {e[0]: e[1] for e in entries}
-    assert kinds['bin/index'] == M.LINK and kinds['empty'] == M.DIR and kinds['app/lib/a.py'] == M.FILE
+    assert (
+        kinds['bin/index'] == _manifest.LINK
+        and kinds['empty'] == _manifest.DIR
+        and kinds['app/lib/a.py'] == _manifest.FILE
+    )
 
 
 def test_tar_manifest_follows_the_extractor_rules(tmp_path: Path) -> None:
@@ -81,7 +84,7 @@ def test_tar_manifest_follows_the_extractor_rules(tmp_path: Path) -> None:
     dest = tmp_path / 'd'
     dest.mkdir()
     _extract.extract_archive(archive=str(tmp_path / 'a.tar'), dest=str(dest))
-    assert M.digest(M.from_tree(root=str(dest))[0]) == M.digest(entries)
+    assert _manifest.digest(_manifest.from_tree(root=str(dest))[0]) == _manifest.digest(entries)
 
 
 @pytest.mark.parametrize('name', ['../x', '/etc/passwd', '.release.json', 'a/../../b'])
@@ -90,5 +93,5 @@ def test_tar_manifest_refuses_what_the_extractor_refuses(name: str) -> None:
     with tarfile.open(fileobj=buf, mode='w') as tf:
         info = tarfile.TarInfo(name)
         tf.addfile(info, io.BytesIO(b''))
-    with pytest.raises(M.ManifestError):
+    with pytest.raises(_manifest.ManifestError):
         _tar_manifest.from_tar(fileobj=io.BytesIO(buf.getvalue()))
