@@ -376,6 +376,15 @@ current_before:
   description: The release id C(current) pointed at before the task (V(null) if none).
   returned: always
   type: str
+untrusted:
+  description:
+    - Directories in C(releases/) the deploy user did not make, or that anyone else can write (or
+      C(releases/) itself), each with the reason. They are never listed as releases, reused, rolled back
+      to or pruned; each is also named in a warning.
+  returned: with O(state=present)
+  type: list
+  elements: dict
+  sample: [{path: /srv/www/app/releases/uploads, reason: writable by group 33}]
 switched_at:
   description: Epoch time of the rename, with O(state=active) when the link changed.
   returned: when switched

@@ -139,3 +139,18 @@ def test_a_deploy_dir_anyone_else_can_write_is_refused(layout: _release.Layout) 
     assert os.listdir(tmp) == [], 'nothing may be made in a directory the web user can write'
     os.chmod(tmp, 0o750)
     _release.require_trusted(str(tmp), what='delta work dirs')
+
+
+def test_prune_never_removes_nor_enters_an_untrusted_directory(layout: _release.Layout) -> None:
+    from ansible_collections.atomic.deploy.plugins.module_utils import _prune
+
+    old = make(Path(layout.root), 'v0', second=0)
+    forged = make(Path(layout.root), 'forged', second=0)
+    os.chmod(forged, 0o2777)
+    trash = Path(layout.releases) / '.trash-x-abc'
+    trash.mkdir()
+    os.chmod(trash, 0o777)
+    outcome = _prune.prune(layout=layout, current='v2', keep=2, protect=[])
+    assert outcome['removed'] == ['v0'] and not old.exists()
+    assert forged.is_dir() and (forged / '.release.json').is_file() and trash.is_dir()
+    assert {u['path'] for u in outcome['untrusted']} == {str(forged), str(trash)}
