@@ -158,9 +158,10 @@ options:
       - With O(state=present), write the file C(<release>/<id_file>) (a path relative to the release,
         for example V(REVISION) or V(public/VERSION)) holding the release id and a newline, mode
         C(0644), so the application can tell which release it is, for example in a health check.
-      - Written when the release is staged, and added to a complete release that is not live. It
-        replaces a file of the same name from the code. Its parent directories must be real
-        directories of the release, and it must not be the metadata file or inside a shared path.
+      - Written when the release is staged, and added to a complete release that is not live. A path
+        the artifact itself holds (its content manifest lists it, for example the app's own C(VERSION))
+        is never overwritten; staging fails naming it, before any switch. Its parent directories must
+        be real directories of the release, and it must not be the metadata file or inside a shared path.
     type: str
   next_link:
     description:
