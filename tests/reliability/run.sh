@@ -7,6 +7,7 @@
 #   concurrent     two deploys released at the same instant: one proceeds, the other fails on the lock
 #   zero_downtime  nginx + a checking load client while 20 deploys and 5 rollbacks run; rm+ln -s compared
 #   crash          SIGKILL and SIGINT at every task boundary of a deploy and at random points inside extraction
+#   web_user_releases  www-data forges releases, manifests and an id file collision; deploys run as root with become
 #
 # Usage: tests/reliability/run.sh [suite ...]   (default: all, in the order above)
 # Needs root (nginx workers drop to www-data, tmpfs mounts), nginx, and the repo venv (make setup).
@@ -30,8 +31,8 @@ export PATH="${bindir}:${PATH}"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 # suite:time limit in seconds. The limits are ceilings, not estimates (see the suites' own figures).
-declare -A limits=([security]=180 [hostile]=300 [concurrent]=180 [zero_downtime]=300 [crash]=420)
-order=(security hostile concurrent zero_downtime crash)
+declare -A limits=([security]=180 [hostile]=300 [concurrent]=180 [zero_downtime]=300 [crash]=420 [web_user_releases]=240)
+order=(security hostile web_user_releases concurrent zero_downtime crash)
 if [[ $# -gt 0 ]]; then
     order=("$@")
 fi
