@@ -77,7 +77,7 @@ def drift_warning(
     if report is None or not report['drifted']:
         return None, report
     parts = []
-    for what in ('changed', 'added', 'removed'):
+    for what in ('changed', 'added', 'removed', 'untrusted'):
         names = report[what]
         if names:
             shown = ', '.join(names[:10]) + (f' and {len(names) - 10} more' if len(names) > 10 else '')

@@ -210,7 +210,7 @@ def table(releases: list[_release.Release], drift: list | None = None, untrusted
             if report is None:
                 row += ('unknown',)
             elif report['drifted']:
-                count = len(report['changed']) + len(report['added']) + len(report['removed'])
+                count = sum(len(report.get(what) or []) for what in ('changed', 'added', 'removed', 'untrusted'))
                 row += (f'drifted ({count} paths)',)
             else:
                 row += ('as deployed',)
@@ -218,7 +218,7 @@ def table(releases: list[_release.Release], drift: list | None = None, untrusted
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ['  '.join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     for release, report in zip(releases, drift or ()):
-        for what in ('changed', 'added', 'removed'):
+        for what in ('changed', 'added', 'removed', 'untrusted'):
             names = (report or {}).get(what) or []
             if names:
                 more = f' and {len(names) - 10} more' if len(names) > 10 else ''
