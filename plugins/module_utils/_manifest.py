@@ -289,6 +289,8 @@ def open_trusted(name: str, *, dir_fd: int | None = None, directory: bool = Fals
     fd = os.open(name, _DIR_FLAGS if directory else _PEEK_FLAGS, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
+        if directory and not stat.S_ISDIR(st.st_mode):  # a platform without O_DIRECTORY
+            raise NotADirectoryError(20, 'not a directory', name)
         if not directory and not stat.S_ISREG(st.st_mode):
             raise Untrusted('not a regular file')
         why = distrust(st, group_ok=group_ok)

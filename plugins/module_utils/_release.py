@@ -272,7 +272,7 @@ def list_releases(layout: Layout, untrusted: list | None = None) -> tuple[list[R
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno in (errno.ELOOP, errno.ENOTDIR):
+    if isinstance(exc, OSError) and exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
         return 'a symlink or not a directory'
     return str(exc) if isinstance(exc, _manifest.Untrusted) else (exc.strerror or str(exc)).lower()
 
