@@ -230,13 +230,8 @@ def present(
         result.setdefault(key, value)
     plan = plan_stage(options=options, check_mode=check_mode)
     result['source'] = plan.source
-    untrusted: list = []
-    releases, _ignored = _release.list_releases(layout, untrusted)
+    releases, untrusted = trusted_releases(layout=layout, delta_plan=options.delta_plan or {}, warn=warn)
     result['untrusted'] = untrusted
-    plan_of_run = options.delta_plan or {}
-    if plan_of_run.get('probe') or not plan_of_run:  # the second run of a delta deploy: the probe warned
-        for warning in _release.untrusted_warnings(untrusted):
-            warn(warning)
     current = _release.current_id(layout)
     result['current_before'] = current
     existing = _release.find(releases, release_id)
@@ -304,6 +299,18 @@ def present(
         result=result,
     )
     return result
+
+
+def trusted_releases(
+    *, layout: Layout, delta_plan: t.Mapping[str, t.Any], warn: Warn
+) -> tuple[list[Release], list[dict]]:
+    """The releases, and what in releases/ the deploy user did not make (named in a warning once per deploy)."""
+    untrusted: list = []
+    releases, _ignored = _release.list_releases(layout, untrusted)
+    if delta_plan.get('probe') or not delta_plan:  # the second run of a delta deploy: the probe warned
+        for warning in _release.untrusted_warnings(untrusted):
+            warn(warning)
+    return releases, untrusted
 
 
 def check_identity(*, existing: Release | None, options: StageOptions) -> None:
