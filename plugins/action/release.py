@@ -199,7 +199,8 @@ class ActionModule(OwnerActionBase):
         )
         drift = data.get('drift') or {}
         if drift.get('drifted'):
-            parts = [f'{what} {", ".join(drift[what][:10])}' for what in ('changed', 'added', 'removed') if drift[what]]
+            kinds = ('changed', 'added', 'removed', 'untrusted')
+            parts = [f'{what} {", ".join(drift[what][:10])}' for what in kinds if drift.get(what)]
             result['warnings'] = [
                 f'release {args["id"]} (current) has drifted from what was deployed: {"; ".join(parts)} '
                 '(releases_info verify=true lists it)'

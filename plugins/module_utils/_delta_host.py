@@ -58,17 +58,13 @@ def probe(*, releases: list, exclude: str | None = None) -> dict:
     verifier = _manifest.Verifier()
     manifests: list = []
     have = _manifest.inventory(
-        releases=source_releases(releases, exclude=exclude), verifier=verifier, uid=_uid(), manifests=manifests
+        releases=source_releases(releases, exclude=exclude), verifier=verifier, manifests=manifests
     )
     bases = []
     for _path, doc in manifests:
         if doc['digest'] not in bases:
             bases.append(doc['digest'])
     return {'have': ''.join(sorted({d[:PREFIX_LEN] for d in have})), 'bases': bases[:5]}
-
-
-def _uid():
-    return os.geteuid() if hasattr(os, 'geteuid') else None
 
 
 def drift_warning(
@@ -81,7 +77,7 @@ def drift_warning(
     if report is None or not report['drifted']:
         return None, report
     parts = []
-    for what in ('changed', 'added', 'removed'):
+    for what in ('changed', 'added', 'removed', 'untrusted'):
         names = report[what]
         if names:
             shown = ', '.join(names[:10]) + (f' and {len(names) - 10} more' if len(names) > 10 else '')
@@ -106,6 +102,7 @@ def sweep_workdirs(tmp: str) -> None:
 def stage_from_bundle(*, tmp: str, dest: str, bundle: str, releases: list, release_id: str, dedupe: bool) -> dict:
     """Assemble ``dest`` from a delta bundle and the host's complete releases; return stats and entries."""
     os.makedirs(tmp, 0o750, exist_ok=True)
+    _release.require_trusted(tmp, what='delta work dirs')
     sweep_workdirs(tmp)
     work = os.path.join(tmp, f'{WORKDIR_PREFIX}{release_id}-{os.urandom(6).hex()}')
     os.mkdir(work, 0o700)
@@ -113,7 +110,7 @@ def stage_from_bundle(*, tmp: str, dest: str, bundle: str, releases: list, relea
         verifier = _manifest.Verifier()
         manifests: list = []
         have = _manifest.inventory(
-            releases=source_releases(releases, exclude=release_id), verifier=verifier, uid=_uid(), manifests=manifests
+            releases=source_releases(releases, exclude=release_id), verifier=verifier, manifests=manifests
         )
         bases = {doc['digest']: doc['entries'] for _path, doc in reversed(manifests)}
         entries, objects = _assemble.read_bundle(bundle=bundle, workdir=work, bases=bases)

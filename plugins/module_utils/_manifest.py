@@ -23,7 +23,9 @@ The file ``releases/<id>/.release.manifest.json`` adds a stat record per file,
 ``(dev, ino, size, mtime_ns, ctime_ns)``, and ``ref_ns``: the ctime of a marker file written
 after every record was taken. A file whose lstat still equals its record and whose ctime is
 older than ``ref_ns`` has not been written since its digest was known (docs/delta.md says why);
-anything else is hashed.
+anything else is hashed. A release, its manifest and every file and directory read below it count only
+when the deploy user made them and nobody else can write them (:func:`distrust`): a file of the web
+server's user is never read, hashed or reused.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ import time
 
 FORMAT = 1
 MANIFEST_NAME = '.release.manifest.json'
+# The collection's own records are not for the web server's user (a web root at the release serves dot-files):
+# the manifest and the release metadata are the deploy user's alone.
+METADATA_MODE = 0o600
 DIR, FILE, LINK = 'd', 'f', 'l'
 MODE_MASK = 0o775
 CHUNK = 1024 * 1024
@@ -187,107 +192,6 @@ def from_tree(
     return entries, records
 
 
-class _TarTree:
-    """Entries as the safe extractor would leave them, fed one tar member at a time."""
-
-    def __init__(self, strip_components: int, reserved) -> None:
-        self.strip = strip_components
-        self.reserved = frozenset(reserved)
-        self.entries: dict = {}
-        self.implicit: set = set()
-
-    def name(self, raw: str) -> str | None:
-        if not raw or '\x00' in raw or raw.startswith('/'):
-            raise ManifestError(f'archive member {raw!r} is refused', path=raw)
-        parts = [p for p in raw.split('/') if p and p != '.']
-        if '..' in parts:
-            raise ManifestError(f'archive member {raw!r} is refused', path=raw)
-        parts = parts[self.strip :]
-        if not parts:
-            return None
-        if parts[0] in self.reserved:
-            raise ManifestError(f'archive member {raw!r} is refused', path=raw)
-        return '/'.join(parts)
-
-    def _parents(self, rel: str) -> None:
-        cut = rel.rfind('/')
-        while cut > 0:
-            parent = rel[:cut]
-            entry = self.entries.get(parent)
-            if entry is None:
-                self.entries[parent] = [parent, DIR, 0o755]
-                self.implicit.add(parent)
-            elif entry[1] != DIR:
-                raise ManifestError(f'archive member {rel!r} has a parent that is not a directory', path=rel)
-            cut = rel.rfind('/', 0, cut)
-
-    def _replace(self, rel: str, is_dir: bool) -> None:
-        old = self.entries.get(rel)
-        if old is None or (old[1] == DIR and is_dir):
-            return
-        if old[1] == DIR:
-            prefix = rel + '/'
-            for key in [k for k in self.entries if k.startswith(prefix)]:
-                del self.entries[key]
-        del self.entries[rel]
-
-    def add(self, rel: str, entry: list) -> None:
-        self._parents(rel)
-        self._replace(rel, entry[1] == DIR)
-        if entry[1] == DIR and rel in self.entries:
-            self.entries[rel][2] = entry[2]
-            self.implicit.discard(rel)
-            return
-        self.entries[rel] = entry
-
-
-def from_tar(
-    *, fileobj, strip_components: int = 0, reserved=('.release.json', MANIFEST_NAME), drop_macos_metadata: bool = False
-) -> list:
-    """Entries of a tar stream (any compression tarfile reads), as extraction would lay them out.
-
-    Members the extractor would refuse make this raise ManifestError: the caller then sends the
-    archive itself, and the host's extractor gives its usual message.
-    """
-    import tarfile
-
-    tree = _TarTree(strip_components, reserved)
-    try:
-        with tarfile.open(fileobj=fileobj, mode='r|*') as tf:
-            for member in tf:
-                rel = tree.name(member.name)
-                if rel is None or (
-                    drop_macos_metadata and _names().is_macos_metadata(rel.split('/'), is_dir=member.isdir())
-                ):
-                    continue
-                if member.isreg():
-                    handle = tf.extractfile(member)
-                    h = hashlib.sha256()
-                    while True:
-                        data = handle.read(CHUNK)
-                        if not data:
-                            break
-                        h.update(data)
-                    entry = [rel, FILE, member.mode & MODE_MASK, member.size, h.hexdigest(), int(member.mtime)]
-                    tree.add(rel, entry)
-                elif member.isdir():
-                    tree.add(rel, [rel, DIR, member.mode & MODE_MASK])
-                elif member.issym():
-                    tree.add(rel, [rel, LINK, member.linkname])
-                elif member.islnk():
-                    target = tree.name(member.linkname)
-                    source = tree.entries.get(target) if target else None
-                    if source is None or source[1] != FILE or target == rel:
-                        raise ManifestError(f'archive member {member.name!r} is refused', path=member.name)
-                    tree.add(rel, [rel, *source[1:]])
-                else:
-                    raise ManifestError(f'archive member {member.name!r} is refused', path=member.name)
-                tf.members = []
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise ManifestError(f'cannot read archive: {exc}') from exc
-    return sorted(tree.entries.values(), key=lambda e: e[0])
-
-
 # ---------------------------------------------------------------------------------------------
 # the manifest file
 
@@ -327,20 +231,24 @@ def write(*, release: str, entries: list, records: dict, ref_ns: int, exclude=()
         'records': records,
     }
     data = json.dumps(doc, separators=(',', ':'), sort_keys=True).encode('ascii') + b'\n'
-    _fs().atomic_write(path=os.path.join(release, MANIFEST_NAME), data=data, mode=0o644, fsync=fsync)
+    _fs().atomic_write(path=os.path.join(release, MANIFEST_NAME), data=data, mode=METADATA_MODE, fsync=fsync)
     return doc['digest']
 
 
-def read(release: str) -> dict | None:
-    """The manifest of a release, or None when it has none or it is unreadable ("nothing known")."""
+def read(release: str, *, release_fd: int | None = None) -> dict | None:
+    """The manifest of a release, or None when it has none, it is unreadable, or the deploy user did not
+    write it ("nothing known"). ``release_fd``: the release directory, already opened (:func:`open_release`)."""
     try:
-        fd = os.open(os.path.join(release, MANIFEST_NAME), _READ_FLAGS)
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, 'rb') as handle:
-            doc = json.loads(handle.read().decode('ascii'))
-    except (OSError, ValueError, UnicodeDecodeError):
+        if release_fd is None:
+            release_fd = open_release(release)
+            try:
+                raw = read_trusted(MANIFEST_NAME, dir_fd=release_fd)
+            finally:
+                os.close(release_fd)
+        else:
+            raw = read_trusted(MANIFEST_NAME, dir_fd=release_fd)
+        doc = json.loads(raw.decode('ascii'))
+    except (OSError, Untrusted, ValueError, UnicodeDecodeError):
         return None
     if not isinstance(doc, dict) or doc.get('format') != FORMAT or not isinstance(doc.get('entries'), list):
         return None
@@ -379,161 +287,327 @@ def record_tree(*, release: str, entries: list, exclude=(), fsync: bool = True) 
 
 # ---------------------------------------------------------------------------------------------
 # trusting what is on disk
+#
+# Nothing under releases/ counts unless the deploy user made it: a release directory, its metadata
+# and its manifest must be owned by the user this code runs as (or root) and writable by nobody
+# else; content is read or reused only through directories and files that pass the same rule
+# (``group_ok``: a group write bit is accepted on content when the group is the deploy user's own
+# effective group, as an artifact may ship 0775 directories). Every decision is taken on the fstat of
+# a descriptor opened with O_NOFOLLOW, one path component at a time, never on a path checked first.
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+# O_NONBLOCK: a fifo planted where a file is expected must not hang the open.
+_PEEK_FLAGS = _READ_FLAGS | getattr(os, 'O_NONBLOCK', 0)
+
+
+class Untrusted(Exception):
+    """A path under releases/ the deploy user did not make (or someone else can write); the message says why."""
+
+
+def deploy_ids() -> tuple[int, int]:
+    """(uid, gid) of the deploy user: the effective ids this code runs as."""
+    return os.geteuid(), os.getegid()
+
+
+def distrust(st: os.stat_result, *, group_ok: bool = False) -> str | None:
+    """Why a file or directory with this stat is not trusted, or None when it is."""
+    uid, gid = deploy_ids()
+    if st.st_uid not in (uid, 0):
+        return f'owned by uid {st.st_uid}, not by the deploy user (uid {uid}) or root'
+    if st.st_mode & stat.S_IWOTH:
+        return 'writable by every user'
+    if st.st_mode & stat.S_IWGRP and not (group_ok and st.st_gid == gid):
+        return f'writable by group {st.st_gid}'
+    return None
+
+
+def open_trusted(name: str, *, dir_fd: int | None = None, directory: bool = False, group_ok: bool = False) -> int:
+    """A descriptor of ``name`` (a directory or a regular file), opened without following a symlink.
+
+    Raises Untrusted when it is another kind of file or fails :func:`distrust`, OSError when it
+    cannot be opened (missing, a symlink: ELOOP, or not a directory).
+    """
+    fd = os.open(name, _DIR_FLAGS if directory else _PEEK_FLAGS, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if directory and not stat.S_ISDIR(st.st_mode):  # a platform without O_DIRECTORY
+            raise NotADirectoryError(20, 'not a directory', name)
+        if not directory and not stat.S_ISREG(st.st_mode):
+            raise Untrusted('not a regular file')
+        why = distrust(st, group_ok=group_ok)
+        if why:
+            raise Untrusted(why)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_trusted(name: str, *, dir_fd: int | None = None, limit: int = 256 * 1024 * 1024) -> bytes:
+    """The bytes of a trusted regular file (metadata, manifest); raises Untrusted or OSError."""
+    fd = open_trusted(name, dir_fd=dir_fd)
+    try:
+        if os.fstat(fd).st_size > limit:
+            raise Untrusted(f'larger than {limit} bytes')
+        chunks = []
+        while True:
+            data = os.read(fd, CHUNK)
+            if not data:
+                return b''.join(chunks)
+            chunks.append(data)
+    finally:
+        os.close(fd)
+
+
+class Descent:
+    """Directories below a release, opened one component at a time, only through trusted directories.
+
+    Keeps the chain of the last directory reached open (a stack of descriptors, at most one per
+    level), so walking sorted paths opens each directory once. Use as a context manager.
+    """
+
+    def __init__(self, release_fd: int) -> None:
+        self.stack: list = [('', release_fd)]
+        self.failed: dict = {}
+
+    def __enter__(self) -> Descent:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        while len(self.stack) > 1:
+            os.close(self.stack.pop()[1])
+
+    def dir_fd(self, rel_dir: str) -> int | None:
+        """The descriptor of ``rel_dir`` ('' is the release), or None when a component is missing,
+        a symlink, not a directory or not trusted (:attr:`failed` maps it to why, or None when it
+        could not be opened)."""
+        while len(self.stack) > 1:
+            top = self.stack[-1][0]
+            if rel_dir == top or rel_dir.startswith(top + '/'):
+                break
+            os.close(self.stack.pop()[1])
+        top, fd = self.stack[-1]
+        rest = rel_dir[len(top) :].lstrip('/') if top else rel_dir
+        for part in rest.split('/') if rest else ():
+            path = f'{top}/{part}' if top else part
+            if path in self.failed:
+                return None
+            try:
+                fd = open_trusted(part, dir_fd=fd, directory=True, group_ok=True)
+            except Untrusted as exc:
+                self.failed[path] = str(exc)
+                return None
+            except OSError:
+                self.failed[path] = None
+                return None
+            self.stack.append((path, fd))
+            top = path
+        return fd
+
+    def untrusted(self, rel: str) -> str | None:
+        """Why ``rel`` is below a directory that was refused as untrusted, or None."""
+        for path, why in self.failed.items():
+            if why and (rel == path or rel.startswith(path + '/')):
+                return why
+        return None
+
+
+def open_release(release: str) -> int:
+    """A descriptor of a release directory the deploy user made; raises Untrusted or OSError."""
+    return open_trusted(release, directory=True)
 
 
 class Verifier:
-    """Decides whether an on-disk file still holds a digest; hashes each inode at most once."""
+    """Decides whether an on-disk file still holds a digest; hashes each inode at most once.
+
+    A file that is not the deploy user's (or that someone else can write) is never read: it counts
+    in ``untrusted`` and holds nothing.
+    """
 
     def __init__(self) -> None:
         self.hashed: dict = {}
         self.hashed_files = 0
         self.hashed_bytes = 0
         self.trusted = 0
+        self.untrusted = 0
 
-    def digest_of(self, path: str, st: os.stat_result, record, ref_ns: int) -> str | None:
-        """The digest of ``path`` (already lstat'ed as ``st``), or None when it cannot be read."""
+    def check(self, dir_fd: int, name: str, entry: list, record, ref_ns: int) -> tuple[bool, os.stat_result | None]:
+        """(still holds entry's content, lstat) for the file entry ``name`` in the directory ``dir_fd``."""
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return False, None
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry[3]:
+            return False, st
+        if distrust(st, group_ok=True):
+            self.untrusted += 1
+            return False, st
         key = tuple(stat_key(st))
         if record is not None and list(record) == list(key) and st.st_ctime_ns < ref_ns:
             self.trusted += 1
-            return 'trusted'
-        known = self.hashed.get(key)
-        if known is not None:
-            return known
+            return True, st
+        value = self.hashed.get(key)
+        if value is None:
+            value = self._hash(dir_fd, name, st)
+        return value == entry[4], st
+
+    def _hash(self, dir_fd: int, name: str, st: os.stat_result) -> str | None:
         try:
-            value, after = hash_file(path)
+            fd = open_trusted(name, dir_fd=dir_fd, group_ok=True)
+        except (OSError, Untrusted):
+            return None
+        try:
+            before = os.fstat(fd)
+            if (before.st_dev, before.st_ino) != (st.st_dev, st.st_ino):
+                return None  # replaced since it was looked at: not the file that was judged
+            value = hash_fd(fd)
+            after = os.fstat(fd)
         except OSError:
             return None
+        finally:
+            os.close(fd)
+        if stat_key(before) != stat_key(after):
+            return None  # written while being read
         self.hashed_files += 1
         self.hashed_bytes += after.st_size
         self.hashed[tuple(stat_key(after))] = value
         return value
 
-    def check(self, path: str, entry: list, record, ref_ns: int) -> tuple[bool, os.stat_result | None]:
-        """(still holds entry's content, lstat) for a file entry."""
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return False, None
-        if not stat.S_ISREG(st.st_mode) or st.st_size != entry[3]:
-            return False, st
-        value = self.digest_of(path, st, record, ref_ns)
-        if value == 'trusted':
-            return True, st
-        return value == entry[4], st
+
+def _split(rel: str) -> tuple[str, str]:
+    cut = rel.rfind('/')
+    return (rel[:cut], rel[cut + 1 :]) if cut >= 0 else ('', rel)
 
 
-def inventory(
-    *, releases: list, verifier: Verifier | None = None, uid: int | None = None, manifests: list | None = None
-) -> dict:
+def inventory(*, releases: list, verifier: Verifier | None = None, manifests: list | None = None) -> dict:
     """digest -> (path, lstat, mode) of a file that verifiably holds it, over complete releases.
 
     ``releases`` are release paths, newest first: only complete releases belong here, never an
     unfinished one (it may hold half-written files under temp names or not). A file that no
-    longer holds its recorded digest (a hot-patch) is never a source. ``manifests``, when given,
-    gets (release path, manifest) of every release read.
+    longer holds its recorded digest (a hot-patch), or that is not the deploy user's, or that is
+    reached through a symlink or a directory someone else can write, is never a source.
+    ``manifests``, when given, gets (release path, manifest) of every release read.
     """
     verifier = verifier or Verifier()
     found: dict = {}
     for release in releases:
-        doc = read(release)
-        if doc is None:
+        try:
+            release_fd = open_release(release)
+        except (OSError, Untrusted):
             continue
-        if manifests is not None:
-            manifests.append((release, doc))
-        dirs: dict = {}
-        records = doc['records']
-        ref_ns = doc['ref_ns']
-        for e in doc['entries']:
-            if e[1] != FILE or e[4] in found:
+        try:
+            doc = read(release, release_fd=release_fd)
+            if doc is None:
                 continue
-            path = os.path.join(release, e[0])
-            if not _plain_parents(release, e[0], dirs):
-                continue
-            ok, st = verifier.check(path, e, records.get(e[0]), ref_ns)
-            if ok and st is not None and (uid is None or st.st_uid == uid):
-                found[e[4]] = (path, st, stat.S_IMODE(st.st_mode))
+            if manifests is not None:
+                manifests.append((release, doc))
+            records = doc['records']
+            with Descent(release_fd) as tree:
+                for e in doc['entries']:
+                    if e[1] != FILE or e[4] in found:
+                        continue
+                    folder, name = _split(e[0])
+                    dir_fd = tree.dir_fd(folder)
+                    if dir_fd is None:
+                        continue
+                    ok, st = verifier.check(dir_fd, name, e, records.get(e[0]), doc['ref_ns'])
+                    if ok and st is not None:
+                        found[e[4]] = (os.path.join(release, e[0]), st, stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(release_fd)
     return found
-
-
-def _plain_parents(release: str, rel: str, cache: dict) -> bool:
-    """True when every parent of rel inside release is a real directory (not a shared link)."""
-    cut = rel.rfind('/')
-    if cut <= 0:
-        return True
-    parent = rel[:cut]
-    ok = cache.get(parent)
-    if ok is None:
-        ok = _plain_parents(release, parent, cache)
-        if ok:
-            try:
-                ok = stat.S_ISDIR(os.lstat(os.path.join(release, parent)).st_mode)
-            except OSError:
-                ok = False
-        cache[parent] = ok
-    return ok
 
 
 def drift(*, release: str, verifier: Verifier | None = None) -> dict | None:
     """Files changed, added or removed in ``release`` since its manifest was written; None: no manifest.
 
-    The excluded paths (shared links, writable dirs, the id file, the metadata) are ignored.
+    The excluded paths (shared links, writable dirs, the id file, the metadata) are ignored. A path
+    below a symlink is not followed (its parent counts as changed); a file or directory that is not
+    the deploy user's, or that someone else can write, is never read and is listed in ``untrusted``.
     """
-    doc = read(release)
-    if doc is None:
+    try:
+        release_fd = open_release(release)
+    except (OSError, Untrusted):
         return None
-    verifier = verifier or Verifier()
-    excluded = set(doc.get('exclude') or ()) | {'.release.json', MANIFEST_NAME}
-    expected = {e[0]: e for e in doc['entries']}
+    try:
+        doc = read(release, release_fd=release_fd)
+        if doc is None:
+            return None
+        with Descent(release_fd) as tree:
+            report = _compare(tree, doc, verifier or Verifier())
+        with Descent(release_fd) as tree:
+            report['added'] = _added(tree, doc)
+    finally:
+        os.close(release_fd)
+    report.update(
+        drifted=bool(report['changed'] or report['added'] or report['removed'] or report['untrusted']),
+        digest=doc['digest'],
+    )
+    return {k: sorted(v) if isinstance(v, list) else v for k, v in report.items()}
+
+
+def _excluded(doc: dict) -> set:
+    return set(doc.get('exclude') or ()) | {'.release.json', MANIFEST_NAME}
+
+
+def _compare(tree: Descent, doc: dict, verifier: Verifier) -> dict:
+    excluded = _excluded(doc)
     records = doc['records']
-    changed: list = []
-    removed: list = []
-    for rel, e in expected.items():
+    report: dict = {'changed': [], 'removed': [], 'untrusted': []}
+    for e in sorted(doc['entries'], key=lambda e: e[0]):
+        rel = e[0]
         if _under(rel, excluded):
             continue
-        path = os.path.join(release, rel)
+        folder, name = _split(rel)
+        dir_fd = tree.dir_fd(folder)
+        if dir_fd is None:
+            report['untrusted' if tree.untrusted(folder) else 'removed'].append(rel)
+            continue
         try:
-            st = os.lstat(path)
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except OSError:
-            removed.append(rel)
+            report['removed'].append(rel)
             continue
         if e[1] == DIR:
             same = stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == e[2]
         elif e[1] == LINK:
-            same = stat.S_ISLNK(st.st_mode) and os.readlink(path) == e[2]
+            same = stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=dir_fd) == e[2]
         else:
+            if stat.S_ISREG(st.st_mode) and distrust(st, group_ok=True):
+                report['untrusted'].append(rel)
+                continue
             same = stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == e[2]
-            same = same and verifier.check(path, e, records.get(rel), doc['ref_ns'])[0]
+            same = same and verifier.check(dir_fd, name, e, records.get(rel), doc['ref_ns'])[0]
         if not same:
-            changed.append(rel)
+            report['changed'].append(rel)
+    return report
+
+
+def _added(tree: Descent, doc: dict) -> list:
+    excluded = _excluded(doc)
+    expected = {e[0]: e for e in doc['entries']}
     added: list = []
     stack = ['']
     while stack:
         rel_dir = stack.pop()
-        folder = os.path.join(release, rel_dir) if rel_dir else release
+        dir_fd = tree.dir_fd(rel_dir)
+        if dir_fd is None:
+            continue
         try:
-            names = os.listdir(folder)
+            with os.scandir(dir_fd) as it:
+                listed = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in it]
         except OSError:
             continue
-        for name in names:
+        for name, is_dir in listed:
             rel = f'{rel_dir}/{name}' if rel_dir else name
             if rel in excluded:
                 continue
             e = expected.get(rel)
             if e is None:
                 added.append(rel)
-            elif (
-                e[1] == DIR
-                and os.path.isdir(os.path.join(folder, name))
-                and not os.path.islink(os.path.join(folder, name))
-            ):
+            elif e[1] == DIR and is_dir:
                 stack.append(rel)
-    return {
-        'changed': sorted(changed),
-        'added': sorted(added),
-        'removed': sorted(removed),
-        'drifted': bool(changed or added or removed),
-        'digest': doc['digest'],
-    }
+    return added
 
 
 def _under(rel: str, excluded: set) -> bool:

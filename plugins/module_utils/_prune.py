@@ -151,11 +151,13 @@ def prune(
     """Plan and carry out a prune of ``layout`` as if ``current`` were live (callers hold the lock).
 
     The release ``next`` points at is never removed (a pre-switch check may be serving it).
-    Returns {'removed', 'kept', 'leftovers', 'blocked', 'before'}: ids removed (in check mode, that
-    would be), ids kept in deploy order, temp/trash paths removed, {id: [paths]} left whole because
-    this user cannot delete them, and every release id before the prune.
+    Returns {'removed', 'kept', 'leftovers', 'blocked', 'before', 'untrusted'}: ids removed (in check mode,
+    that would be), ids kept in deploy order, temp/trash paths removed, {id: [paths]} left whole because
+    this user cannot delete them, every release id before the prune, and the directories of releases/ the
+    deploy user did not make (never removed: see list_releases).
     """
-    releases, _ignored = _release.list_releases(layout)
+    untrusted: list = []
+    releases, _ignored = _release.list_releases(layout, untrusted)
     protect = list(protect)
     staged = _release.next_id(layout)
     if staged is not None:
@@ -168,6 +170,7 @@ def prune(
     outcome = execute_prune(layout=layout, remove=remove, check_mode=check_mode)
     outcome['kept'] = [r.id for r in kept]
     outcome['before'] = [r.id for r in releases]
+    outcome['untrusted'] = untrusted
     return outcome
 
 

@@ -24,7 +24,7 @@ import socket
 import stat
 import time
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _fs
+from ansible_collections.atomic.deploy.plugins.module_utils import _fs, _manifest
 
 METADATA_NAME = '.release.json'
 FORMAT = 1
@@ -148,25 +148,66 @@ class Release:
 
 
 def read_metadata(release_path: str) -> dict | None:
-    """Metadata of a release directory, or None when missing or unreadable."""
-    path = os.path.join(release_path, METADATA_NAME)
+    """Metadata of a release directory, or None when missing, unreadable or not the deploy user's."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+        fd = _manifest.open_release(release_path)
+    except (OSError, _manifest.Untrusted):
+        return None
+    try:
+        return _read_metadata_at(fd)[0]
+    finally:
+        os.close(fd)
+
+
+def _read_metadata_at(release_fd: int) -> tuple[dict | None, str | None]:
+    """(metadata, None), (None, None) when there is none (unmanaged), or (None, why) when the file is
+    there but the deploy user did not write it (or someone else can write it)."""
+    try:
+        raw = _manifest.read_trusted(METADATA_NAME, dir_fd=release_fd)
+    except _manifest.Untrusted as exc:
+        return None, f'{METADATA_NAME} is {exc}' if str(exc).startswith(('owned', 'writable')) else str(exc)
     except OSError:
-        return None
+        return None, None
     try:
-        with os.fdopen(fd, 'rb') as handle:
-            data = json.loads(handle.read().decode('utf-8'))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+        data = json.loads(raw.decode('utf-8'))
+    except (ValueError, UnicodeDecodeError):
+        return None, None
     if not isinstance(data, dict) or data.get('state') not in _STORED:
-        return None
-    return data
+        return None, None
+    return data, None
 
 
 def write_metadata(*, release_path: str, meta: dict, fsync: bool = True) -> None:
     data = json.dumps(meta, sort_keys=True, indent=2).encode('utf-8') + b'\n'
-    _fs.atomic_write(path=os.path.join(release_path, METADATA_NAME), data=data, mode=0o644, fsync=fsync)
+    _fs.atomic_write(
+        path=os.path.join(release_path, METADATA_NAME), data=data, mode=_manifest.METADATA_MODE, fsync=fsync
+    )
+
+
+def make_private(release_path: str) -> list[str]:
+    """Take the read bits for others off the metadata and manifest of a release written before they were
+    private (0644); through descriptors opened without following links. Returns the paths changed."""
+    changed = []
+    try:
+        release_fd = _manifest.open_release(release_path)
+    except (OSError, _manifest.Untrusted):
+        return changed
+    try:
+        for name in (METADATA_NAME, _manifest.MANIFEST_NAME):
+            try:
+                fd = _manifest.open_trusted(name, dir_fd=release_fd)
+            except (OSError, _manifest.Untrusted):
+                continue
+            try:
+                mode = stat.S_IMODE(os.fstat(fd).st_mode)
+                if mode & 0o077:
+                    os.fchmod(fd, mode & 0o700)
+                    changed.append(os.path.join(release_path, name))
+            finally:
+                os.close(fd)
+    finally:
+        os.close(release_fd)
+    return changed
 
 
 def state_of(meta: dict | None) -> str:
@@ -175,35 +216,82 @@ def state_of(meta: dict | None) -> str:
     return _STORED[meta['state']]
 
 
-def list_releases(layout: Layout) -> tuple[list[Release], list[str]]:
+def list_releases(layout: Layout, untrusted: list | None = None) -> tuple[list[Release], list[str]]:
     """Releases in deploy order (oldest first), and the names in releases/ that are not releases.
 
     Symlinks and files in releases/ are never followed and never treated as releases.
-    In-flight temp and trash directories are listed as ignored.
+    In-flight temp and trash directories are listed as ignored. A directory the deploy user did not
+    make, or whose metadata it did not write, or that anyone else can write, is not a release: it is
+    ignored, and ``untrusted`` (when given) gets ``{'path', 'reason'}`` for it.
     """
     releases: list[Release] = []
     ignored: list[str] = []
+    found = untrusted if untrusted is not None else []
     try:
-        entries = list(os.scandir(layout.releases))
+        releases_fd = _manifest.open_trusted(layout.releases, directory=True)
     except FileNotFoundError:
         return [], []
-    for entry in entries:
-        if entry.name.startswith('.') or not RELEASE_ID_RE.match(entry.name):
-            ignored.append(entry.name)
-            continue
-        if not entry.is_dir(follow_symlinks=False):
-            ignored.append(entry.name)
-            continue
-        meta = read_metadata(entry.path)
-        if meta is not None and meta.get('id') not in (None, entry.name):
-            # A release directory renamed by hand: its metadata describes another id.
-            meta = None
-        releases.append(Release(release_id=entry.name, path=entry.path, state=state_of(meta), meta=meta))
+    except (OSError, _manifest.Untrusted) as exc:
+        found.append({'path': layout.releases, 'reason': _why(exc)})
+        return [], []
+    try:
+        with os.scandir(releases_fd) as it:
+            entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in it]
+        for name, is_dir in entries:
+            path = os.path.join(layout.releases, name)
+            if not is_dir or (name.startswith('.') and not name.startswith((TMP_PREFIX, TRASH_PREFIX))):
+                ignored.append(name)
+                continue
+            release_fd, why = _open_entry(releases_fd, name)
+            if release_fd is None or name.startswith('.') or not RELEASE_ID_RE.match(name):
+                if why:
+                    found.append({'path': path, 'reason': why})
+                ignored.append(name)
+                if release_fd is not None:
+                    os.close(release_fd)
+                continue
+            try:
+                meta, why = _read_metadata_at(release_fd)
+            finally:
+                os.close(release_fd)
+            if why:
+                found.append({'path': path, 'reason': why})
+                ignored.append(name)
+                continue
+            if meta is not None and meta.get('id') not in (None, name):
+                # A release directory renamed by hand: its metadata describes another id.
+                meta = None
+            releases.append(Release(release_id=name, path=path, state=state_of(meta), meta=meta))
+    finally:
+        os.close(releases_fd)
     releases.sort(key=Release.order_key)
     current = current_id(layout)
     for release in releases:
         release.current = release.id == current
     return releases, sorted(ignored)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        return 'a symlink or not a directory'
+    return str(exc) if isinstance(exc, _manifest.Untrusted) else (exc.strerror or str(exc)).lower()
+
+
+def _open_entry(releases_fd: int, name: str) -> tuple[int | None, str | None]:
+    """(descriptor, None) of a directory in releases/ the deploy user made, else (None, why)."""
+    try:
+        return _manifest.open_trusted(name, dir_fd=releases_fd, directory=True), None
+    except (OSError, _manifest.Untrusted) as exc:
+        return None, _why(exc)
+
+
+def untrusted_warnings(untrusted: list) -> list[str]:
+    """One warning per entry of releases/ that is not trusted (list_releases ``untrusted``)."""
+    return [
+        f'ignoring {item["path"]}: not trusted ({item["reason"]}); it is never listed as a release, reused, '
+        'rolled back to or pruned (the deploy user did not make it: see SECURITY.md)'
+        for item in untrusted
+    ]
 
 
 def current_id(layout: Layout) -> str | None:
@@ -299,15 +387,25 @@ def discard_release(*, layout: Layout, release: Release) -> list[str]:
 
 
 def leftovers(layout: Layout) -> list[str]:
-    """Temp and trash directories left by interrupted runs."""
+    """Temp and trash directories left by interrupted runs of the deploy user.
+
+    One it did not make (or that someone else can write) is never removed: list_releases reports it.
+    """
     found = []
     try:
-        entries = list(os.scandir(layout.releases))
-    except FileNotFoundError:
+        releases_fd = _manifest.open_trusted(layout.releases, directory=True)
+    except (OSError, _manifest.Untrusted):
         return []
-    for entry in entries:
-        if entry.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
-            found.append(entry.path)
+    try:
+        with os.scandir(releases_fd) as it:
+            names = [entry.name for entry in it if entry.name.startswith((TMP_PREFIX, TRASH_PREFIX))]
+        for name in names:
+            fd, _why_not = _open_entry(releases_fd, name)
+            if fd is not None:
+                os.close(fd)
+                found.append(os.path.join(layout.releases, name))
+    finally:
+        os.close(releases_fd)
     return sorted(found)
 
 
@@ -340,6 +438,19 @@ def ensure_deploy_dir(layout: Layout) -> None:
             continue  # a concurrent deploy made it; ensure_dir below still checks the root itself
         os.chmod(path, 0o755)
     _fs.ensure_dir(path=layout.deploy, mode=0o750)
+    require_trusted(layout.deploy, what='the lock and the history')
+
+
+def require_trusted(path: str, *, what: str) -> None:
+    """Refuse a directory of the deploy root that another user owns or anyone else can write."""
+    try:
+        os.close(_manifest.open_trusted(path, directory=True))
+    except _manifest.Untrusted as exc:
+        raise ReleaseError(
+            f"{path} is not trusted ({exc}); refusing to keep {what} there (it must be the deploy user's, "
+            'and nobody else may write it)',
+            path=path,
+        ) from None
 
 
 MAX_SWITCH_WAIT = 600.0

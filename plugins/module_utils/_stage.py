@@ -26,6 +26,7 @@ from ansible_collections.atomic.deploy.plugins.module_utils import (
     _fs,
     _history,
     _lock,
+    _manifest,
     _names,
     _release,
     _shared,
@@ -44,8 +45,11 @@ def write_id_file(*, release_path: str, rel: str, release_id: str, fsync: bool, 
     """Write ``<release>/<rel>`` with the release id and a newline (0644); True when it changed.
 
     Every parent must be a real directory of the release: the file is never written through a link.
+    A path the artifact itself holds (its manifest lists it) is refused: the id file never replaces
+    a file of the app (its own ``VERSION``, say).
     """
     path = os.path.join(release_path, rel)
+    refuse_artifact_path(release_path=release_path, rel=rel)
     parent = release_path
     for part in rel.split('/')[:-1]:
         parent = os.path.join(parent, part)
@@ -63,6 +67,17 @@ def write_id_file(*, release_path: str, rel: str, release_id: str, fsync: bool, 
     if not check_mode:
         _fs.atomic_write(path=path, data=data, mode=0o644, fsync=fsync)
     return True
+
+
+def refuse_artifact_path(*, release_path: str, rel: str) -> None:
+    """Refuse an id_file at a path the artifact holds, by the release's content manifest."""
+    doc = _manifest.read(release_path)
+    if doc and any(e[0] == rel for e in doc['entries']):
+        raise ReleaseError(
+            f'id_file {rel} is a file of the artifact ({os.path.join(release_path, rel)}); refusing to overwrite '
+            'it: choose a name the artifact does not use (role variable release_id_file)',
+            path=os.path.join(release_path, rel),
+        )
 
 
 def point_next(*, layout: Layout, release_id: str, link_style: str, fsync: bool, check_mode: bool) -> bool:
@@ -220,7 +235,8 @@ def present(
         result.setdefault(key, value)
     plan = plan_stage(options=options, check_mode=check_mode)
     result['source'] = plan.source
-    releases, _ignored = _release.list_releases(layout)
+    releases, untrusted = trusted_releases(layout=layout, delta_plan=options.delta_plan or {}, warn=warn)
+    result['untrusted'] = untrusted
     current = _release.current_id(layout)
     result['current_before'] = current
     existing = _release.find(releases, release_id)
@@ -232,7 +248,7 @@ def present(
         return result
     if existing is None:
         refuse_case_twin(layout=layout, release_id=release_id, releases=releases)
-    refuse_foreign(layout=layout, release_id=release_id, existing=existing)
+    refuse_foreign(layout=layout, release_id=release_id, existing=existing, untrusted=untrusted)
     _fetch.check_archive(options=options, check_mode=check_mode)
     check_layout(layout=layout, plan=plan, options=options)
 
@@ -292,6 +308,18 @@ def present(
     return result
 
 
+def trusted_releases(
+    *, layout: Layout, delta_plan: t.Mapping[str, t.Any], warn: Warn
+) -> tuple[list[Release], list[dict]]:
+    """The releases, and what in releases/ the deploy user did not make (named in a warning once per deploy)."""
+    untrusted: list = []
+    releases, _ignored = _release.list_releases(layout, untrusted)
+    if delta_plan.get('probe') or not delta_plan:  # the second run of a delta deploy: the probe warned
+        for warning in _release.untrusted_warnings(untrusted):
+            warn(warning)
+    return releases, untrusted
+
+
 def check_identity(*, existing: Release | None, options: StageOptions) -> None:
     """Refuse to reuse the id of a complete release that holds other content than this deploy's."""
     if existing is None or existing.state != _release.COMPLETE:
@@ -332,8 +360,19 @@ def refuse_case_twin(*, layout: Layout, release_id: str, releases: list[Release]
             )
 
 
-def refuse_foreign(*, layout: Layout, release_id: str, existing: Release | None) -> None:
-    """Refuse a release path that is not a release made by atomic.deploy: never deploy through it."""
+def refuse_foreign(*, layout: Layout, release_id: str, existing: Release | None, untrusted: list) -> None:
+    """Refuse a release path that is not a release made by atomic.deploy: never deploy through it.
+
+    Neither into a ``releases/`` that another user owns or anyone else can write, nor over a directory
+    there the deploy user did not make (``untrusted`` from list_releases).
+    """
+    for item in untrusted:
+        if item['path'] in (layout.releases, layout.release(release_id)):
+            raise ReleaseError(
+                f'{item["path"]} is not trusted ({item["reason"]}); refusing to deploy through it '
+                '(the deploy user must own it and nobody else may write it: see SECURITY.md)',
+                path=item['path'],
+            )
     if existing is None and os.path.lexists(layout.release(release_id)):
         raise ReleaseError(
             f'{layout.release(release_id)} exists and is not a release directory (a symlink or a file); '
@@ -482,6 +521,9 @@ def build_release(
         fsync=fsync,
     )
     path, meta = release.path, release.meta
+    for older in releases:
+        # Releases written before the metadata was private (0644): private now, under the lock.
+        _release.make_private(older.path)
     try:
         result['stats'] = _fetch.stage_content(
             layout=layout,

@@ -22,7 +22,7 @@ import posixpath
 import shutil
 import stat
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _names
+from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _manifest, _names
 from ansible_collections.atomic.deploy.plugins.module_utils._stream import ExtractError
 
 SMALL_FILE = 8 * 1024 * 1024
@@ -90,7 +90,6 @@ class TreeWriter:
         self.prev_dirs: dict[str, bool] = {'': True}
         self.stats = dict.fromkeys(_STAT_KEYS, 0)
         self.umask = _current_umask()
-        self.uid = os.geteuid() if hasattr(os, 'geteuid') else None
         self.can_link = True
         self.current = self.dest
         self.up_links: set[str] = set()
@@ -304,20 +303,23 @@ class TreeWriter:
             not stat.S_ISREG(st.st_mode)
             or st.st_size != size
             or stat.S_IMODE(st.st_mode) != mode
-            or (self.uid is not None and st.st_uid != self.uid)
+            or _manifest.distrust(st, group_ok=True)
         ):
             return None
         return path
 
     def _prev_dir_ok(self, rel: str) -> bool:
-        """True when previous/rel is a directory reached without following a symlink (e.g. a shared link)."""
+        """True when previous/rel is a directory reached without following a symlink (e.g. a shared link),
+        through directories the deploy user owns and nobody else can write (so no one else can swap a path
+        below it between this check and the link)."""
         ok = self.prev_dirs.get(rel)
         if ok is None:
             cut = rel.rfind('/')
-            ok = self._prev_dir_ok(rel[:cut] if cut >= 0 else '')
+            ok = self._prev_dir_ok(rel[:cut] if cut >= 0 else '') if rel else True
             if ok:
                 try:
-                    ok = stat.S_ISDIR(os.lstat(self.previous + '/' + rel).st_mode)
+                    st = os.lstat(self.previous + '/' + rel if rel else self.previous)
+                    ok = stat.S_ISDIR(st.st_mode) and not _manifest.distrust(st, group_ok=True)
                 except OSError:
                     ok = False
             self.prev_dirs[rel] = ok
@@ -362,9 +364,9 @@ class TreeWriter:
             same = False
             if prev is not None:
                 try:
-                    pfd = os.open(prev, _copy.READ_FLAGS)
+                    pfd = _open_trusted_prev(prev)
                     same = True
-                except OSError:
+                except (OSError, _manifest.Untrusted):
                     pfd = None
             left = size
             while left:
@@ -429,8 +431,17 @@ class TreeWriter:
         return dict(self.stats)
 
 
+def _open_trusted_prev(prev: str) -> int:
+    """The file of the previous release, opened without following a link, refused unless the deploy user's
+    and writable by nobody else (fstat of the descriptor, before a byte is read)."""
+    return _manifest.open_trusted(prev, group_ok=True)
+
+
 def _same_content(prev: str, data: bytes) -> bool:
-    fd = os.open(prev, _copy.READ_FLAGS)
+    try:
+        fd = _open_trusted_prev(prev)
+    except (OSError, _manifest.Untrusted):
+        return False
     try:
         return _copy.read_exact(fd, len(data) + 1) == data
     finally:

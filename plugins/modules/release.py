@@ -170,9 +170,10 @@ options:
       - With O(state=present), write the file C(<release>/<id_file>) (a path relative to the release,
         for example V(REVISION) or V(public/VERSION)) holding the release id and a newline, mode
         C(0644), so the application can tell which release it is, for example in a health check.
-      - Written when the release is staged, and added to a complete release that is not live. It
-        replaces a file of the same name from the code. Its parent directories must be real
-        directories of the release, and it must not be the metadata file or inside a shared path.
+      - Written when the release is staged, and added to a complete release that is not live. A path
+        the artifact itself holds (its content manifest lists it, for example the app's own C(VERSION))
+        is never overwritten; staging fails naming it, before any switch. Its parent directories must
+        be real directories of the release, and it must not be the metadata file or inside a shared path.
     type: str
   next_link:
     description:
@@ -390,6 +391,15 @@ current_before:
   description: The release id C(current) pointed at before the task (V(null) if none).
   returned: always
   type: str
+untrusted:
+  description:
+    - Directories in C(releases/) the deploy user did not make, or that anyone else can write (or
+      C(releases/) itself), each with the reason. They are never listed as releases, reused, rolled back
+      to or pruned; each is also named in a warning.
+  returned: with O(state=present)
+  type: list
+  elements: dict
+  sample: [{path: /srv/www/app/releases/uploads, reason: writable by group 33}]
 switched_at:
   description: Epoch time of the rename, with O(state=active) when the link changed.
   returned: when switched

@@ -120,6 +120,13 @@ blocked:
   description: Releases left whole because they hold entries this user cannot delete, with those entries.
   returned: always
   type: dict
+untrusted:
+  description:
+    - Directories in C(releases/) the deploy user did not make, or that anyone else can write, each with
+      the reason (C(path), C(reason)). They are never removed, never pruned through; each is named in a warning.
+  returned: always
+  type: list
+  elements: dict
 lock:
   description: The record (without its token) of the deploy lock another deploy holds.
   returned: on failure, when the deploy lock is held by another deploy or no longer by this one
@@ -142,7 +149,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    result = dict(changed=False, removed=[], kept=[], leftovers=[], blocked={})
+    result = dict(changed=False, removed=[], kept=[], leftovers=[], blocked={}, untrusted=[])
     try:
         layout = _release.Layout(p['root'])
         _prune.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
@@ -162,11 +169,14 @@ def main() -> None:
                 kept=outcome['kept'],
                 leftovers=outcome['leftovers'],
                 blocked=outcome['blocked'],
+                untrusted=outcome['untrusted'],
                 diff={
                     'before': {'releases': outcome['before']},
                     'after': {'releases': [i for i in outcome['before'] if i not in outcome['removed']]},
                 },
             )
+            for warning in _release.untrusted_warnings(outcome['untrusted']):
+                module.warn(warning)
             if outcome['blocked']:
                 # Standalone, pruning is the whole task: a release left whole is a failure here (inside a
                 # deploy, release prune=true only warns; see the notes).

@@ -113,11 +113,20 @@ def rollback(*, module: AnsibleModule, layout: _release.Layout, result: dict) ->
     if not _fs.lexists(layout.releases):
         raise _release.ReleaseError(f'there are no releases to roll back to in {layout.releases}', path=layout.releases)
     with _common.held_lock(module, layout, release_id=p['to']):
-        releases, _ignored = _release.list_releases(layout)
+        untrusted: list = []
+        releases, _ignored = _release.list_releases(layout, untrusted)
+        for warning in _release.untrusted_warnings(untrusted):
+            module.warn(warning)
         current = _release.current_id(layout)
         result.update(rolled_back_from=current, current=current)
         if p['to'] is not None:
             target = _release.find(releases, p['to'])
+            refused = [u for u in untrusted if u['path'] in (layout.release(p['to']), layout.releases)]
+            if target is None and refused:
+                raise _release.ReleaseError(
+                    f'refusing to roll back to {p["to"]}: {refused[0]["path"]} is not trusted ({refused[0]["reason"]})',
+                    path=refused[0]['path'],
+                )
             if target is None:
                 raise _release.ReleaseError(
                     f'rollback target {p["to"]} does not exist in {layout.releases}', path=layout.release(p['to'])

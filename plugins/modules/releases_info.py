@@ -19,6 +19,9 @@ description:
     order; failed and unfinished releases are skipped.
   - Also returns the deploy lock, if held, and the last O(history) history entries. A torn last
     history line left by a crash is skipped.
+  - Only what the deploy user (the user the module runs as) made counts. A directory in
+    C(releases/) that another user owns, or that anyone else can write, or whose metadata another
+    user wrote, is not a release; it is returned in RV(untrusted) with a warning.
 author:
   - atomic.deploy maintainers (@atomic-deploy)
 extends_documentation_fragment:
@@ -37,6 +40,8 @@ options:
         stray uploads, deleted files). Shared links, writable directories and generated files are
         not release content and are ignored.
       - A file is read only when its stat record cannot prove it unchanged (see C(docs/delta.md)).
+        A file or directory of another user, or that anyone else can write, is never read; it is
+        listed as untrusted. Symlinks are never followed.
     type: bool
     default: false
 attributes:
@@ -129,11 +134,13 @@ releases:
     drift:
       description:
         - With O(verify=true), V(null) for a release without a content manifest (deployed by a
-          version without delta transfer, or not complete), else C(changed), C(added) and C(removed) (lists of paths
-          relative to the release), C(drifted) (bool) and C(digest) (the manifest digest).
+          version without delta transfer, or not complete), else C(changed), C(added), C(removed)
+          and C(untrusted) (lists of paths relative to the release; C(untrusted) holds files of another
+          user, or below a directory anyone else can write, which are never read), C(drifted) (bool)
+          and C(digest) (the manifest digest).
       type: dict
       returned: with O(verify=true)
-      sample: {changed: [app/index.php], added: [], removed: [], drifted: true, digest: "sha256:9f86..."}
+      sample: {changed: [app/index.php], added: [], removed: [], untrusted: [], drifted: true, digest: "sha256:9f86..."}
 current:
   description: The id C(current) points at, V(null) if none (or if it points outside C(releases/)).
   returned: always
@@ -156,10 +163,27 @@ history:
   type: list
   elements: dict
 ignored:
-  description: Entries of C(releases/) that are not releases (symlinks, files, temp directories).
+  description: Entries of C(releases/) that are not releases (symlinks, files, temp directories, untrusted directories).
   returned: always
   type: list
   elements: str
+untrusted:
+  description:
+    - Directories in C(releases/) the deploy user did not make, or that anyone else can write (or C(releases/)
+      itself). They are never listed as releases, reused, rolled back to or pruned.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The directory.
+      type: str
+      returned: always
+    reason:
+      description: Why it is not trusted, e.g. C(owned by uid 33, not by the deploy user (uid 0) or root).
+      type: str
+      returned: always
+  sample: [{path: /srv/www/app/releases/uploads, reason: writable by group 33}]
 table:
   description: A readable table of the releases, one line per release.
   returned: always
@@ -173,7 +197,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _history, _lock, _release
 
 
-def table(releases: list[_release.Release], drift: list | None = None) -> list[str]:
+def table(releases: list[_release.Release], drift: list | None = None, untrusted: list | None = None) -> list[str]:
     rows = [('', 'release', 'state', 'started', 'by') + (('content',) if drift is not None else ())]
     for index, release in enumerate(releases):
         by = release.meta.get('deployed_by') or {}
@@ -186,7 +210,7 @@ def table(releases: list[_release.Release], drift: list | None = None) -> list[s
             if report is None:
                 row += ('unknown',)
             elif report['drifted']:
-                count = len(report['changed']) + len(report['added']) + len(report['removed'])
+                count = sum(len(report.get(what) or []) for what in ('changed', 'added', 'removed', 'untrusted'))
                 row += (f'drifted ({count} paths)',)
             else:
                 row += ('as deployed',)
@@ -194,11 +218,13 @@ def table(releases: list[_release.Release], drift: list | None = None) -> list[s
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ['  '.join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     for release, report in zip(releases, drift or ()):
-        for what in ('changed', 'added', 'removed'):
+        for what in ('changed', 'added', 'removed', 'untrusted'):
             names = (report or {}).get(what) or []
             if names:
                 more = f' and {len(names) - 10} more' if len(names) > 10 else ''
                 lines.append(f'   {release.id} {what}: {", ".join(names[:10])}{more}')
+    for item in untrusted or ():
+        lines.append(f'   not a release (not trusted): {item["path"]} ({item["reason"]})')
     return lines
 
 
@@ -214,7 +240,10 @@ def main() -> None:
         layout = _release.Layout(module.params['root'])
         if module.params['history'] < 0:
             raise ValueError(f'history must not be negative, got {module.params["history"]}')
-        releases, ignored = _release.list_releases(layout)
+        untrusted: list = []
+        releases, ignored = _release.list_releases(layout, untrusted)
+        for warning in _release.untrusted_warnings(untrusted):
+            module.warn(warning)
         current = _release.current_id(layout)
         candidate = _release.rollback_candidate(releases, current)
         lock = _lock.read(layout.lock)
@@ -236,7 +265,8 @@ def main() -> None:
             lock=lock,
             history=_history.read(path=layout.history, last=module.params['history']),
             ignored=ignored,
-            table=table(releases, [row['drift'] for row in listed] if module.params['verify'] else None),
+            untrusted=untrusted,
+            table=table(releases, [row['drift'] for row in listed] if module.params['verify'] else None, untrusted),
         )
     except (_release.ReleaseError, OSError, ValueError) as exc:
         _common.fail(module, exc, **result)

@@ -29,6 +29,7 @@ import tempfile
 import time
 
 from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _tar_manifest
 
 PREFIX_LEN = 16
 """Hex digits of each content digest a host reports (64 bits: a collision is ~1e-12 at 5,000 files)."""
@@ -145,7 +146,7 @@ def _build(*, path: str, kind: str, strip_components: int, drop_macos_metadata: 
             return None
         handle.seek(0)
         try:
-            return _manifest.from_tar(
+            return _tar_manifest.from_tar(
                 fileobj=handle, strip_components=strip_components, drop_macos_metadata=drop_macos_metadata
             )
         except _manifest.ManifestError:
@@ -284,12 +285,15 @@ def _live_check(root, release_id, content_digest, checksum):
     try:
         text = os.readlink(current)
         resolved = os.path.normpath(text if os.path.isabs(text) else os.path.join(root, text))
-        if resolved != path or not stat.S_ISDIR(os.lstat(path).st_mode):
+        if resolved != path:
             return out
-        fd = os.open(os.path.join(path, '.release.json'), os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
-        with os.fdopen(fd, 'rb') as handle:
-            meta = _json.loads(handle.read().decode('utf-8'))
-    except (OSError, ValueError, UnicodeDecodeError):
+        # Only a release the deploy user made counts (a directory and metadata nobody else can write).
+        release_fd = open_release(path)
+        try:
+            meta = _json.loads(read_trusted('.release.json', dir_fd=release_fd).decode('utf-8'))
+        finally:
+            os.close(release_fd)
+    except (OSError, Untrusted, ValueError, UnicodeDecodeError):
         return out
     source = meta.get('source') if isinstance(meta, dict) else None
     if not isinstance(source, dict) or meta.get('state') != 'complete' or meta.get('id') != release_id:
@@ -306,6 +310,27 @@ print(json.dumps(_live_check(*json.loads(ARGS))))
 """
 
 
+def compact(source: str) -> str:
+    """``source`` without docstrings, comments and blank lines: bytes on the wire of every deploy, and
+    nothing to the program. A docstring in a class or function becomes ``pass`` (a body may hold nothing
+    else)."""
+    import ast
+
+    lines = source.splitlines()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, 'body', None)
+        if not isinstance(body, list) or not body:
+            continue
+        first = body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            indent = lines[first.lineno - 1][: first.col_offset]
+            # The module's own docstring goes: nothing may come before ``from __future__``.
+            lines[first.lineno - 1] = '' if isinstance(node, ast.Module) else f'{indent}pass'
+            for index in range(first.lineno, first.end_lineno):
+                lines[index] = ''
+    return '\n'.join(line for line in lines if line.strip() and not line.lstrip().startswith('#')) + '\n'
+
+
 def live_check_script(*, root: str, release_id: str, content_digest: str, checksum: str | None) -> str:
     """A read-only Python program that tells whether ``release_id`` is live with this content.
 
@@ -313,6 +338,6 @@ def live_check_script(*, root: str, release_id: str, content_digest: str, checks
     so a no-op re-deploy of the live release costs almost nothing. Anything but "live, same
     content" falls through to the release module, which applies the full rules.
     """
-    source = open(_manifest.__file__.replace('.pyc', '.py'), encoding='utf-8').read()
+    source = compact(open(_manifest.__file__.replace('.pyc', '.py'), encoding='utf-8').read())
     args = json.dumps([root, release_id, content_digest, checksum or None])
     return f'{source}\nARGS = {json.dumps(args)}\n{_LIVE_CHECK}'

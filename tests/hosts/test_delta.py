@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _tar_manifest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -169,7 +170,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict:
     found = {'v1': out / 'v1.tar.gz', 'v2': out / 'v2.tar.gz', 'other': other / 'v1.tar.gz'}
     for path in list(found.values()):
         with open(path, 'rb') as handle:
-            found[f'{path}:digest'] = manifest.digest(manifest.from_tar(fileobj=handle))
+            found[f'{path}:digest'] = manifest.digest(_tar_manifest.from_tar(fileobj=handle))
     return found
 
 
@@ -180,8 +181,8 @@ def digest_of(artifacts: dict, name: str) -> str:
 def changed_paths(a: Path, b: Path) -> list[str]:
     """Files whose content differs between two artifacts."""
     with open(a, 'rb') as one, open(b, 'rb') as two:
-        first = {e[0]: e for e in manifest.from_tar(fileobj=one) if e[1] == 'f'}
-        second = {e[0]: e for e in manifest.from_tar(fileobj=two) if e[1] == 'f'}
+        first = {e[0]: e for e in _tar_manifest.from_tar(fileobj=one) if e[1] == 'f'}
+        second = {e[0]: e for e in _tar_manifest.from_tar(fileobj=two) if e[1] == 'f'}
     return sorted(p for p in first if p in second and first[p][4] != second[p][4])
 
 

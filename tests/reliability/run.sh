@@ -9,6 +9,7 @@
 #   crash          SIGKILL and SIGINT at every task boundary of a deploy and at random points inside extraction
 #   web_user_shared  a real www-data plants links into the root in shared/ and races the shared dir repair
 #                  and the shared file creation over 20 deploys each
+#   web_user_releases  www-data forges releases, manifests and an id file collision; deploys run as root with become
 #
 # Usage: tests/reliability/run.sh [suite ...]   (default: all, in the order above)
 # Needs root (nginx workers drop to www-data, tmpfs mounts), nginx, and the repo venv (make setup).
@@ -32,8 +33,8 @@ export PATH="${bindir}:${PATH}"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 # suite:time limit in seconds. The limits are ceilings, not estimates (see the suites' own figures).
-declare -A limits=([security]=180 [hostile]=300 [concurrent]=180 [zero_downtime]=300 [crash]=420 [web_user_shared]=420)
-order=(security hostile concurrent zero_downtime crash web_user_shared)
+declare -A limits=([security]=180 [hostile]=300 [concurrent]=180 [zero_downtime]=300 [crash]=420 [web_user_shared]=420 [web_user_releases]=240)
+order=(security hostile web_user_releases concurrent zero_downtime crash web_user_shared)
 if [[ $# -gt 0 ]]; then
     order=("$@")
 fi

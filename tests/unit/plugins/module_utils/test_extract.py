@@ -1161,3 +1161,14 @@ def test_git_archive_stream(tmp_path, dest):
     assert os.readlink(dest / 'app.py') == 'src/app.py'
     assert mode_of(dest / 'run.sh') == 0o755
     assert stats['files'] == 2
+
+
+def test_dedupe_never_links_below_a_directory_anyone_else_can_write(tmp_path):
+    """A file of the previous release below a directory others can write could be swapped between the check
+    and the link: it is never a dedupe source, and is not read."""
+    prev = make_release(tmp_path, 'v1', V1)[0]
+    os.chmod(prev / 'app', 0o777)
+    new, _stats = make_release(tmp_path, 'v2', V1, previous=str(prev))
+    assert ino(new / 'app' / 'same.py') != ino(prev / 'app' / 'same.py')
+    assert (new / 'app' / 'same.py').read_bytes() == SAME
+    assert ino(new / 'top.txt') == ino(prev / 'top.txt')

@@ -50,63 +50,6 @@ def settle() -> None:
 # manifests
 
 
-def test_tar_manifest_equals_the_extracted_tree(tmp_path: Path) -> None:
-    src = tmp_path / 'src'
-    src.mkdir()
-    make_tree(src)
-    data = tar_of(src, prefix='pkg-1/')
-    entries = _manifest.from_tar(fileobj=io.BytesIO(data), strip_components=1)
-    dest = tmp_path / 'dest'
-    dest.mkdir()
-    (tmp_path / 'a.tgz').write_bytes(data)
-    _extract.extract_archive(archive=str(tmp_path / 'a.tgz'), dest=str(dest), strip_components=1)
-    tree, records = _manifest.from_tree(root=str(dest))
-    assert _manifest.digest(entries) == _manifest.digest(tree)
-    assert set(records) == {e[0] for e in tree if e[1] == _manifest.FILE}
-    kinds = {e[0]: e[1] for e in entries}
-    assert (
-        kinds['bin/index'] == _manifest.LINK
-        and kinds['empty'] == _manifest.DIR
-        and kinds['app/lib/a.py'] == _manifest.FILE
-    )
-
-
-def test_tar_manifest_follows_the_extractor_rules(tmp_path: Path) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w') as tf:
-        for name, data in (('x/a', b'one'), ('x/a', b'two'), ('y', b'y')):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o4777
-            tf.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo('z')
-        link.type = tarfile.LNKTYPE
-        link.linkname = 'y'
-        tf.addfile(link)
-    entries = _manifest.from_tar(fileobj=io.BytesIO(buf.getvalue()))
-    assert entries == [
-        ['x', 'd', 0o755],
-        ['x/a', 'f', 0o775, 3, sha(b'two'), 0],
-        ['y', 'f', 0o775, 1, sha(b'y'), 0],
-        ['z', 'f', 0o775, 1, sha(b'y'), 0],
-    ]
-    (tmp_path / 'a.tar').write_bytes(buf.getvalue())
-    dest = tmp_path / 'd'
-    dest.mkdir()
-    _extract.extract_archive(archive=str(tmp_path / 'a.tar'), dest=str(dest))
-    assert _manifest.digest(_manifest.from_tree(root=str(dest))[0]) == _manifest.digest(entries)
-
-
-@pytest.mark.parametrize('name', ['../x', '/etc/passwd', '.release.json', 'a/../../b'])
-def test_tar_manifest_refuses_what_the_extractor_refuses(name: str) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w') as tf:
-        info = tarfile.TarInfo(name)
-        tf.addfile(info, io.BytesIO(b''))
-    with pytest.raises(_manifest.ManifestError):
-        _manifest.from_tar(fileobj=io.BytesIO(buf.getvalue()))
-
-
 def test_digest_ignores_mtime_but_not_mode_or_content() -> None:
     base = [['a', 'f', 0o644, 1, sha(b'a'), 10]]
     assert _manifest.digest(base) == _manifest.digest([['a', 'f', 0o644, 1, sha(b'a'), 99]])
@@ -200,10 +143,95 @@ def test_each_inode_is_hashed_once_across_releases(tmp_path: Path) -> None:
     assert verifier.hashed_files == 3  # three distinct inodes (same.py is its own file), each read once
 
 
-def test_only_the_deploy_users_files_and_real_parents_are_sources(tmp_path: Path) -> None:
+OTHER = 65534  # nobody: "another user" for the trust rule
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='planting files of another user needs root')
+
+
+@needs_root
+def test_a_file_of_another_user_is_never_a_source_nor_read(tmp_path: Path) -> None:
     recorded_release(tmp_path)
-    have = _manifest.inventory(releases=[str(tmp_path)], uid=os.getuid() + 1)
-    assert have == {}
+    os.chown(tmp_path / 'app' / 'index.php', OTHER, OTHER)
+    verifier = _manifest.Verifier()
+    have = _manifest.inventory(releases=[str(tmp_path)], verifier=verifier)
+    assert sha(b'<?php echo 1;\n') not in have and sha(b'a' * 1000) in have
+    assert verifier.hashed_files == 0 and verifier.untrusted == 1
+    report = _manifest.drift(release=str(tmp_path), verifier=verifier)
+    assert report['untrusted'] == ['app/index.php'] and report['drifted'] is True
+    assert verifier.hashed_files == 0
+
+
+@needs_root
+def test_a_sparse_file_of_another_user_is_not_hashed_even_when_its_record_matches(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    big = tmp_path / 'app' / 'big.bin'
+    with open(big, 'wb') as handle:
+        handle.truncate(1 << 32)
+    os.chown(big, OTHER, OTHER)
+    entries = list(_manifest.from_tree(root=str(tmp_path), exclude=['app/big.bin'])[0])
+    entries.append(['app/big.bin', 'f', 0o644, 1 << 32, '0' * 64, 0])
+    settle()
+    _manifest.record_tree(release=str(tmp_path), entries=sorted(entries))
+    verifier = _manifest.Verifier()
+    _manifest.inventory(releases=[str(tmp_path)], verifier=verifier)
+    _manifest.drift(release=str(tmp_path), verifier=verifier)
+    assert verifier.hashed_bytes < 1 << 20 and verifier.untrusted == 1
+
+
+@needs_root
+@pytest.mark.parametrize('what', ['release', 'manifest'])
+def test_a_release_or_manifest_of_another_user_is_nothing_known(tmp_path: Path, what: str) -> None:
+    recorded_release(tmp_path)
+    os.chown(tmp_path if what == 'release' else tmp_path / _manifest.MANIFEST_NAME, OTHER, OTHER)
+    assert _manifest.read(str(tmp_path)) is None
+    assert _manifest.inventory(releases=[str(tmp_path)]) == {}
+    assert _manifest.drift(release=str(tmp_path)) is None
+
+
+@pytest.mark.parametrize('mode', [0o775, 0o757])
+def test_a_release_or_manifest_someone_else_can_write_is_nothing_known(tmp_path: Path, mode: int) -> None:
+    recorded_release(tmp_path)
+    os.chmod(tmp_path, mode)
+    assert _manifest.read(str(tmp_path)) is None and _manifest.drift(release=str(tmp_path)) is None
+    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path / _manifest.MANIFEST_NAME, 0o666)
+    assert _manifest.read(str(tmp_path)) is None
+
+
+def test_content_below_a_directory_others_can_write_is_not_read(tmp_path: Path, monkeypatch) -> None:
+    recorded_release(tmp_path)
+    os.chmod(tmp_path / 'app' / 'lib', 0o777)
+    verifier = _manifest.Verifier()
+    have = _manifest.inventory(releases=[str(tmp_path)], verifier=verifier)
+    assert sha(b'a' * 1000) not in have and sha(b'<?php echo 1;\n') in have
+    report = _manifest.drift(release=str(tmp_path), verifier=verifier)
+    assert report['untrusted'] == ['app/lib/a.py', 'app/lib/same.py']
+    assert report['changed'] == ['app/lib']  # its mode changed too
+
+
+def test_group_write_on_content_is_trusted_only_for_the_deploy_users_own_group(tmp_path: Path, monkeypatch) -> None:
+    recorded_release(tmp_path)
+    os.chmod(tmp_path / 'app' / 'lib', 0o775)
+    assert sha(b'a' * 1000) in _manifest.inventory(releases=[str(tmp_path)])
+    uid, gid = _manifest.deploy_ids()
+    monkeypatch.setattr(_manifest, 'deploy_ids', lambda: (uid, gid + 1))
+    assert sha(b'a' * 1000) not in _manifest.inventory(releases=[str(tmp_path)])
+
+
+def test_parent_symlinks_in_entries_are_never_followed(tmp_path: Path) -> None:
+    """A manifest entry below a directory that became a symlink gives no existence or hash oracle."""
+    release = tmp_path / 'v1'
+    release.mkdir()
+    recorded_release(release)
+    secret = tmp_path / 'secret'
+    secret.mkdir()
+    os.rename(release / 'app' / 'lib', secret / 'lib')
+    os.symlink(str(secret / 'lib'), release / 'app' / 'lib')
+    verifier = _manifest.Verifier()
+    have = _manifest.inventory(releases=[str(release)], verifier=verifier)
+    report = _manifest.drift(release=str(release), verifier=verifier)
+    assert sha(b'a' * 1000) not in have
+    assert report['changed'] == ['app/lib'] and report['removed'] == ['app/lib/a.py', 'app/lib/same.py']
+    assert verifier.hashed_files == 0
 
 
 def test_release_without_manifest_is_nothing_known(tmp_path: Path) -> None:

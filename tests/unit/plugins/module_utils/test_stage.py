@@ -348,9 +348,18 @@ def test_id_file_holds_the_release_id(layout, warnings, tmp_path):
     with open(path) as handle:
         assert handle.read() == 'r1\n'
     assert os.stat(path).st_mode & 0o7777 == 0o644
-    stage(layout, 'r2', warnings, source='archive', archive=archive, id_file='REVISION')
-    with open(os.path.join(layout.release('r2'), 'REVISION')) as handle:
-        assert handle.read() == 'r2\n'  # replaces the file of the same name from the code
+
+
+def test_id_file_never_overwrites_a_file_of_the_artifact(layout, warnings, tmp_path):
+    archive = tarball(tmp_path / 'a.tgz', {'public/index.php': '<?php', 'REVISION': 'from the code'})
+    deploy(layout, 'r1', warnings)
+    with pytest.raises(_release.ReleaseError) as caught:
+        stage(layout, 'r2', warnings, source='archive', archive=archive, id_file='REVISION')
+    assert str(caught.value).startswith('id_file REVISION is a file of the artifact (')
+    assert layout.release('r2') + '/REVISION' in str(caught.value)
+    assert _release.current_id(layout) == 'r1'
+    releases, _ignored = _release.list_releases(layout)
+    assert _release.find(releases, 'r2').state == _release.FAILED
 
 
 def test_id_file_is_added_to_a_complete_release_that_is_not_live(layout, warnings):
@@ -410,3 +419,31 @@ def test_next_link_refuses_a_real_directory(layout, warnings):
     os.makedirs(layout.next)
     with pytest.raises(_release.ReleaseError, match='not a symlink; refusing to replace it with the next link'):
         stage(layout, 'r1', warnings, next_link=True)
+
+
+# --- trust: only what the deploy user made (SECURITY.md) ----------------------------------------
+
+
+def test_a_forged_release_is_reported_and_never_a_base(layout, warnings, tmp_path):
+    deploy(layout, 'r1', warnings)
+    forged = os.path.join(layout.releases, 'r9')
+    os.mkdir(forged)
+    os.chmod(forged, 0o2775)  # what a deploy once made through a link in shared/: the web group can write
+    with open(os.path.join(forged, '.release.json'), 'w') as handle:
+        json.dump({'format': 1, 'id': 'r9', 'state': 'complete', 'started': '2099-01-01T00:00:00.000000Z'}, handle)
+    warnings.clear()
+    result = stage(layout, 'r2', warnings)
+    assert result['untrusted'] == [{'path': forged, 'reason': f'writable by group {os.getegid()}'}]
+    assert any(forged in w and 'not trusted' in w for w in warnings), warnings
+    with pytest.raises(_release.ReleaseError, match=f'{forged} is not trusted \\(writable by group'):
+        stage(layout, 'r9', warnings)
+    assert os.listdir(forged) == ['.release.json']
+
+
+def test_a_deploy_makes_the_metadata_of_older_releases_private(layout, warnings):
+    deploy(layout, 'r1', warnings)
+    meta = os.path.join(layout.release('r1'), _release.METADATA_NAME)
+    os.chmod(meta, 0o644)  # as written before the rule
+    deploy(layout, 'r2', warnings)
+    assert os.stat(meta).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(layout.release('r2'), _release.METADATA_NAME)).st_mode & 0o777 == 0o600

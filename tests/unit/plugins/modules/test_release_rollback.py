@@ -113,3 +113,17 @@ def test_refused_while_another_deploy_holds_the_lock(tmp_path, run_module, build
     result = run_module(release_rollback, {'root': root, 'lock_steal': True})
     assert result['changed'] is True and current(root) == 'releases/r1'
     assert any('stole the deploy lock' in w for w in result['warnings'])
+
+
+def test_an_untrusted_target_is_refused_naming_why(tmp_path, run_module, build_root, assert_error, snapshot):
+    root = str(tmp_path / 'app')
+    build_root(root, [('v1', 'complete'), ('forged', 'complete'), ('v2', 'complete')], current='v2')
+    forged = os.path.join(root, 'releases', 'forged')
+    os.chmod(os.path.join(forged, '.release.json'), 0o666)
+    before = snapshot(root)
+    result = run_module(release_rollback, {'root': root, 'to': 'forged'}, failed=True)
+    msg = assert_error(result, forged, 'not trusted', '.release.json is writable by every user')
+    assert msg.startswith('refusing to roll back to forged')
+    assert [entry for entry in snapshot(root) if not entry[0].startswith('.deploy')] == before
+    result = run_module(release_rollback, {'root': root})
+    assert result['current'] == 'v1' and result['rolled_back_from'] == 'v2'

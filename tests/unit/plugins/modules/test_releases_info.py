@@ -91,3 +91,17 @@ def test_current_pointing_outside(tmp_path, run_module, build_root):
 
 def test_negative_history(tmp_path, run_module, assert_error):
     assert_error(run_module(releases_info, {'root': str(tmp_path), 'history': -1}, failed=True), 'history')
+
+
+def test_untrusted_directories_are_reported_not_listed(tmp_path, run_module, build_root):
+    root = str(tmp_path / 'app')
+    build_root(root, [('v1', 'complete'), ('forged', 'complete'), ('v2', 'complete')], current='v2')
+    forged = os.path.join(root, 'releases', 'forged')
+    os.chmod(forged, 0o2775)  # as a deploy made it through a link in shared/: the web user's group can write
+    result = run_module(releases_info, {'root': root, 'verify': True})
+    assert [r['id'] for r in result['releases']] == ['v1', 'v2']
+    assert result['rollback_candidate'] == 'v1'
+    assert result['untrusted'] == [{'path': forged, 'reason': f'writable by group {os.getegid()}'}]
+    assert 'forged' in result['ignored']
+    assert any(forged in w and 'not trusted' in w for w in result['warnings']), result['warnings']
+    assert any('not a release (not trusted): ' + forged in line for line in result['table'])

@@ -178,3 +178,40 @@ def test_live_check_script_runs_standalone(tmp_path: Path) -> None:
     assert run('sha256:' + '0' * 64) == {'live': False}
     (release / 'a').write_bytes(b'b')
     assert run(value)['drift']['changed'] == ['a']
+
+
+def test_live_check_script_trusts_only_what_the_deploy_user_wrote(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / 'root'
+    release = root / 'releases' / 'v1'
+    release.mkdir(parents=True)
+    (release / 'a').write_bytes(b'a')
+    value = _manifest.record_tree(release=str(release), entries=_manifest.from_tree(root=str(release))[0])
+    meta = {'id': 'v1', 'state': 'complete', 'source': {'content_digest': value}}
+    (release / '.release.json').write_text(json.dumps(meta))
+    os.symlink('releases/v1', root / 'current')
+    script = _delta.live_check_script(root=str(root), release_id='v1', content_digest=value, checksum=None)
+
+    def run() -> dict:
+        done = subprocess.run([sys.executable, '-'], input=script, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+
+    assert run()['live'] is True
+    os.chmod(release / '.release.json', 0o666)
+    assert run() == {'live': False}
+    os.chmod(release / '.release.json', 0o600)
+    os.chmod(release, 0o777)
+    assert run() == {'live': False}
+
+
+def test_the_live_check_program_carries_no_docstrings_nor_comments() -> None:
+    source = open(_manifest.__file__.replace('.pyc', '.py'), encoding='utf-8').read()
+    program = _delta.compact(source)
+    assert '"""' not in program and '\n#' not in program and '# ' not in program.split('\n', 1)[0]
+    assert len(program) < 0.75 * len(source)
+    assert program.startswith('from __future__ import annotations\n')
+    namespace: dict = {}
+    exec(compile(program, '_manifest', 'exec'), namespace)
+    assert namespace['digest']([]) == _manifest.digest([])

@@ -19,6 +19,7 @@ from ansible_collections.atomic.deploy.plugins.module_utils import (
     _stage,
     _stage_options,
 )
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _tar_manifest
 
 NFC = 'caf\u00e9.txt'
 NFD = 'cafe\u0301.txt'
@@ -176,7 +177,7 @@ def test_macos_metadata_is_kept_when_asked(layout, tmp_path):
 
 def test_the_controller_manifest_leaves_out_what_the_host_leaves_out(tmp_path):
     with open(tarball(tmp_path / 'a.tgz', MAC_TAR), 'rb') as handle:
-        dropped = _manifest.from_tar(fileobj=handle, drop_macos_metadata=True)
+        dropped = _tar_manifest.from_tar(fileobj=handle, drop_macos_metadata=True)
     assert [e[0] for e in dropped] == ['css', 'css/site.css', 'index.php']
     (tmp_path / 'tree' / 'css').mkdir(parents=True)
     for name in ('index.php', '._index.php', 'css/.DS_Store', 'css/site.css'):
