@@ -239,34 +239,222 @@ def resolve_link_target(*, link: str, text: str) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(link), text))
 
 
+# --- descriptor-based primitives -----------------------------------------------------------------
+#
+# Anything under a directory another user can write (shared/, a release's writable dirs) is acted on
+# through a file descriptor opened without following a symlink, never by path after a check: between
+# an lstat and a chmod(path) that user can swap the entry for a symlink to any file of root's.
+# CPython's fd-based shutil.rmtree is the model. All of these work with Python >= 3.8 on Linux,
+# macOS and the BSDs (O_NOFOLLOW, O_DIRECTORY and dir_fd support are POSIX.1-2008).
+
+_O_NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
+_O_DIRECTORY = getattr(os, 'O_DIRECTORY', 0)
+_O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
+_O_NONBLOCK = getattr(os, 'O_NONBLOCK', 0)
+_O_NOCTTY = getattr(os, 'O_NOCTTY', 0)
+# An O_NOFOLLOW open of a symlink fails with ELOOP (Linux, macOS), EMLINK (FreeBSD), or ENOTDIR when
+# O_DIRECTORY is given too (Linux). What is really there is looked up only to word the error.
+_REFUSED_ERRNOS = (errno.ELOOP, errno.EMLINK, errno.ENOTDIR)
+
+
+class SymlinkError(FsError):
+    """A symlink stood where a directory or file was to be opened; nothing was followed."""
+
+
+class FileTypeError(FsError):
+    """Something other than the expected kind of file (a directory, a regular file) stood at the path."""
+
+
+def _refusal(exc: OSError, *, name: str, dir_fd: int | None, path: str, want_dir: bool) -> Exception:
+    """The error to raise after an O_NOFOLLOW open of ``name`` failed with ``exc``."""
+    if exc.errno not in _REFUSED_ERRNOS:
+        return exc
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return exc
+    if stat.S_ISLNK(st.st_mode):
+        return SymlinkError(f'{path} is a symlink; refusing to follow it', path=path)
+    if want_dir and not stat.S_ISDIR(st.st_mode):
+        return FileTypeError(f'{path} exists and is not a directory', path=path)
+    return exc
+
+
+def open_dir(name: str, *, dir_fd: int | None = None, path: str | None = None) -> int:
+    """Open the directory ``name`` (in ``dir_fd`` when given) without following a symlink at it.
+
+    Use: ``fd = open_dir('shared', dir_fd=root_fd, path=shared_path)``; close ``fd`` when done.
+    Raises SymlinkError for a symlink, FileTypeError for a non-directory, FileNotFoundError when
+    absent. ``path`` is only used in messages. Only the last component is protected: give a
+    single name with ``dir_fd``, or use :func:`descend` for several components.
+    """
+    path = path or name
+    try:
+        fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | _O_DIRECTORY | _O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _refusal(exc, name=name, dir_fd=dir_fd, path=path, want_dir=True) from None
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):  # a platform without O_DIRECTORY
+        os.close(fd)
+        raise FileTypeError(f'{path} exists and is not a directory', path=path)
+    return fd
+
+
+def open_file(name: str, *, dir_fd: int | None = None, path: str | None = None) -> int:
+    """Open the regular file ``name`` read-only without following a symlink; return the fd.
+
+    Use it before an fchown/fchmod of an existing file: ``fd = open_file(name, dir_fd=parent_fd,
+    path=full)``, then :func:`set_owner_mode` on ``fd``, then close it. O_NONBLOCK keeps a FIFO
+    from hanging the open; anything but a regular file is closed again and refused with
+    FileTypeError. Raises SymlinkError for a symlink, FileNotFoundError when absent.
+    """
+    path = path or name
+    flags = os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_NOCTTY | _O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _refusal(exc, name=name, dir_fd=dir_fd, path=path, want_dir=False) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileTypeError(f'{path} is not a regular file', path=path)
+    return fd
+
+
+def descend(*, dir_fd: int, parts: list[str], path: str) -> int:
+    """Open ``path``/``parts[0]``/.../``parts[-1]`` beneath ``dir_fd``, one component at a time.
+
+    Use: ``fd = descend(dir_fd=root_fd, parts=['shared', 'public'], path=root)``; close ``fd``.
+    Each component is opened with :func:`open_dir` relative to the previous one, so a symlink at
+    any of them raises SymlinkError naming that component (``path`` is ``dir_fd``'s own path, for
+    messages). ``dir_fd`` stays open and owned by the caller; the result is always a new fd (a
+    dup of ``dir_fd`` for no parts).
+    """
+    fd = os.dup(dir_fd)
+    current = path
+    for part in parts:
+        current = os.path.join(current, part)
+        try:
+            child = open_dir(part, dir_fd=fd, path=current)
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
+
+
+def lstat_at(name: str, *, dir_fd: int) -> os.stat_result | None:
+    """lstat ``name`` in ``dir_fd``; None when absent. For deciding what to report, never what to change."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def make_dir(name: str, *, dir_fd: int, path: str) -> tuple[int, bool]:
+    """Create the directory ``name`` in ``dir_fd`` if missing (mkdirat, 0700) and open it.
+
+    Use: ``fd, created = make_dir('uploads', dir_fd=parent_fd, path=full)``, then
+    :func:`set_owner_mode` on ``fd`` for the wanted owner and mode, then close ``fd``. What is
+    opened is never followed: a symlink or file raced in after the mkdir is refused.
+    """
+    created = False
+    try:
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
+        created = True
+    except FileExistsError:
+        pass  # made by someone else (another deploy, the app): open_dir checks what it is
+    return open_dir(name, dir_fd=dir_fd, path=path), created
+
+
+def set_owner_mode(fd: int, *, mode: int | None = None, uid: int = -1, gid: int = -1) -> bool:
+    """fchown then fchmod the open ``fd`` where they differ (-1 / None: leave as is); True when changed.
+
+    Use only on an fd from :func:`open_dir`, :func:`open_file`, :func:`make_dir` or
+    :func:`create_file`. The owner goes first: chown clears setgid on some systems, and mkdir's
+    mode is cut by the umask.
+    """
+    st = os.fstat(fd)
+    changed = False
+    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+        os.fchown(fd, uid, gid)
+        changed = True
+        st = os.fstat(fd)
+    if mode is not None and stat.S_IMODE(st.st_mode) != mode:
+        os.fchmod(fd, mode)
+        changed = True
+    return changed
+
+
+def create_file(name: str, *, dir_fd: int, mode: int, uid: int = -1, gid: int = -1) -> bool:
+    """Create ``name`` in ``dir_fd`` empty (O_CREAT|O_EXCL|O_NOFOLLOW) and set owner/mode through its fd.
+
+    Use: ``if not create_file('.env', dir_fd=parent_fd, mode=0o640, gid=gid): ...`` where False
+    means something already stands there; it was not touched (inspect it with :func:`lstat_at`
+    or :func:`open_file`). O_EXCL never opens an existing file nor a symlink's target.
+    """
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except FileExistsError:
+        return False
+    try:
+        set_owner_mode(fd, mode=mode, uid=uid, gid=gid)
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_at(name: str, *, dir_fd: int, path: str) -> list[str]:
+    """Remove ``name`` from ``dir_fd`` (a whole tree for a directory) without following a symlink.
+
+    Use: ``failed = remove_at('public', dir_fd=release_fd, path=full)``; an empty list means it
+    is gone (or was never there). Every directory is entered through :func:`open_dir`, so a
+    symlink swapped in during the walk is unlinked or reported, never followed. Returns the paths
+    that could not be removed.
+    """
+    st = lstat_at(name, dir_fd=dir_fd)
+    if st is None:
+        return []
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return [path]
+        return []
+    failed: list[str] = []
+    try:
+        fd = open_dir(name, dir_fd=dir_fd, path=path)
+    except (FsError, OSError):
+        return [path]
+    try:
+        with os.scandir(fd) as entries:
+            names = [entry.name for entry in entries]
+        for child in names:
+            failed.extend(remove_at(child, dir_fd=fd, path=os.path.join(path, child)))
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+    except OSError:
+        failed.append(path)
+    return failed
+
+
 def ensure_dir(*, path: str, mode: int, uid: int = -1, gid: int = -1) -> bool:
     """Create ``path`` (one level) if missing and enforce mode/owner on it; True when it changed.
 
-    Refuses a symlink at ``path``: directories this collection manages are never followed.
+    Refuses a symlink at ``path`` (SymlinkError) and a non-directory (FileTypeError): the owner
+    and mode are set through a descriptor opened without following. The parent is opened as
+    given (it is the caller's own directory).
     """
-    changed = False
+    parent = os.open(os.path.dirname(path) or '.', os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        try:
-            os.mkdir(path, 0o700)
-            changed = True
-        except FileExistsError:
-            pass  # another deploy created it between our lstat and mkdir: check what it made
-        st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        raise FsError(f'{path} is a symlink; refusing to use it as a directory', path=path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise FsError(f'{path} exists and is not a directory', path=path)
-    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
-        os.lchown(path, uid, gid)
-        changed = True
-        st = os.lstat(path)
-    # chmod after chown: chown clears setgid on some systems, and mkdir's mode is cut by umask.
-    if stat.S_IMODE(st.st_mode) != mode:
-        os.chmod(path, mode)
-        changed = True
-    return changed
+        fd, created = make_dir(os.path.basename(path), dir_fd=parent, path=path)
+    finally:
+        os.close(parent)
+    try:
+        return set_owner_mode(fd, mode=mode, uid=uid, gid=gid) or created
+    finally:
+        os.close(fd)
 
 
 def undeletable(path: str) -> list[str]:

@@ -69,21 +69,164 @@ def parse_mode(value, *, name: str) -> int:
     return mode
 
 
-def _check_component(*, path: str, root: str, allow_external: bool) -> os.stat_result | None:
-    """lstat a path under shared/; refuse a symlink that leads out of the deploy root."""
+_DIR_FLAGS = os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_CLOEXEC', 0)
+
+
+def _open_top(path: str, *, check_mode: bool) -> int | None:
+    """Open a directory the deploy user made (the root, a release) by path; None when absent in check mode."""
     try:
-        st = os.lstat(path)
+        return os.open(path, _DIR_FLAGS)
     except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(st.st_mode):
+        if check_mode:
+            return None
+        raise
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+class _SharedWalk:
+    """Creates and repairs paths below shared/ through descriptors, never through a symlink.
+
+    A symlink found on a shared path is never descended through and nothing is created or changed
+    below it. It is refused, unless ``allow_external`` is set and it leads out of the deploy root:
+    then it stays as it is (the owner of that place manages it). A link that leads into the root
+    is always refused: it is how the web server's user would make the deploy write into
+    releases/ or .deploy/.
+    """
+
+    def __init__(
+        self, *, root: str, shared: str, mode: int, uid: int, gid: int, allow_external: bool, check_mode: bool
+    ):
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.shared = shared
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.allow_external = allow_external
+        self.check_mode = check_mode
+        self.result: dict = {'created': [], 'fixed': [], 'warnings': []}
+        self.shared_fd: int | None = None
+        self.external = False
+
+    def __enter__(self) -> _SharedWalk:
+        parent = _open_top(os.path.dirname(self.shared) or '.', check_mode=self.check_mode)
+        try:
+            self.shared_fd, self.external = self._dir(parent, os.path.basename(self.shared), self.shared)
+        finally:
+            _close(parent)
+        if self.external:
+            # ROOT/shared itself is the deploy user's (ROOT is not writable by the web user): a link
+            # there, allowed to lead to another mount, is the shared/ everything below is made in.
+            self.shared_fd = os.open(self.shared, _DIR_FLAGS)
+            self.external = False
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _close(self.shared_fd)
+
+    def record(self, key: str, path: str) -> None:
+        if path not in self.result[key]:
+            self.result[key].append(path)
+
+    def refuse_or_keep_link(self, path: str) -> None:
+        """A symlink stands at ``path``: raise unless it may stay (leads out of the root, allowed)."""
         target = os.path.realpath(path)
-        if not allow_external and not _fs.is_within(root=root, path=target):
+        if _fs.is_within(root=self.real_root, path=target):
             raise ReleaseError(
-                f'{path} is a symlink to {target}, outside the deploy root {root}; refusing to follow it '
-                f'(set shared_allow_external=true if shared data lives on another mount on purpose)',
+                f'{path} is a symlink to {target}, inside the deploy root {self.root}; refusing to follow it: '
+                f'a link in shared/ must not lead into the root (replace it with a real directory or file)',
                 path=path,
             )
-    return st
+        if not self.allow_external:
+            raise ReleaseError(
+                f'{path} is a symlink to {target}, outside the deploy root {self.root}; refusing to follow it '
+                f'(remove it, or set shared_allow_external=true if shared data lives on another mount on purpose)',
+                path=path,
+            )
+
+    def _dir(self, parent_fd: int | None, name: str, path: str) -> tuple[int | None, bool]:
+        """Open (creating if missing) the shared directory ``name``; returns (fd or None, is an allowed link)."""
+        created = False
+        if parent_fd is None:  # check mode below a directory that does not exist yet
+            self.record('created', path)
+            return None, False
+        try:
+            try:
+                fd = _fs.open_dir(name, dir_fd=parent_fd, path=path)
+            except FileNotFoundError:
+                if self.check_mode:
+                    self.record('created', path)
+                    return None, False
+                fd, created = _fs.make_dir(name, dir_fd=parent_fd, path=path)
+        except _fs.SymlinkError:
+            self.refuse_or_keep_link(path)
+            return None, True
+        except _fs.FileTypeError as exc:
+            raise ReleaseError(str(exc), path=path) from None
+        try:
+            if self.check_mode:
+                st = os.fstat(fd)
+                if (
+                    stat.S_IMODE(st.st_mode) != self.mode
+                    or (self.gid != -1 and st.st_gid != self.gid)
+                    or (self.uid != -1 and st.st_uid != self.uid)
+                ):
+                    self.record('fixed', path)
+            elif _fs.set_owner_mode(fd, mode=self.mode, uid=self.uid, gid=self.gid) or created:
+                self.record('created' if created else 'fixed', path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, False
+
+    def walk(self, parts: list[str]) -> tuple[int | None, bool]:
+        """Open shared/<parts...>, each level made and repaired; (fd or None, stopped at an allowed link)."""
+        fd = None if self.shared_fd is None else os.dup(self.shared_fd)
+        current = self.shared
+        for part in parts:
+            current = os.path.join(current, part)
+            try:
+                child, external = self._dir(fd, part, current)
+            finally:
+                _close(fd)
+            if external:
+                return None, True
+            fd = child
+        return fd, False
+
+    def ensure_file(self, rel: str, *, strict: bool) -> None:
+        """A missing shared file is created empty, through O_EXCL and its own descriptor."""
+        parts = rel.split('/')
+        parent_fd, external = self.walk(parts[:-1])
+        if external:
+            return
+        path = os.path.join(self.shared, rel)
+        try:
+            st = None if parent_fd is None else _fs.lstat_at(parts[-1], dir_fd=parent_fd)
+            if st is None:
+                if strict:
+                    raise ReleaseError(
+                        f'shared file {path} does not exist (shared_strict is on); create it before deploying',
+                        path=path,
+                    )
+                file_mode = 0o660 if self.mode & 0o020 else 0o640
+                if self.check_mode or _fs.create_file(
+                    parts[-1], dir_fd=parent_fd, mode=file_mode, uid=self.uid, gid=self.gid
+                ):
+                    self.result['warnings'].append(f'shared file {path} did not exist; created it empty')
+                    self.record('created', path)
+                    return
+                st = _fs.lstat_at(parts[-1], dir_fd=parent_fd)  # appeared meanwhile: judge what it is
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                self.refuse_or_keep_link(path)
+            elif st is not None and stat.S_ISDIR(st.st_mode):
+                raise ReleaseError(f'shared file {path} is a directory; list it in shared_dirs instead', path=path)
+        finally:
+            _close(parent_fd)
 
 
 def ensure_shared(
@@ -102,58 +245,48 @@ def ensure_shared(
     """Create missing shared dirs (mode/owner enforced on them) and missing files (empty).
 
     Returns {'created': [...], 'fixed': [...], 'warnings': [...]}. Never touches the contents of
-    an existing shared dir or file.
+    an existing shared dir or file, never follows a symlink below shared/ (see _SharedWalk).
     """
-    result: dict = {'created': [], 'fixed': [], 'warnings': []}
+    walk = _SharedWalk(
+        root=root, shared=shared, mode=mode, uid=uid, gid=gid, allow_external=allow_external, check_mode=check_mode
+    )
+    with walk:
+        for rel in dirs:
+            fd, _external = walk.walk(rel.split('/'))
+            _close(fd)
+        for rel in files:
+            walk.ensure_file(rel, strict=strict)
+    return walk.result
 
-    def ensure(path: str) -> None:
-        st = _check_component(path=path, root=root, allow_external=allow_external)
-        if st is not None and stat.S_ISLNK(st.st_mode):
-            return  # an allowed link to elsewhere: the owner of that place manages it
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            raise ReleaseError(f'{path} exists and is not a directory', path=path)
-        if check_mode:
-            if st is None:
-                result['created'].append(path)
-            elif (
-                stat.S_IMODE(st.st_mode) != mode or (gid != -1 and st.st_gid != gid) or (uid != -1 and st.st_uid != uid)
-            ):
-                result['fixed'].append(path)
-            return
-        if _fs.ensure_dir(path=path, mode=mode, uid=uid, gid=gid):
-            (result['created'] if st is None else result['fixed']).append(path)
 
-    def ensure_parents(rel: str) -> None:
-        ensure(shared)
-        current = shared
-        for part in rel.split('/')[:-1]:
-            current = os.path.join(current, part)
-            ensure(current)
-
-    ensure(shared)
-    for rel in dirs:
-        ensure_parents(rel)
-        ensure(os.path.join(shared, rel))
-    for rel in files:
-        ensure_parents(rel)
-        path = os.path.join(shared, rel)
-        st = _check_component(path=path, root=root, allow_external=allow_external)
-        if st is None:
-            if strict:
-                raise ReleaseError(
-                    f'shared file {path} does not exist (shared_strict is on); create it before deploying', path=path
-                )
-            result['warnings'].append(f'shared file {path} did not exist; created it empty')
-            result['created'].append(path)
-            if not check_mode:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o640)
-                os.close(fd)
-                if uid != -1 or gid != -1:
-                    os.lchown(path, uid, gid)
-                os.chmod(path, 0o660 if mode & 0o020 else 0o640)
-        elif stat.S_ISDIR(st.st_mode):
-            raise ReleaseError(f'shared file {path} is a directory; list it in shared_dirs instead', path=path)
-    return result
+def _release_parents(
+    *, release_fd: int | None, release: str, parts: list[str], what: str, made: list[str], check_mode: bool
+) -> int | None:
+    """Open release/<parts...>, making missing levels 0755; a symlink or file on the way is refused."""
+    fd = None if release_fd is None else os.dup(release_fd)
+    current = release
+    for part in parts:
+        current = os.path.join(current, part)
+        child = None
+        try:
+            if fd is not None:
+                try:
+                    child = _fs.open_dir(part, dir_fd=fd, path=current)
+                except FileNotFoundError:
+                    if not check_mode:
+                        child, _created = _fs.make_dir(part, dir_fd=fd, path=current)
+                        _fs.set_owner_mode(child, mode=0o755)
+                    made.append(current)
+            else:
+                made.append(current)
+        except _fs.SymlinkError:
+            raise ReleaseError(f'{what}: {current} in the release is a symlink', path=current) from None
+        except _fs.FileTypeError:
+            raise ReleaseError(f'{what}: {current} in the release is not a directory', path=current) from None
+        finally:
+            _close(fd)
+        fd = child
+    return fd
 
 
 def link_into_release(
@@ -163,71 +296,89 @@ def link_into_release(
 
     Missing parent dirs inside the release are created; whatever the build put at that path
     (an empty dir, a placeholder file, a stale link) is replaced. A parent inside the release
-    that is a symlink is refused: the link would land outside the release.
+    that is a symlink is refused: the link would land outside the release. Everything is done
+    through descriptors opened beneath the release, so a parent swapped for a symlink meanwhile
+    is refused too.
     Returns {'linked': [...], 'replaced': [...], 'parents': [...]}.
     """
     result: dict = {'linked': [], 'replaced': [], 'parents': []}
-    for rel in paths:
-        link = os.path.join(release, rel)
-        target_abs = os.path.join(shared, rel)
-        current = release
-        for part in rel.split('/')[:-1]:
-            current = os.path.join(current, part)
+    release_fd = _open_top(release, check_mode=check_mode)
+    try:
+        for rel in paths:
+            parts = rel.split('/')
+            parent_fd = _release_parents(
+                release_fd=release_fd,
+                release=release,
+                parts=parts[:-1],
+                what=f'cannot link shared path {rel}',
+                made=result['parents'],
+                check_mode=check_mode,
+            )
             try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                result['parents'].append(current)
-                if not check_mode:
-                    os.mkdir(current, 0o755)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                raise ReleaseError(
-                    f'cannot link shared path {rel}: {current} in the release is a symlink', path=current
+                _link_one(
+                    parent_fd=parent_fd,
+                    release=release,
+                    shared=shared,
+                    rel=rel,
+                    style=style,
+                    check_mode=check_mode,
+                    result=result,
                 )
-            if not stat.S_ISDIR(st.st_mode):
-                raise ReleaseError(
-                    f'cannot link shared path {rel}: {current} in the release is not a directory', path=current
-                )
-        text = target_abs if style == 'absolute' else os.path.relpath(target_abs, os.path.dirname(link))
-        existing = _fs.read_link(link)
-        if existing == text:
-            continue
-        if existing is not None or os.path.lexists(link):
-            result['replaced'].append(link)
-            if not check_mode:
-                failed = _fs.remove_tree(link)
-                if failed:
-                    raise ReleaseError(
-                        f'could not remove {link} from the release to link shared/{rel}: {failed}', path=link
-                    )
-        result['linked'].append(link)
-        if not check_mode:
-            os.symlink(text, link)
+            finally:
+                _close(parent_fd)
+    finally:
+        _close(release_fd)
     return result
 
 
+def _link_one(
+    *, parent_fd: int | None, release: str, shared: str, rel: str, style: str, check_mode: bool, result: dict
+) -> None:
+    link = os.path.join(release, rel)
+    name = os.path.basename(rel)
+    target_abs = os.path.join(shared, rel)
+    text = target_abs if style == 'absolute' else os.path.relpath(target_abs, os.path.dirname(link))
+    st = None if parent_fd is None else _fs.lstat_at(name, dir_fd=parent_fd)
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=parent_fd) == text:
+            return
+        result['replaced'].append(link)
+        if not check_mode:
+            failed = _fs.remove_at(name, dir_fd=parent_fd, path=link)
+            if failed:
+                raise ReleaseError(
+                    f'could not remove {link} from the release to link shared/{rel}: {failed}', path=link
+                )
+    result['linked'].append(link)
+    if not check_mode:
+        os.symlink(text, name, dir_fd=parent_fd)
+
+
 def ensure_writable(*, release: str, paths: list[str], mode: int, check_mode: bool = False) -> list[str]:
-    """Create (or chmod) directories inside the release that the app writes to."""
-    changed = []
-    for rel in paths:
-        current = release
-        for part in rel.split('/'):
-            current = os.path.join(current, part)
+    """Create (or chmod) directories inside the release that the app writes to, through descriptors."""
+    changed: list[str] = []
+    release_fd = _open_top(release, check_mode=check_mode)
+    try:
+        for rel in paths:
+            parts = rel.split('/')
+            made: list[str] = []
+            fd = _release_parents(
+                release_fd=release_fd,
+                release=release,
+                parts=parts,
+                what=f'writable dir {rel}',
+                made=made,
+                check_mode=check_mode,
+            )
             try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                st = None
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                raise ReleaseError(f'writable dir {rel}: {current} in the release is a symlink', path=current)
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                raise ReleaseError(f'writable dir {rel}: {current} in the release is not a directory', path=current)
-            final = current == os.path.join(release, rel)
-            wanted = mode if final else None
-            if st is None or (wanted is not None and stat.S_IMODE(st.st_mode) != wanted):
-                changed.append(current)
-                if not check_mode:
-                    if st is None:
-                        os.mkdir(current, 0o755)
-                    if wanted is not None:
-                        os.chmod(current, wanted)
+                final = os.path.join(release, rel)
+                if fd is not None and (
+                    stat.S_IMODE(os.fstat(fd).st_mode) != mode if check_mode else _fs.set_owner_mode(fd, mode=mode)
+                ):
+                    made.append(final)
+            finally:
+                _close(fd)
+            changed.extend(path for path in made if path not in changed)
+    finally:
+        _close(release_fd)
     return changed

@@ -334,9 +334,9 @@ def test_ensure_dir_when_another_process_creates_it_first(tmp_path, monkeypatch)
     path = str(tmp_path / '.deploy')
     real_mkdir = os.mkdir
 
-    def mkdir_after_the_other_process(target, mode=0o777):
-        real_mkdir(target, 0o700)  # the other process wins the race
-        real_mkdir(target, mode)
+    def mkdir_after_the_other_process(target, mode=0o777, *, dir_fd=None):
+        real_mkdir(target, 0o700, dir_fd=dir_fd)  # the other process wins the race
+        real_mkdir(target, mode, dir_fd=dir_fd)
 
     monkeypatch.setattr(_fs.os, 'mkdir', mkdir_after_the_other_process)
     _fs.ensure_dir(path=path, mode=0o750)

@@ -250,13 +250,70 @@ def test_ensure_shared_allows_external_links_on_request(root, tmp_path):
     assert mode_of(str(outside)) == 0o700
 
 
-def test_ensure_shared_allows_links_inside_the_root(root):
+@pytest.mark.parametrize('allow_external', [False, True])
+@pytest.mark.parametrize(('text', 'dirs'), [('../releases', ['public/uploads']), ('../data/uploads', ['uploads'])])
+def test_ensure_shared_refuses_links_into_the_root(root, allow_external, text, dirs):
+    # shared/public -> ../releases would make the deploy create releases/uploads, writable by the web user
     shared = shared_of(root)
     os.makedirs(os.path.join(root, 'data', 'uploads'))
     os.makedirs(shared)
-    os.symlink('../data/uploads', os.path.join(shared, 'uploads'))
-    _shared.ensure_shared(root=root, shared=shared, dirs=['uploads'], files=[], mode=0o2775)
-    assert os.path.islink(os.path.join(shared, 'uploads'))
+    link = os.path.join(shared, dirs[0].split('/')[0])
+    os.symlink(text, link)
+    before = sorted(os.listdir(os.path.join(root, 'releases')))
+    with pytest.raises(ReleaseError, match='inside the deploy root') as info:
+        _shared.ensure_shared(root=root, shared=shared, dirs=dirs, files=[], mode=0o2775, allow_external=allow_external)
+    assert str(info.value).startswith(f'{link} is a symlink to ')
+    assert info.value.details == {'path': link}
+    assert sorted(os.listdir(os.path.join(root, 'releases'))) == before
+    assert os.listdir(os.path.join(root, 'data', 'uploads')) == []
+
+
+def test_allowed_external_link_is_never_descended_through(root, tmp_path):
+    # release_shared_allow_external lets a link stand; it never makes the deploy create or chmod below it
+    outside = tmp_path / 'nfs'
+    outside.mkdir()
+    os.chmod(outside, 0o700)
+    os.makedirs(shared_of(root))
+    os.symlink(str(outside), os.path.join(shared_of(root), 'storage'))
+    result = _shared.ensure_shared(
+        root=root,
+        shared=shared_of(root),
+        dirs=['storage/app', 'storage/cache/views'],
+        files=['storage/app.ini'],
+        mode=0o2775,
+        gid=NOGROUP.gr_gid,
+        allow_external=True,
+    )
+    assert os.listdir(outside) == []
+    assert mode_of(str(outside)) == 0o700
+    assert os.lstat(outside).st_gid != NOGROUP.gr_gid
+    assert result['created'] == []
+
+
+def test_shared_dir_repair_acts_on_the_directory_it_opened(root, tmp_path, monkeypatch):
+    # the chmod-through-a-swapped-symlink race, made deterministic: the web user swaps shared/storage for a
+    # link to a root-only file between the deploy's look at it and its mode change
+    victim = tmp_path / 'secret'
+    victim.write_text('root only')
+    os.chmod(victim, 0o600)
+    shared = shared_of(root)
+    os.makedirs(os.path.join(shared, 'storage'))
+    os.chmod(os.path.join(shared, 'storage'), 0o755)
+    real = _shared._fs.set_owner_mode
+    storage = os.path.join(shared, 'storage')
+    inode = os.lstat(storage).st_ino
+
+    def swap_then_change(fd, **kwargs):
+        if os.fstat(fd).st_ino == inode and not os.path.islink(storage):
+            os.rename(storage, os.path.join(shared, 'moved'))
+            os.symlink(str(victim), storage)
+        return real(fd, **kwargs)
+
+    monkeypatch.setattr(_shared._fs, 'set_owner_mode', swap_then_change)
+    _shared.ensure_shared(root=root, shared=shared, dirs=['storage'], files=[], mode=0o2775, gid=NOGROUP.gr_gid)
+    assert mode_of(str(victim)) == 0o600
+    assert os.lstat(victim).st_gid != NOGROUP.gr_gid
+    assert mode_of(os.path.join(shared, 'moved')) == 0o2775
 
 
 def test_strict_missing_file_fails_naming_it(root):
