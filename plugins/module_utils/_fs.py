@@ -277,6 +277,14 @@ def _refusal(exc: OSError, *, name: str, dir_fd: int | None, path: str, want_dir
         return SymlinkError(f'{path} is a symlink; refusing to follow it', path=path)
     if want_dir and not stat.S_ISDIR(st.st_mode):
         return FileTypeError(f'{path} exists and is not a directory', path=path)
+    if exc.errno != errno.ENOTDIR or want_dir:
+        # It was a symlink (or not a directory) at the open and is something else now: another process
+        # is swapping it. Never follow it; say so rather than show a bare errno.
+        return FileTypeError(
+            f'{path} changed while it was being opened (another user is replacing it); refusing to follow it, '
+            f'check who writes there and run again',
+            path=path,
+        )
     return exc
 
 

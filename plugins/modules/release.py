@@ -137,6 +137,9 @@ options:
     description:
       - Allow symlinks inside C(ROOT/shared/) that lead outside the deploy root (shared data on
         another mount). Off by default, so a planted link cannot redirect writes.
+      - Such a link is linked into the release as it is, and never descended through; nothing is
+        created or changed below it, so shared dirs below it must exist on the other mount.
+      - A symlink in C(ROOT/shared/) that leads into the deploy root is always refused.
     type: bool
     default: false
   shared_seed:

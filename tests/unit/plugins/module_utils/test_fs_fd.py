@@ -113,17 +113,32 @@ def test_every_nofollow_errno_of_a_symlink_means_symlink(tmp_path, dir_fd, victi
         _fs.open_file('d', dir_fd=dir_fd, path=path)
 
 
-def test_emlink_on_a_real_directory_is_not_taken_for_a_symlink(tmp_path, dir_fd, victim, monkeypatch):
-    plant(tmp_path, 'd', 'dir', victim)
+@pytest.mark.parametrize('code', [errno.ELOOP, errno.EMLINK, errno.ENOTDIR])
+def test_a_directory_swapped_back_during_the_open_is_refused(tmp_path, dir_fd, victim, monkeypatch, code):
+    # the open met a symlink (or file), the look afterwards finds a directory again: someone is swapping it
+    path = plant(tmp_path, 'd', 'dir', victim)
 
     def refuse(*_args, **_kwargs):
-        raise OSError(errno.EMLINK, 'too many links')
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(_fs.os, 'open', refuse)
+    with pytest.raises(_fs.FileTypeError, match='changed while it was being opened') as info:
+        _fs.open_dir('d', dir_fd=dir_fd, path=path)
+    assert info.value.path == path
+
+
+def test_enotdir_of_a_file_open_is_passed_on(tmp_path, dir_fd, victim, monkeypatch):
+    # without O_DIRECTORY, ENOTDIR is about a parent component, not a symlink at the name
+    plant(tmp_path, 'f', 'file', victim)
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(errno.ENOTDIR, 'not a directory')
 
     monkeypatch.setattr(_fs.os, 'open', refuse)
     with pytest.raises(OSError) as info:
-        _fs.open_dir('d', dir_fd=dir_fd)
+        _fs.open_file('f', dir_fd=dir_fd)
     assert not isinstance(info.value, _fs.FsError)
-    assert info.value.errno == errno.EMLINK
+    assert info.value.errno == errno.ENOTDIR
 
 
 def test_open_file_opens_a_regular_file(tmp_path, dir_fd, victim):
