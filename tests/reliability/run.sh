@@ -4,6 +4,7 @@
 #
 #   security       static scan for shell strings (roles/, playbooks/, plugins/), symlink escapes, umask 000
 #   hostile        bad and hostile input, table driven; every case snapshots the root before and after
+#   privilege      www-data plants links against writable methods, seeding and pruning with become
 #   concurrent     two deploys released at the same instant: one proceeds, the other fails on the lock
 #   zero_downtime  nginx + a checking load client while 20 deploys and 5 rollbacks run; rm+ln -s compared
 #   crash          SIGKILL and SIGINT at every task boundary of a deploy and at random points inside extraction
@@ -30,8 +31,8 @@ export PATH="${bindir}:${PATH}"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 # suite:time limit in seconds. The limits are ceilings, not estimates (see the suites' own figures).
-declare -A limits=([security]=180 [hostile]=300 [concurrent]=180 [zero_downtime]=300 [crash]=420)
-order=(security hostile concurrent zero_downtime crash)
+declare -A limits=([security]=180 [hostile]=300 [privilege]=240 [concurrent]=180 [zero_downtime]=300 [crash]=420)
+order=(security hostile privilege concurrent zero_downtime crash)
 if [[ $# -gt 0 ]]; then
     order=("$@")
 fi
