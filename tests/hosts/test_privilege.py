@@ -144,7 +144,7 @@ class Host:
         """A shell script run by www-data (through deploy's sudo rule for release_command_user)."""
         return self.ssh(f'sudo -n -u www-data sh -ec {shlex.quote(script)}', check=check)
 
-    def deploy(self, *, rid: str, art: Path) -> subprocess.CompletedProcess[str]:
+    def deploy(self, *, rid: str, art: Path, **extra) -> subprocess.CompletedProcess[str]:
         book = self.work / 'deploy.yml'
         book.write_text(PLAYBOOK)
         env = dict(os.environ)
@@ -158,7 +158,8 @@ class Host:
             str(self.inventory),
             str(book),
             '-e',
-            json.dumps({'rid': rid, 'art': str(art)}),
+            # extra vars win over the role vars of the playbook
+            json.dumps({'rid': rid, 'art': str(art), **extra}),
         ]
         done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
         self.deploys.append(done)
@@ -356,6 +357,25 @@ def test_a_migration_does_not_follow_the_web_users_link_out_of_the_root(host: Ho
         host.as_web(f'cd {ROOT}/shared/storage && rm app.db && mv app.db.real app.db')
     assert (shadow.read_bytes(), os.lstat(shadow).st_mode) == before
     assert os.readlink(host.fs / 'srv/app/current') == 'releases/v3'
+
+
+def test_reload_and_writable_steps_with_become(host: Host, artifacts: dict[str, Path]) -> None:
+    """release_reload_become and release_writable_become: only those steps run as root."""
+    done = host.deploy(
+        rid='v5',
+        art=artifacts['v2'],
+        release_reload_become=True,
+        release_reload_command=['sh', '-c', 'id -u > /run/app-reload-become'],
+        release_writable_become=True,
+        release_writable_method='chown',
+    )
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert (host.fs / 'run/app-reload-become').read_text().split() == ['0']
+    release = host.fs / 'srv/app/releases/v5'
+    web_uid = user_ids(host, 'www-data')[0]
+    assert (release / 'var/cache').stat().st_uid == web_uid
+    assert release.stat().st_uid == (host.fs / 'srv/app/releases').stat().st_uid != 0
+    assert host.releases() == ['v3', 'v5']
 
 
 def test_become_with_a_one_command_sudo_rule_fails(host: Host) -> None:
