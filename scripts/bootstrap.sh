@@ -21,7 +21,7 @@ PYTHON="${ATOMIC_PYTHON:-python3}"
 # sanity test instead of letting it skip.
 TEST_PACKAGES=(
     python3-venv git nginx wrk busybox openssh-server openssh-client sudo debootstrap iproute2
-    sqlite3 procps psmisc util-linux shellcheck
+    sqlite3 procps psmisc util-linux shellcheck acl
 )
 DEMO_PACKAGES=(python3-venv)
 

@@ -304,9 +304,50 @@ class Untrusted(Exception):
     """A path under releases/ the deploy user did not make (or someone else can write); the message says why."""
 
 
+# Set by adopt_deploy_owner when root acts on a root that another (deploy) user deploys to.
+_deploy_owner: tuple[int, int] | None = None
+
+
 def deploy_ids() -> tuple[int, int]:
-    """(uid, gid) of the deploy user: the effective ids this code runs as."""
+    """(uid, gid) of the deploy user: the effective ids this code runs as, or, when root runs it on a
+    root that a deploy user deploys to (a step with become: prune, rollback, status), that user's."""
+    if _deploy_owner is not None and os.geteuid() == 0:
+        return _deploy_owner
     return os.geteuid(), os.getegid()
+
+
+def adopt_deploy_owner(root: str) -> tuple[int, int] | None:
+    """As root, take the owner of ``ROOT/.deploy`` as the deploy user (for :func:`deploy_ids`).
+
+    A deploy without become leaves its releases owned by the deploy user; root running one step of
+    the same root (``release_prune_become``, a rollback or status with become) must trust them too.
+    ``.deploy`` counts only when it is a directory (not a link) that its owner alone can write, in a
+    root owned by root or by that same user and writable by nobody else: the web server's user can
+    make neither. Anything else leaves root trusting only root and itself. Returns the ids adopted.
+    """
+    global _deploy_owner
+    _deploy_owner = None
+    if os.geteuid() != 0:
+        return None
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        top = os.fstat(root_fd)
+        fd = os.open('.deploy', _DIR_FLAGS, dir_fd=root_fd)
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(root_fd)
+    unwritable = not (st.st_mode | top.st_mode) & (stat.S_IWGRP | stat.S_IWOTH)
+    if st.st_uid != 0 and top.st_uid in (0, st.st_uid) and unwritable:
+        _deploy_owner = (st.st_uid, st.st_gid)
+    return _deploy_owner
 
 
 def distrust(st: os.stat_result, *, group_ok: bool = False) -> str | None:

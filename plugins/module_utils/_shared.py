@@ -19,7 +19,7 @@ import os
 import pwd
 import stat
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _fs
+from ansible_collections.atomic.deploy.plugins.module_utils import _fs, _perm, _seed
 from ansible_collections.atomic.deploy.plugins.module_utils._release import ReleaseError
 
 
@@ -98,7 +98,16 @@ class _SharedWalk:
     """
 
     def __init__(
-        self, *, root: str, shared: str, mode: int, uid: int, gid: int, allow_external: bool, check_mode: bool
+        self,
+        *,
+        root: str,
+        shared: str,
+        mode: int,
+        uid: int,
+        gid: int,
+        allow_external: bool,
+        check_mode: bool,
+        seeder: _seed.Seeder | None = None,
     ):
         self.root = root
         self.real_root = os.path.realpath(root)
@@ -108,7 +117,10 @@ class _SharedWalk:
         self.gid = gid
         self.allow_external = allow_external
         self.check_mode = check_mode
+        self.seeder = seeder
         self.result: dict = {'created': [], 'fixed': [], 'warnings': []}
+        if seeder is not None:
+            self.result['seeded'] = []
         self.shared_fd: int | None = None
         self.external = False
 
@@ -186,13 +198,21 @@ class _SharedWalk:
             raise
         return fd, False
 
-    def walk(self, parts: list[str]) -> tuple[int | None, bool]:
-        """Open shared/<parts...>, each level made and repaired; (fd or None, stopped at an allowed link)."""
+    def walk(self, parts: list[str], *, seed: bool = False) -> tuple[int | None, bool]:
+        """Open shared/<parts...>, each level made and repaired; (fd or None, stopped at an allowed link).
+
+        With ``seed``, a missing last level starts as a copy of the release's directory at that path.
+        """
         fd = None if self.shared_fd is None else os.dup(self.shared_fd)
         current = self.shared
-        for part in parts:
+        for index, part in enumerate(parts):
             current = os.path.join(current, part)
             try:
+                if seed and index == len(parts) - 1:
+                    if fd is not None:
+                        self.seed(fd, '/'.join(parts), current)
+                    elif self.seeder is not None:  # check mode below a shared dir still to be made
+                        self.record('seeded', current)
                 child, external = self._dir(fd, part, current)
             finally:
                 _close(fd)
@@ -201,7 +221,37 @@ class _SharedWalk:
             fd = child
         return fd, False
 
-    def ensure_file(self, rel: str, *, strict: bool) -> None:
+    def seed(self, parent_fd: int, rel: str, path: str) -> bool:
+        """Copy release/<rel> to ``path`` (in ``parent_fd``) when nothing stands there; True when seeded."""
+        name = os.path.basename(path)
+        if self.seeder is None or _fs.lstat_at(name, dir_fd=parent_fd) is not None:
+            return False
+        if self.check_mode:
+            self.record('seeded', path)
+            return False
+        source = self.seeder.source(rel)
+        seeded = False
+        if source is not None:
+            source_fd, _st = source
+            try:
+                seeded = self.seeder.seed(
+                    source_fd=source_fd,
+                    source_path=os.path.join(self.seeder.release, rel),
+                    parent_fd=parent_fd,
+                    name=name,
+                    path=path,
+                )
+            finally:
+                os.close(source_fd)
+        for skipped in self.seeder.skipped:
+            self.result['warnings'].append(f'seeding {path}: {skipped}')
+        del self.seeder.skipped[:]
+        if seeded:
+            self.record('seeded', path)
+            self.record('created', path)
+        return seeded
+
+    def ensure_file(self, rel: str, *, strict: bool, seed: bool = False) -> None:
         """A missing shared file is created empty, through O_EXCL and its own descriptor."""
         parts = rel.split('/')
         parent_fd, external = self.walk(parts[:-1])
@@ -210,6 +260,12 @@ class _SharedWalk:
         path = os.path.join(self.shared, rel)
         try:
             st = None if parent_fd is None else _fs.lstat_at(parts[-1], dir_fd=parent_fd)
+            if st is None and seed and parent_fd is not None and self.seeder is not None:
+                if self.seed(parent_fd, rel, path):
+                    return
+                if self.check_mode:
+                    self.record('created', path)
+                    return
             if st is None:
                 if strict:
                     raise ReleaseError(
@@ -244,21 +300,32 @@ def ensure_shared(
     strict: bool = False,
     allow_external: bool = False,
     check_mode: bool = False,
+    seed: list[str] | tuple[str, ...] = (),
+    release: str | None = None,
 ) -> dict:
     """Create missing shared dirs (mode/owner enforced on them) and missing files (empty).
 
-    Returns {'created': [...], 'fixed': [...], 'warnings': [...]}. Never touches the contents of
-    an existing shared dir or file, never follows a symlink below shared/ (see _SharedWalk).
+    Paths in ``seed`` that are missing start as a copy of ``release``/<path> instead (_seed.py).
+    Returns {'created': [...], 'fixed': [...], 'warnings': [...]}, and 'seeded': [...] with ``seed``. Never touches the
+    contents of an existing shared dir or file, never follows a symlink below shared/ (see _SharedWalk).
     """
+    seeder = _seed.Seeder(release=release, mode=mode, uid=uid, gid=gid) if seed and release else None
     walk = _SharedWalk(
-        root=root, shared=shared, mode=mode, uid=uid, gid=gid, allow_external=allow_external, check_mode=check_mode
+        root=root,
+        shared=shared,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        allow_external=allow_external,
+        check_mode=check_mode,
+        seeder=seeder,
     )
     with walk:
         for rel in dirs:
-            fd, _external = walk.walk(rel.split('/'))
+            fd, _external = walk.walk(rel.split('/'), seed=rel in seed)
             _close(fd)
         for rel in files:
-            walk.ensure_file(rel, strict=strict)
+            walk.ensure_file(rel, strict=strict, seed=rel in seed)
     return walk.result
 
 
@@ -357,8 +424,22 @@ def _link_one(
         os.symlink(text, name, dir_fd=parent_fd)
 
 
-def ensure_writable(*, release: str, paths: list[str], mode: int, check_mode: bool = False) -> list[str]:
-    """Create (or chmod) directories inside the release that the app writes to, through descriptors."""
+def ensure_writable(
+    *,
+    release: str,
+    paths: list[str],
+    mode: int,
+    grant: _perm.Grant | None = None,
+    check_mode: bool = False,
+    diff: list | None = None,
+) -> list[str]:
+    """Create directories inside the release that the app writes to and give them to the web server.
+
+    ``grant`` (default: chmod to ``mode``) says how (_perm.py); it is applied through the descriptor
+    the walk opened. Returns the paths created or changed; ``diff``, when given, receives
+    ``{'path', 'before', 'after'}`` per changed directory.
+    """
+    grant = grant or _perm.Grant(method='chmod', mode=mode)
     changed: list[str] = []
     release_fd = _open_top(release, check_mode=check_mode)
     try:
@@ -375,13 +456,15 @@ def ensure_writable(*, release: str, paths: list[str], mode: int, check_mode: bo
             )
             try:
                 final = os.path.join(release, rel)
-                if fd is None:
-                    pass
-                elif check_mode:
-                    if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+                if fd is not None:
+                    try:
+                        outcome = _perm.apply(fd, path=final, grant=grant, check_mode=check_mode)
+                    except _perm.PermError as exc:
+                        raise ReleaseError(str(exc), path=final) from None
+                    if outcome['changed']:
                         made.append(final)
-                elif _fs.set_owner_mode(fd, mode=mode, path=final):
-                    made.append(final)
+                        if diff is not None:
+                            diff.append({'path': final, 'before': outcome['before'], 'after': outcome['after']})
             finally:
                 _close(fd)
             changed.extend(path for path in made if path not in changed)

@@ -95,8 +95,11 @@ def point_next(*, layout: Layout, release_id: str, link_style: str, fsync: bool,
     return True
 
 
-def ensure_shared(*, layout: Layout, plan: StagePlan, options: StageOptions, check_mode: bool) -> dict:
-    """Create missing shared dirs and files; with check_mode, only validate and report."""
+def ensure_shared(
+    *, layout: Layout, plan: StagePlan, options: StageOptions, check_mode: bool, release: str | None = None
+) -> dict:
+    """Create missing shared dirs and files (seeding those in shared_seed from ``release``); with
+    check_mode, only validate and report."""
     return _shared.ensure_shared(
         root=layout.root,
         shared=layout.shared,
@@ -108,6 +111,8 @@ def ensure_shared(*, layout: Layout, plan: StagePlan, options: StageOptions, che
         strict=options.shared_strict,
         allow_external=options.shared_allow_external,
         check_mode=check_mode,
+        seed=plan.shared_seed,
+        release=release,
     )
 
 
@@ -137,7 +142,9 @@ def link_release(
     *, layout: Layout, path: str, plan: StagePlan, options: StageOptions, check_mode: bool, warn: Warn
 ) -> dict:
     """Create the shared paths, link them into the release at ``path`` and create the writable dirs."""
-    shared = ensure_shared(layout=layout, plan=plan, options=options, check_mode=check_mode)
+    # Before the links: a seeded shared path is copied from what the release holds there, which the
+    # link then replaces.
+    shared = ensure_shared(layout=layout, plan=plan, options=options, check_mode=check_mode, release=path)
     for warning in shared['warnings']:
         warn(warning)
     links = _shared.link_into_release(
@@ -148,9 +155,15 @@ def link_release(
         check_mode=check_mode,
     )
     writable = _shared.ensure_writable(
-        release=path, paths=plan.writable_dirs, mode=plan.writable_mode, check_mode=check_mode
+        release=path, paths=plan.writable_dirs, mode=plan.writable_mode, grant=plan.grant, check_mode=check_mode
     )
-    return {'shared_created': shared['created'], 'shared_fixed': shared['fixed'], 'writable': writable, **links}
+    return {
+        'shared_created': shared['created'],
+        'shared_fixed': shared['fixed'],
+        'shared_seeded': shared.get('seeded', []),
+        'writable': writable,
+        **links,
+    }
 
 
 def cleanup_failed_stage(*, release: Release, reason: str, fsync: bool = True) -> None:

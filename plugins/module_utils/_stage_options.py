@@ -15,7 +15,7 @@ import dataclasses
 import os
 import typing as t
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _release, _shared, _source
+from ansible_collections.atomic.deploy.plugins.module_utils import _perm, _release, _shared, _source
 from ansible_collections.atomic.deploy.plugins.module_utils._release import ReleaseError
 
 Warn = t.Callable[[str], None]
@@ -45,9 +45,13 @@ class StageOptions:
     shared_mode: str = '2775'
     shared_strict: bool = False
     shared_allow_external: bool = False
+    shared_seed: t.Sequence[str] = ()
     link_style: str = 'relative'
     writable_dirs: t.Sequence[str] = ()
     writable_mode: str = '2775'
+    writable_method: str = 'chmod'
+    writable_user: str | None = None
+    writable_group: str | None = None
     adopt: bool = False
     id_file: str | None = None
     next_link: bool = False
@@ -73,6 +77,8 @@ class StagePlan:
     gid: int
     source: dict
     id_file: str | None = None
+    grant: _perm.Grant = dataclasses.field(default_factory=_perm.Grant)
+    shared_seed: list[str] = dataclasses.field(default_factory=list)
 
 
 def plan_stage(*, options: StageOptions, check_mode: bool) -> StagePlan:
@@ -83,16 +89,35 @@ def plan_stage(*, options: StageOptions, check_mode: bool) -> StagePlan:
     if overlap:
         raise ReleaseError(f'{sorted(overlap)[0]} is listed in both shared_dirs and shared_files', name='shared_files')
     uid, gid = _shared.resolve_owner(owner=options.shared_owner, group=options.shared_group)
+    seed = [_shared.normalize_rel_path(v, name='shared_seed') for v in options.shared_seed]
+    for rel in seed:
+        if rel not in shared_dirs and rel not in shared_files:
+            raise ReleaseError(
+                f'shared_seed entry {rel} is not in shared_dirs nor in shared_files; list it there too',
+                name='shared_seed',
+            )
+    writable_mode = _shared.parse_mode(options.writable_mode, name='writable_mode')
+    try:
+        grant = _perm.make_grant(
+            method=options.writable_method,
+            mode=writable_mode,
+            user=options.writable_user,
+            group=options.writable_group,
+        )
+    except _perm.PermError as exc:
+        raise ReleaseError(str(exc), name=exc.name) from None
     return StagePlan(
         shared_dirs=shared_dirs,
         shared_files=shared_files,
         writable_dirs=[_shared.normalize_rel_path(v, name='writable_dirs') for v in options.writable_dirs],
         shared_mode=_shared.parse_mode(options.shared_mode, name='shared_mode'),
-        writable_mode=_shared.parse_mode(options.writable_mode, name='writable_mode'),
+        writable_mode=writable_mode,
         uid=uid,
         gid=gid,
         source=source_info(options=options, check_mode=check_mode),
         id_file=id_file_path(options=options, shared=shared_dirs + shared_files),
+        grant=grant,
+        shared_seed=seed,
     )
 
 

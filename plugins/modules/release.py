@@ -151,20 +151,51 @@ options:
       - A symlink in C(ROOT/shared/) that leads into the deploy root is always refused.
     type: bool
     default: false
+  shared_seed:
+    description:
+      - Entries of O(shared_dirs) or O(shared_files) that, when missing from C(ROOT/shared/), start as
+        a copy of what the release holds at that path instead of empty.
+      - A copy, never a move, never over an existing shared path; a symlink in the release's content
+        is skipped with a warning, never followed. Made under a temporary name and put in place with
+        C(rename(2)) (a directory) or C(link(2)) (a file).
+    type: list
+    elements: str
+    default: []
   link_style:
     description: V(relative) or V(absolute) link text for shared links and for C(current).
     type: str
     choices: [relative, absolute]
     default: relative
   writable_dirs:
-    description: Directories inside the release created (if missing) with O(writable_mode).
+    description:
+      - Directories inside the release created (if missing) and given to the web server by
+        O(writable_method). Each is reached one component at a time without following symlinks and
+        changed through its descriptor.
     type: list
     elements: str
     default: []
   writable_mode:
-    description: Mode of O(writable_dirs).
+    description: Mode of O(writable_dirs). With O(writable_method=acl) its group bits become the ACL mask (rwx).
     type: str
     default: "2775"
+  writable_method:
+    description:
+      - V(chmod) sets O(writable_mode) only.
+      - V(chgrp) gives each directory to O(writable_group) as well (the deploy user must be a member).
+      - V(chown) gives it to O(writable_user) (and O(writable_group) when set); needs root, see
+        M(atomic.deploy.release_writable) for running only this step with become.
+      - V(acl) adds POSIX ACL entries, access and default, giving O(writable_user) and/or
+        O(writable_group), and the owner of the directory, rwx, so what the web server creates inside
+        inherits them. Linux only; a file system without ACL support fails, naming the path.
+    type: str
+    choices: [chmod, chgrp, chown, acl]
+    default: chmod
+  writable_user:
+    description: The web server's user (a name or a uid), for O(writable_method=chown) or V(acl).
+    type: str
+  writable_group:
+    description: The web server's group (a name or a gid), for O(writable_method=chgrp), V(chown) or V(acl).
+    type: str
   id_file:
     description:
       - With O(state=present), write the file C(<release>/<id_file>) (a path relative to the release,
@@ -491,8 +522,13 @@ links:
       type: list
       elements: str
       returned: always
+    shared_seeded:
+      description: Shared paths created as a copy of the release's content (O(shared_seed)).
+      type: list
+      elements: str
+      returned: always
     writable:
-      description: O(writable_dirs) created or given O(writable_mode).
+      description: O(writable_dirs) created or given their permissions (O(writable_method)).
       type: list
       elements: str
       returned: always
@@ -553,9 +589,13 @@ def main() -> None:
             shared_mode=dict(type='str', default='2775'),
             shared_strict=dict(type='bool', default=False),
             shared_allow_external=dict(type='bool', default=False),
+            shared_seed=dict(type='list', elements='str', default=[]),
             link_style=dict(type='str', choices=['relative', 'absolute'], default='relative'),
             writable_dirs=dict(type='list', elements='str', default=[]),
             writable_mode=dict(type='str', default='2775'),
+            writable_method=dict(type='str', choices=['chmod', 'chgrp', 'chown', 'acl'], default='chmod'),
+            writable_user=dict(type='str'),
+            writable_group=dict(type='str'),
             id_file=dict(type='str'),
             next_link=dict(type='bool', default=False),
             switch_at=dict(type='float'),

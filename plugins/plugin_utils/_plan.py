@@ -55,6 +55,9 @@ VARIABLES = (
     'release_precheck_headers',
     'release_next_link',
     'release_prune_min_age',
+    'release_prune_become',
+    'release_writable_become',
+    'release_writable_dirs',
 )
 COMMANDS = ('release_migrate_command', 'release_healthcheck_command', 'release_reload_command')
 # What each source needs, by variable.
@@ -274,6 +277,12 @@ def make_plan(
     def some(*names: str) -> bool:
         return any(not _empty(get(name)) for name in names)
 
+    checks = (
+        bool(argv['release_reload_command'])
+        or some('release_reload_services', 'release_restart_services', 'release_hooks_after_activate')
+        or some('release_healthcheck_url')
+    )
+
     return {
         'id': release_id,
         'token': str(previous['token']) if again else (token or _lock.new_token()),
@@ -293,10 +302,13 @@ def make_plan(
         'precheck': precheck,
         'pre': bool(run_on)
         or skipped
+        # the writable dirs as a step of their own, with become
+        or (_flag(get('release_writable_become')) and some('release_writable_dirs'))
         or precheck
         or bool(argv['release_healthcheck_command'])
         or some('release_hooks_after_fetch', 'release_hooks_before_migrate', 'release_hooks_before_activate'),
-        'checks': bool(argv['release_reload_command'])
-        or some('release_reload_services', 'release_restart_services', 'release_hooks_after_activate')
-        or some('release_healthcheck_url'),
+        'checks': checks,
+        # Steps after the switch that keep the lock: the checks, and pruning with become (a task of its
+        # own, as the switch runs without become).
+        'after': checks or _flag(get('release_prune_become')),
     }

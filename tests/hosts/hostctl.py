@@ -50,6 +50,9 @@ SUITE = 'bookworm'
 # Bump when the way the rootfs is prepared changes, so cached copies are rebuilt.
 ROOTFS_FORMAT = 1
 BASE_PACKAGES = (
+    # setfacl: Ansible's become to an unprivileged user (release_command_user) hands it the module file
+    # with an ACL; tests/hosts/test_privilege.py reads ACLs back with getfacl
+    'acl',
     'ca-certificates',
     'git',
     'gzip',

@@ -4,6 +4,7 @@
 #
 #   security       static scan for shell strings (roles/, playbooks/, plugins/), symlink escapes, umask 000
 #   hostile        bad and hostile input, table driven; every case snapshots the root before and after
+#   privilege      www-data plants links against writable methods, seeding and pruning with become
 #   concurrent     two deploys released at the same instant: one proceeds, the other fails on the lock
 #   zero_downtime  nginx + a checking load client while 20 deploys and 5 rollbacks run; rm+ln -s compared
 #   crash          SIGKILL and SIGINT at every task boundary of a deploy and at random points inside extraction
@@ -33,8 +34,8 @@ export PATH="${bindir}:${PATH}"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 # suite:time limit in seconds. The limits are ceilings, not estimates (see the suites' own figures).
-declare -A limits=([security]=180 [hostile]=300 [concurrent]=180 [zero_downtime]=300 [crash]=420 [web_user_shared]=420 [web_user_releases]=240)
-order=(security hostile web_user_releases concurrent zero_downtime crash web_user_shared)
+declare -A limits=([security]=180 [hostile]=300 [web_user_releases]=240 [privilege]=240 [concurrent]=180 [zero_downtime]=300 [crash]=420 [web_user_shared]=420)
+order=(security hostile web_user_releases privilege concurrent zero_downtime crash web_user_shared)
 if [[ $# -gt 0 ]]; then
     order=("$@")
 fi

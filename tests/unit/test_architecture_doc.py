@@ -18,12 +18,22 @@ from ansible_collections.atomic.deploy.plugins.modules import (
     release_check,
     release_prune,
     release_rollback,
+    release_writable,
     releases_info,
 )
 
 COLLECTION_DIR = Path(_fs.__file__).parents[2]
 DOC = (COLLECTION_DIR / 'docs' / 'architecture.md').read_text()
-MODULES = [atomic_symlink, deploy_lock, release, release_check, release_prune, release_rollback, releases_info]
+MODULES = [
+    atomic_symlink,
+    deploy_lock,
+    release,
+    release_check,
+    release_prune,
+    release_rollback,
+    release_writable,
+    releases_info,
+]
 
 
 class _Captured(Exception):

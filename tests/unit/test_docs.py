@@ -44,6 +44,7 @@ def test_every_module_is_found():
         'release_plan',
         'release_prune',
         'release_rollback',
+        'release_writable',
         'releases_info',
     ]
     listed = ansible_doc('--list', '--json', 'atomic.deploy')

@@ -154,3 +154,47 @@ def test_prune_never_removes_nor_enters_an_untrusted_directory(layout: _release.
     assert outcome['removed'] == ['v0'] and not old.exists()
     assert forged.is_dir() and (forged / '.release.json').is_file() and trash.is_dir()
     assert {u['path'] for u in outcome['untrusted']} == {str(forged), str(trash)}
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in (dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)):
+            os.lchown(name, uid, uid)
+
+
+@pytest.fixture
+def deploy_user_root(tmp_path: Path):
+    """A root a deploy user (nobody here) deployed to without become: everything is that user's."""
+    root = tmp_path / 'app'
+    make(root, 'v1', second=1)
+    make(root, 'v2', second=2)
+    os.symlink('releases/v2', root / 'current')
+    (root / '.deploy').mkdir(mode=0o755)
+    _chown_tree(root, OTHER)
+    yield root
+    _manifest.adopt_deploy_owner(str(tmp_path))  # leave no adopted owner behind for other tests
+
+
+@needs_root
+def test_root_trusts_the_releases_of_the_user_that_owns_dot_deploy(deploy_user_root: Path) -> None:
+    # prune, rollback or status with become, after deploys without it
+    ids, _ignored, untrusted = listing(_release.Layout(str(deploy_user_root)))
+    assert ids == ['v1', 'v2'] and untrusted == {}
+    assert _manifest.deploy_ids() == (OTHER, OTHER)
+
+
+@needs_root
+@pytest.mark.parametrize('spoil', ['group-writable .deploy', 'group-writable root', '.deploy a symlink', 'no .deploy'])
+def test_root_adopts_no_owner_from_a_dot_deploy_others_could_make(deploy_user_root: Path, spoil: str) -> None:
+    deploy = deploy_user_root / '.deploy'
+    if spoil == 'group-writable .deploy':
+        deploy.chmod(0o775)
+    elif spoil == 'group-writable root':
+        deploy_user_root.chmod(0o775)
+    else:
+        deploy.rmdir()
+        if spoil == '.deploy a symlink':
+            os.symlink('releases', deploy)
+    ids, _ignored, untrusted = listing(_release.Layout(str(deploy_user_root)))
+    assert ids == [] and list(untrusted) == [str(deploy_user_root / 'releases')]
+    assert _manifest.deploy_ids() == (0, 0)

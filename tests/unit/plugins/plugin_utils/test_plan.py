@@ -84,6 +84,7 @@ def test_defaults_plan_a_plain_deploy():
         'precheck': False,
         'pre': False,
         'checks': False,
+        'after': False,
     }
 
 
@@ -209,25 +210,29 @@ def test_explicit_id_wins_over_the_previous_batch():
 
 
 @pytest.mark.parametrize(
-    ('extra', 'pre', 'checks'),
+    ('extra', 'pre', 'checks', 'after'),
     [
-        ({}, False, False),
-        ({'release_healthcheck_command': 'true'}, True, False),
-        ({'release_hooks_after_fetch': ['a.yml']}, True, False),
-        ({'release_hooks_before_migrate': ['a.yml']}, True, False),
-        ({'release_hooks_before_activate': ['a.yml']}, True, False),
-        ({'release_migrate_command': ['m'], 'release_migrate_host': 'gone'}, True, False),
-        ({'release_reload_services': ['php-fpm']}, False, True),
-        ({'release_reload_command': 'true'}, False, True),
-        ({'release_hooks_after_activate': ['a.yml']}, False, True),
-        ({'release_healthcheck_url': 'http://127.0.0.1/'}, False, True),
-        ({'release_restart_services': ['worker']}, False, True),
-        ({'release_precheck_url': 'http://127.0.0.1:8081/'}, True, False),
+        ({}, False, False, False),
+        ({'release_prune_become': True}, False, False, True),
+        ({'release_prune_become': 'false'}, False, False, False),
+        ({'release_writable_become': True, 'release_writable_dirs': ['var/cache']}, True, False, False),
+        ({'release_writable_become': True}, False, False, False),
+        ({'release_healthcheck_command': 'true'}, True, False, False),
+        ({'release_hooks_after_fetch': ['a.yml']}, True, False, False),
+        ({'release_hooks_before_migrate': ['a.yml']}, True, False, False),
+        ({'release_hooks_before_activate': ['a.yml']}, True, False, False),
+        ({'release_migrate_command': ['m'], 'release_migrate_host': 'gone'}, True, False, False),
+        ({'release_reload_services': ['php-fpm']}, False, True, True),
+        ({'release_reload_command': 'true'}, False, True, True),
+        ({'release_hooks_after_activate': ['a.yml']}, False, True, True),
+        ({'release_healthcheck_url': 'http://127.0.0.1/'}, False, True, True),
+        ({'release_restart_services': ['worker']}, False, True, True),
+        ({'release_precheck_url': 'http://127.0.0.1:8081/'}, True, False, False),
     ],
 )
-def test_flags(extra, pre, checks):
+def test_flags(extra, pre, checks, after):
     found = plan(**extra)
-    assert (found['pre'], found['checks']) == (pre, checks)
+    assert (found['pre'], found['checks'], found['after']) == (pre, checks, after)
 
 
 @pytest.mark.parametrize(
