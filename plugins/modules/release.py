@@ -36,6 +36,7 @@ extends_documentation_fragment:
   - atomic.deploy.common
   - atomic.deploy.common.lock
   - atomic.deploy.common.inline_lock
+  - atomic.deploy.release_sources
 options:
   id:
     description:
@@ -73,25 +74,6 @@ options:
     description: O(archive) is already on the host.
     type: bool
     default: false
-  url:
-    description: The download for O(source=url).
-    type: str
-  checksum:
-    description:
-      - The expected checksum of the download or archive, C(<algorithm>:<hex digest>), for
-        example C(sha256:9f86d08...). Required with O(source=url); checked for O(source=archive) when given.
-    type: str
-  url_timeout:
-    description: Seconds before the download times out.
-    type: int
-    default: 60
-  git_repo:
-    description: The repository for O(source=git), any URL or path C(git clone) accepts.
-    type: str
-  git_version:
-    description: The branch, tag or commit to deploy; the resolved commit is recorded.
-    type: str
-    default: HEAD
   directory:
     description: The controller directory for O(source=directory).
     type: path
@@ -527,8 +509,12 @@ def main() -> None:
             url=dict(type='str'),
             checksum=dict(type='str'),
             url_timeout=dict(type='int', default=60),
+            url_headers=dict(type='dict', no_log=True),
             git_repo=dict(type='str'),
             git_version=dict(type='str', default='HEAD'),
+            git_submodules=dict(type='bool', default=False),
+            git_key_file=dict(type='path'),
+            git_excludes=dict(type='list', elements='str', default=[]),
             directory=dict(type='path'),
             strip_components=dict(type='int', default=0),
             dedupe=dict(type='bool', default=True),
@@ -583,8 +569,8 @@ def main() -> None:
         _prune.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
         if p['state'] == 'present':
 
-            def run_command(argv: list[str]) -> tuple[int, bytes, str]:
-                rc, out, err = module.run_command(argv, encoding=None)
+            def run_command(argv: list[str], env: dict | None = None) -> tuple[int, bytes, str]:
+                rc, out, err = module.run_command(argv, encoding=None, environ_update=env)
                 return rc, out, err.decode('utf-8', 'replace') if isinstance(err, bytes) else err
 
             _stage.present(
