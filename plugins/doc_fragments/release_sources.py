@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """The options of M(atomic.deploy.release) for O(source=url) and O(source=git)."""
+    """The options of M(atomic.deploy.release) for O(source=url) (and O(checksum)) and O(source=git)."""
 
     DOCUMENTATION = r"""
 options:

@@ -301,15 +301,20 @@ EXAMPLES = r"""
     source: url
     url: https://artifacts.example.com/app-2.4.0.tar.gz
     checksum: sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+    url_headers:
+      PRIVATE-TOKEN: "{{ vault_artifact_token }}"
     strip_components: 1
 
-- name: Stage a git tag
+- name: Stage a git tag with its submodules, over SSH with a deploy key, without the tests
   atomic.deploy.release:
     root: /srv/www/example
     id: v2.4.0
     source: git
-    git_repo: https://git.example.com/app.git
+    git_repo: git@git.example.com:shop/app.git
     git_version: v2.4.0
+    git_submodules: true
+    git_key_file: /home/deploy/.ssh/app_deploy
+    git_excludes: [tests]
 
 - name: Stage with its id in public/REVISION and ROOT/next pointing at it, for a check before the switch
   atomic.deploy.release:
