@@ -452,17 +452,17 @@ def test_git_environment_without_key_is_none():
 
 
 @pytest.mark.parametrize(
-    ('make', 'fragment'),
+    ('name', 'fragment'),
     [
-        (lambda tmp: 'relative/key', 'must be an absolute path'),
-        (lambda tmp: str(tmp / 'missing'), 'cannot be read'),
-        (lambda tmp: str(tmp), 'is not a readable regular file'),
-        (lambda tmp: str(tmp / 'a\nb'), 'must be an absolute path'),
+        ('relative/key', 'must be an absolute path'),
+        ('{tmp}/missing', 'cannot be read'),
+        ('{tmp}', 'is not a readable regular file'),
+        ('{tmp}/a\nb', 'must be an absolute path'),
     ],
 )
-def test_git_key_file_refused(tmp_path, make, fragment):
+def test_git_key_file_refused(tmp_path, name, fragment):
     with pytest.raises(ReleaseError, match=fragment) as info:
-        _source.git_environment(make(tmp_path))
+        _source.git_environment(name.format(tmp=tmp_path))
     assert str(info.value).startswith('git_key_file ')
 
 
