@@ -59,17 +59,18 @@ def check_archive(*, options: StageOptions, check_mode: bool) -> None:
             extractor().detect_format(options.archive)
 
 
-def run_argv(argv: list[str]) -> tuple[int, bytes, str]:
+def run_argv(argv: list[str], env: dict | None = None) -> tuple[int, bytes, str]:
     """Run a command without a shell: (rc, stdout bytes, stderr text). The module passes its run_command."""
+    environ = dict(os.environ, **env) if env else None
     # the pure-logic default; the module passes AnsibleModule.run_command instead (ansible-core 2.21's pylint)
-    proc = subprocess.run(argv, capture_output=True, check=False)  # pylint: disable=ansible-bad-function
+    proc = subprocess.run(argv, capture_output=True, env=environ, check=False)  # pylint: disable=ansible-bad-function
     return proc.returncode, proc.stdout, proc.stderr.decode('utf-8', 'replace')
 
 
-def open_download(url: str, *, timeout: int):
+def open_download(url: str, *, timeout: int, headers: dict | None = None):
     from ansible.module_utils.urls import open_url
 
-    return open_url(url, timeout=timeout, http_agent='atomic.deploy')
+    return open_url(url, timeout=timeout, headers=dict(headers or {}), http_agent='atomic.deploy')
 
 
 def fetch(
@@ -109,7 +110,7 @@ def fetch(
                 url=o.url,
                 directory=layout.tmp,
                 checksum=o.checksum,
-                opener=lambda url: open_download(url, timeout=o.url_timeout),
+                opener=lambda url: open_download(url, timeout=o.url_timeout, headers=o.url_headers),
             )
             plan.source['checksum'] = checksum
             try:
@@ -117,8 +118,17 @@ def fetch(
             finally:
                 _fs.discard(download)
         if o.source == 'git':
+            if o.git_submodules:
+                os.makedirs(layout.tmp, 0o750, exist_ok=True)
             sha, tar = _source.git_export(
-                run=run_command or run_argv, repo=o.git_repo, version=o.git_version, mirror=layout.repo
+                run=run_command or run_argv,
+                repo=o.git_repo,
+                version=o.git_version,
+                mirror=layout.repo,
+                work=_fs.temp_path(directory=layout.tmp, prefix='git-work-'),
+                submodules=o.git_submodules,
+                excludes=tuple(plan.source.get('git_excludes', ())),
+                env=_source.git_environment(o.git_key_file),
             )
             plan.source['git_sha'] = sha
             return _extract.extract_tar_stream(fileobj=io.BytesIO(tar), **common)

@@ -19,7 +19,8 @@ from ansible_collections.atomic.deploy.plugins.module_utils import _perm, _relea
 from ansible_collections.atomic.deploy.plugins.module_utils._release import ReleaseError
 
 Warn = t.Callable[[str], None]
-RunCommand = t.Callable[[t.List[str]], t.Tuple[int, bytes, str]]
+# run(argv, env=None): env is added to the environment of the command.
+RunCommand = t.Callable[..., t.Tuple[int, bytes, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,10 @@ class StageOptions:
     url_timeout: int = 60
     git_repo: str | None = None
     git_version: str = 'HEAD'
+    git_submodules: bool = False
+    git_key_file: str | None = None
+    git_excludes: t.Sequence[str] = ()
+    url_headers: t.Mapping[str, str] | None = None
     directory: str | None = None
     strip_components: int = 0
     dedupe: bool = True
@@ -165,6 +170,23 @@ def source_info(*, options: StageOptions, check_mode: bool) -> dict:
             raise ReleaseError('source=git needs git_repo (role variable release_git_repo)', name='git_repo')
         _source.validate_git_version(o.git_version)
         info.update(git_repo=o.git_repo, git_version=o.git_version)
+        if o.git_submodules:
+            info['git_submodules'] = True
+        if o.git_excludes:
+            info['git_excludes'] = git_excludes(o)
+        if o.git_key_file:
+            _source.validate_key_file(o.git_key_file)
+    if o.url_headers and kind != 'url':
+        raise ReleaseError(f'url_headers is set but source is {kind}, not url', name='url_headers')
+    if kind != 'git' and (o.git_submodules or o.git_key_file or o.git_excludes):
+        raise ReleaseError(
+            f'git_submodules, git_key_file and git_excludes need source=git, not source={kind}', name='source'
+        )
     if o.strip_components < 0:
         raise ReleaseError('strip_components must not be negative', name='strip_components')
     return info
+
+
+def git_excludes(options: StageOptions) -> list[str]:
+    """The normalised paths left out of a git release."""
+    return [_shared.normalize_rel_path(path, name='git_excludes') for path in options.git_excludes]

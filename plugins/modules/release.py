@@ -36,6 +36,7 @@ extends_documentation_fragment:
   - atomic.deploy.common
   - atomic.deploy.common.lock
   - atomic.deploy.common.inline_lock
+  - atomic.deploy.release_sources
 options:
   id:
     description:
@@ -73,25 +74,6 @@ options:
     description: O(archive) is already on the host.
     type: bool
     default: false
-  url:
-    description: The download for O(source=url).
-    type: str
-  checksum:
-    description:
-      - The expected checksum of the download or archive, C(<algorithm>:<hex digest>), for
-        example C(sha256:9f86d08...). Required with O(source=url); checked for O(source=archive) when given.
-    type: str
-  url_timeout:
-    description: Seconds before the download times out.
-    type: int
-    default: 60
-  git_repo:
-    description: The repository for O(source=git), any URL or path C(git clone) accepts.
-    type: str
-  git_version:
-    description: The branch, tag or commit to deploy; the resolved commit is recorded.
-    type: str
-    default: HEAD
   directory:
     description: The controller directory for O(source=directory).
     type: path
@@ -354,15 +336,20 @@ EXAMPLES = r"""
     source: url
     url: https://artifacts.example.com/app-2.4.0.tar.gz
     checksum: sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+    url_headers:
+      PRIVATE-TOKEN: "{{ vault_artifact_token }}"
     strip_components: 1
 
-- name: Stage a git tag
+- name: Stage a git tag with its submodules, over SSH with a deploy key, without the tests
   atomic.deploy.release:
     root: /srv/www/example
     id: v2.4.0
     source: git
-    git_repo: https://git.example.com/app.git
+    git_repo: git@git.example.com:shop/app.git
     git_version: v2.4.0
+    git_submodules: true
+    git_key_file: /home/deploy/.ssh/app_deploy
+    git_excludes: [tests]
 
 - name: Stage with its id in public/REVISION and ROOT/next pointing at it, for a check before the switch
   atomic.deploy.release:
@@ -576,8 +563,12 @@ def main() -> None:
             url=dict(type='str'),
             checksum=dict(type='str'),
             url_timeout=dict(type='int', default=60),
+            url_headers=dict(type='dict', no_log=True),
             git_repo=dict(type='str'),
             git_version=dict(type='str', default='HEAD'),
+            git_submodules=dict(type='bool', default=False),
+            git_key_file=dict(type='path'),
+            git_excludes=dict(type='list', elements='str', default=[]),
             directory=dict(type='path'),
             strip_components=dict(type='int', default=0),
             dedupe=dict(type='bool', default=True),
@@ -636,8 +627,8 @@ def main() -> None:
         _prune.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
         if p['state'] == 'present':
 
-            def run_command(argv: list[str]) -> tuple[int, bytes, str]:
-                rc, out, err = module.run_command(argv, encoding=None)
+            def run_command(argv: list[str], env: dict | None = None) -> tuple[int, bytes, str]:
+                rc, out, err = module.run_command(argv, encoding=None, environ_update=env)
                 return rc, out, err.decode('utf-8', 'replace') if isinstance(err, bytes) else err
 
             _stage.present(

@@ -211,4 +211,49 @@ for module in "${modules[@]}"; do
     fi
 done
 
+# --- the install commands README.md documents ------------------------------------------------------
+# A project directory as a user has it: the tarball installed with -p ./collections, and ansible.cfg's
+# collections_path naming that directory, so neither ansible-galaxy nor ansible-doc warns; then the
+# same from a git checkout (git+file://). Without the setting, ansible-galaxy warns (the control case).
+unset ANSIBLE_COLLECTIONS_PATH
+PROJECT="${WORK}/project"
+mkdir -p "${PROJECT}"
+cp "${tarball}" "${PROJECT}/"
+if output="$(cd "${PROJECT}" && ansible-galaxy collection install "$(basename "${tarball}")" -p ./collections 2>&1)" &&
+    grep -q 'not part of the configured Ansible collections paths' <<<"${output}"; then
+    pass "without collections_path, ansible-galaxy warns that ./collections is not configured"
+else
+    fail "without collections_path, ansible-galaxy warns that ./collections is not configured" "${output}"
+fi
+rm -rf "${PROJECT}/collections"
+printf '[defaults]\ncollections_path = ./collections\n' >"${PROJECT}/ansible.cfg"
+install_check() {
+    local label="$1" source="$2" output listing
+    rm -rf "${PROJECT}/collections"
+    if output="$(cd "${PROJECT}" && ansible-galaxy collection install "${source}" -p ./collections 2>&1)" &&
+        [[ -f "${PROJECT}/collections/ansible_collections/${namespace}/${name}/MANIFEST.json" ]] &&
+        ! grep -q 'WARNING' <<<"${output}"; then
+        pass "README install from ${label}: ansible-galaxy collection install ... -p ./collections, no warning"
+    else
+        fail "README install from ${label}: ansible-galaxy collection install ... -p ./collections, no warning" "${output}"
+        return
+    fi
+    if listing="$(cd "${PROJECT}" && ansible-doc -t module -l "${namespace}.${name}" 2>&1)" &&
+        grep -qE "^${namespace}\.${name}\.release( |$)" <<<"${listing}" && ! grep -q 'WARNING' <<<"${listing}"; then
+        pass "README install from ${label}: ansible-doc -l ${namespace}.${name} finds the modules, no warning"
+    else
+        fail "README install from ${label}: ansible-doc -l ${namespace}.${name} finds the modules, no warning" "${listing}"
+    fi
+}
+install_check tarball "$(basename "${tarball}")"
+GITSRC="${WORK}/checkout"
+mkdir -p "${GITSRC}"
+list_files | tar -C "${REPO_ROOT}" --null --no-recursion -T - -cf - | tar -C "${GITSRC}" -xf -
+if output="$(cd "${GITSRC}" && git init -q -b main . && git add -A &&
+    git -c user.name=build -c user.email=build@example.invalid commit -q -m checkout 2>&1)"; then
+    install_check "a git checkout" "git+file://${GITSRC},main"
+else
+    fail "a git repository of the checkout for git+file://" "${output}"
+fi
+
 finish

@@ -184,12 +184,15 @@ def git(repo: str, *args: str) -> str:
 class Runner:
     """The ``run`` callable the module passes: records argv, returns (rc, stdout bytes, stderr text)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_env: dict | None = None) -> None:
         self.calls: list[list[str]] = []
+        self.envs: list[dict | None] = []
+        self.extra_env = extra_env or {}
 
-    def __call__(self, argv: list[str]):
+    def __call__(self, argv: list[str], env: dict | None = None):
         self.calls.append(argv)
-        env = dict(os.environ, **GIT_ENV)
+        self.envs.append(env)
+        env = {**os.environ, **GIT_ENV, **self.extra_env, **(env or {})}
         proc = subprocess.run(argv, capture_output=True, env=env, check=False)
         return proc.returncode, proc.stdout, proc.stderr.decode('utf-8', 'replace')
 
@@ -314,3 +317,169 @@ def test_git_option_like_repo_rejected(tmp_path):
 @pytest.mark.parametrize('version', ['HEAD', 'main', 'v1.2.3', 'release/2026-01', 'HEAD~1', 'main@{1}', 'abc123^'])
 def test_git_version_accepted(version):
     assert _source.validate_git_version(version) == version
+
+
+# --- git submodules, excludes and the deploy key -------------------------------------------------
+
+# git refuses file:// submodules unless told (CVE-2022-39253); the test repositories are local paths.
+ALLOW_FILE = {'GIT_CONFIG_COUNT': '1', 'GIT_CONFIG_KEY_0': 'protocol.file.allow', 'GIT_CONFIG_VALUE_0': 'always'}
+
+
+@pytest.fixture
+def super_repo(tmp_path) -> dict:
+    """app -> lib (submodule at vendor/lib) -> deep (submodule of lib at inner)."""
+    paths = {}
+    for name in ('deep', 'lib', 'app'):
+        paths[name] = str(tmp_path / name)
+        os.mkdir(paths[name])
+        git(paths[name], 'init', '-q', '-b', 'main')
+    commit(paths['deep'], {'deep.txt': 'deep'}, 'deep')
+    commit(paths['lib'], {'lib.txt': 'lib', 'tests/test_lib.txt': 'lib test'}, 'lib')
+    git(paths['lib'], '-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', paths['deep'], 'inner')
+    git(paths['lib'], 'commit', '-q', '-m', 'inner')
+    commit(paths['app'], {'app.txt': 'app', 'tests/test_app.txt': 'test', 'docs/a.md': 'doc'}, 'app')
+    git(paths['app'], '-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', paths['lib'], 'vendor/lib')
+    git(paths['app'], 'commit', '-q', '-m', 'lib')
+    return paths
+
+
+@pytestmark_git
+def test_git_export_with_submodules_includes_their_trees(super_repo, tmp_path):
+    work = str(tmp_path / 'work')
+    sha, tar_bytes = _source.git_export(
+        run=Runner(ALLOW_FILE),
+        repo=super_repo['app'],
+        version='main',
+        mirror=str(tmp_path / 'repo.git'),
+        work=work,
+        submodules=True,
+    )
+    assert sha == git(super_repo['app'], 'rev-parse', 'HEAD')
+    files = tree(tar_bytes)
+    assert files['app.txt'] == 'app'
+    assert files['vendor/lib/lib.txt'] == 'lib'
+    assert files['vendor/lib/inner/deep.txt'] == 'deep'
+    assert not any(part.startswith('.git') and part != '.gitmodules' for name in files for part in name.split('/'))
+    assert not os.path.lexists(work)
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tf:
+        names = [m.name.rstrip('/') for m in tf.getmembers()]
+        modes = {m.name.rstrip('/'): m.mode for m in tf.getmembers()}
+    assert len(names) == len(set(names))
+    assert modes['vendor/lib/lib.txt'] == 0o644
+
+
+@pytestmark_git
+def test_git_export_without_submodules_leaves_them_empty(super_repo, tmp_path):
+    _sha, tar_bytes = _source.git_export(
+        run=Runner(ALLOW_FILE), repo=super_repo['app'], version='main', mirror=str(tmp_path / 'repo.git')
+    )
+    assert not any(name.startswith('vendor/lib/') for name in tree(tar_bytes))
+
+
+@pytestmark_git
+def test_git_submodule_failure_names_the_repo_and_removes_the_work_dir(super_repo, tmp_path):
+    work = str(tmp_path / 'work')
+    with pytest.raises(ReleaseError, match='git submodule update failed for git_repo') as info:
+        # without protocol.file.allow git refuses the local submodule urls, as it would any refused url
+        _source.git_export(
+            run=Runner(),
+            repo=super_repo['app'],
+            version='main',
+            mirror=str(tmp_path / 'repo.git'),
+            work=work,
+            submodules=True,
+        )
+    assert super_repo['app'] in str(info.value)
+    assert not os.path.lexists(work)
+
+
+@pytestmark_git
+@pytest.mark.parametrize('submodules', [False, True])
+def test_git_excludes_leave_paths_out(super_repo, tmp_path, submodules):
+    _sha, tar_bytes = _source.git_export(
+        run=Runner(ALLOW_FILE),
+        repo=super_repo['app'],
+        version='main',
+        mirror=str(tmp_path / 'repo.git'),
+        work=str(tmp_path / 'work'),
+        submodules=submodules,
+        excludes=('tests', 'docs/a.md', 'vendor/lib/tests'),
+    )
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tf:
+        names = {m.name.rstrip('/') for m in tf.getmembers()}
+    assert 'app.txt' in names
+    assert not {'tests', 'tests/test_app.txt', 'docs/a.md'} & names
+    assert 'docs' in names  # only the named file went, not its directory
+    assert ('vendor/lib/lib.txt' in names) is submodules
+    assert not any(name.startswith('vendor/lib/tests') for name in names)
+
+
+FAKE_SSH = """#!/bin/sh
+for arg in "$@"; do printf '%s\\n' "$arg"; done > "$SSH_ARGV_LOG"
+exit 1
+"""
+
+
+@pytestmark_git
+def test_git_key_file_reaches_ssh_as_one_argument(tmp_path):
+    # a path with a space, a quote and a shell expansion must reach ssh as one literal argument
+    key = tmp_path / "deploy key's $(touch pwned)"
+    key.write_text('not a real key')
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    (bindir / 'ssh').write_text(FAKE_SSH)
+    (bindir / 'ssh').chmod(0o755)
+    log = tmp_path / 'argv.log'
+    env = {'PATH': f'{bindir}{os.pathsep}{os.environ["PATH"]}', 'SSH_ARGV_LOG': str(log)}
+    runner = Runner(env)
+    with pytest.raises(ReleaseError, match='git clone of git_repo ssh://git.example.invalid/app.git failed'):
+        _source.git_export(
+            run=runner,
+            repo='ssh://git.example.invalid/app.git',
+            version='main',
+            mirror=str(tmp_path / 'repo.git'),
+            env=_source.git_environment(str(key)),
+        )
+    argv = log.read_text().splitlines()
+    assert argv[:4] == ['-i', str(key), '-o', 'IdentitiesOnly=yes']
+    assert not (tmp_path / 'pwned').exists()
+    assert all(env is not None and 'GIT_SSH_COMMAND' in env for env in runner.envs)
+
+
+def test_git_environment_without_key_is_none():
+    assert _source.git_environment(None) is None
+    assert _source.git_environment('') is None
+
+
+@pytest.mark.parametrize(
+    ('name', 'fragment'),
+    [
+        ('relative/key', 'must be an absolute path'),
+        ('{tmp}/missing', 'cannot be read'),
+        ('{tmp}', 'is not a readable regular file'),
+        ('{tmp}/a\nb', 'must be an absolute path'),
+    ],
+)
+def test_git_key_file_refused(tmp_path, name, fragment):
+    with pytest.raises(ReleaseError, match=fragment) as info:
+        _source.git_environment(name.format(tmp=tmp_path))
+    assert str(info.value).startswith('git_key_file ')
+
+
+def test_merge_tars_drops_excluded_and_duplicate_directories():
+    def tar_of(*names: str) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode='w') as tf:
+            for name in names:
+                info = tarfile.TarInfo(name)
+                if name.endswith('/'):
+                    info.type = tarfile.DIRTYPE
+                    tf.addfile(info)
+                else:
+                    info.size = 1
+                    tf.addfile(info, io.BytesIO(b'x'))
+        return out.getvalue()
+
+    merged = _source.merge_tars([tar_of('a/', 'a/b', 'testsuite'), tar_of('a/', 'a/c', 'tests/x')], excludes=('tests',))
+    with tarfile.open(fileobj=io.BytesIO(merged)) as tf:
+        assert [m.name for m in tf.getmembers()] == ['a', 'a/b', 'testsuite', 'a/c']
