@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -98,8 +99,11 @@ class ActionModule(OwnerActionBase):
         return self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars)
 
     def run(self, tmp=None, task_vars=None):
+        # With each module's started_at, how long this task took to reach the host (plugin_utils/_switch.py).
+        dispatched_at = time.time()
         task_vars = task_vars or {}
         result = ActionBase.run(self, tmp, task_vars)
+        result['dispatched_at'] = dispatched_at
         del tmp
         args = self.module_args(task_vars)
         cleanup: list[str] = []
@@ -258,6 +262,8 @@ class ActionModule(OwnerActionBase):
             second['archive'] = remote
             second['remote_src'] = True
         outcome = self.execute(second, task_vars)
+        if 'started_at' in probe:
+            outcome['started_at'] = probe['started_at']
         stats = outcome.get('stats') or {}
         info.update({k: stats[k] for k in ('linked', 'copied', 'hashed_files') if k in stats})
         outcome['delta'] = info

@@ -384,6 +384,24 @@ switch_late:
   description: Seconds the host reached the switch after O(switch_at) (0 when on time).
   returned: when switched
   type: float
+switch_waited:
+  description:
+    - Seconds the host waited with its temp link ready for O(switch_at) before the rename (0 when late
+      or without O(switch_at)).
+  returned: when switched
+  type: float
+started_at:
+  description:
+    - Epoch time, by this host's clock, at which the module started. With O(state=present) and a
+      controller source sent in more than one module run, the start of the first run.
+  returned: always
+  type: float
+dispatched_at:
+  description:
+    - Epoch time, by the controller's clock, at which the action plugin started the task for this host.
+      The release role derives the switch instant from RV(dispatched_at) and RV(started_at) of every host.
+  returned: always
+  type: float
 next:
   description: The text of the C(ROOT/next) link after the task, with O(next_link=true).
   returned: with O(state=present) and O(next_link=true), unless the release was already live
@@ -503,6 +521,9 @@ from ansible_collections.atomic.deploy.plugins.module_utils import (
 
 
 def main() -> None:
+    # When this host started the module (its clock): the role measures how long a task takes to reach
+    # every host from these (plugin_utils/_switch.py) to agree on the switch instant.
+    started_at = time.time()
     module = AnsibleModule(
         argument_spec=dict(
             _common.ROOT_SPEC,
@@ -561,6 +582,7 @@ def main() -> None:
         removed=[],
         token=p['lock_token'],
         source={},
+        started_at=started_at,
     )
     started = time.monotonic()
     common = dict(fsync=p['fsync'], check_mode=module.check_mode, result=result)

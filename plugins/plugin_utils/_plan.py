@@ -108,13 +108,18 @@ def command_argv(value, *, name: str) -> list[str]:
     raise ValueError(f'{name} must be an argv list or a string, got {type(value).__name__}')
 
 
-def switch_delay(value, *, batch: int, forks: int) -> float:
-    """Seconds from agreeing on the switch instant to the rename (``auto``: measured default).
+def is_auto(value) -> bool:
+    """``release_switch_delay`` asks for the measured instant (``auto``, empty or null)."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ('', AUTO))
 
-    ``auto`` is 0 for one host, else 0.5 + 0.3 s per host running at once (at most the forks):
-    measured on a 2-core controller, roles/release/README.md. Raises ValueError.
+
+def switch_delay(value, *, batch: int, forks: int) -> float:
+    """Seconds from agreeing on the switch instant to the rename, before any measurement.
+
+    ``auto`` is 0 for one host, else 0.5 + 0.3 s per host running at once (at most the forks): the
+    cap of the measured instant (plugin_utils/_switch.py) and the rollback's wait. Raises ValueError.
     """
-    if value is None or (isinstance(value, str) and value.strip().lower() in ('', AUTO)):
+    if is_auto(value):
         return 0.0 if batch < 2 else round(0.5 + 0.3 * min(batch, max(forks, 1)), 3)
     if isinstance(value, bool):
         raise ValueError(f'release_switch_delay must be a number of seconds or {AUTO}, got {value!r}')
@@ -284,6 +289,8 @@ def make_plan(
         'migrate_host': run_on,
         'migrate_skipped': skipped,
         'switch_delay': delay,
+        # auto: the gate measures the instant (plugin_utils/_switch.py), with switch_delay as its cap.
+        'switch_delay_auto': is_auto(get('release_switch_delay', AUTO)),
         'migrate_argv': argv['release_migrate_command'],
         'healthcheck_argv': argv['release_healthcheck_command'],
         # A header to read the id from means the id is expected.

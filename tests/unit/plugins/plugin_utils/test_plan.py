@@ -77,6 +77,7 @@ def test_defaults_plan_a_plain_deploy():
         'migrate_host': '',
         'migrate_skipped': False,
         'switch_delay': 1.4,
+        'switch_delay_auto': True,
         'migrate_argv': [],
         'healthcheck_argv': [],
         'expect_id': False,
@@ -323,3 +324,9 @@ def test_generated_id_without_a_time_is_now_in_utc():
     after = datetime.datetime.now(datetime.timezone.utc)
     moment = datetime.datetime.strptime(generated, _plan.ID_FORMAT).replace(tzinfo=datetime.timezone.utc)
     assert before <= moment <= after
+
+
+@pytest.mark.parametrize(('value', 'auto'), [('auto', True), ('AUTO ', True), (None, True), ('', True), (2, False)])
+def test_the_plan_says_when_the_switch_instant_is_measured(value, auto):
+    found = plan(release_switch_delay=value)
+    assert found['switch_delay_auto'] is auto
