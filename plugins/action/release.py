@@ -157,14 +157,15 @@ class ActionModule(OwnerActionBase):
             interpreter = str(self._templar.template(interpreter))
             if not interpreter.startswith('/'):
                 return None  # 'auto' and friends: the module run discovers it
-            script = _delta.live_check_script(
+            program, argument = _delta.live_check_program(
                 root=str(args['root']),
                 release_id=str(args['id']),
                 content_digest=manifest['digest'],
                 checksum=args.get('checksum'),
             )
+            quote = self._connection._shell.quote
             res = self._low_level_execute_command(
-                f'{self._connection._shell.quote(interpreter)} -', sudoable=True, in_data=script
+                f'{quote(interpreter)} - {quote(argument)}', sudoable=True, in_data=program
             )
         except Exception as exc:  # any trouble here only means: ask the module
             display.vvv(f'atomic.deploy.release: live check skipped: {exc}')

@@ -278,8 +278,8 @@ def write(*, release: str, entries: list, records: dict, ref_ns: int, exclude=()
         'records': records,
     }
     data = json.dumps(doc, separators=(',', ':'), sort_keys=True).encode('ascii') + b'\n'
-    # Imported here: the live check ships this file's source alone to the host
-    # (plugin_utils/_delta.live_check_script), where only the stdlib imports at the top resolve.
+    # Imported here: the live check ships this file's source (and _live.py's) alone to the host
+    # (plugin_utils/_delta.live_check_program), where only the stdlib imports at the top resolve.
     from ansible_collections.atomic.deploy.plugins.module_utils import _fs
 
     _fs.atomic_write(path=os.path.join(release, MANIFEST_NAME), data=data, mode=0o644, fsync=fsync)

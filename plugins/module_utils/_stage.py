@@ -21,7 +21,15 @@ from __future__ import annotations
 import os
 import typing as t
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _fetch, _fs, _history, _lock, _release, _shared
+from ansible_collections.atomic.deploy.plugins.module_utils import (
+    _fetch,
+    _fs,
+    _history,
+    _live,
+    _lock,
+    _release,
+    _shared,
+)
 from ansible_collections.atomic.deploy.plugins.module_utils._release import Layout, Release, ReleaseError
 from ansible_collections.atomic.deploy.plugins.module_utils._stage_options import (
     RunCommand,
@@ -215,8 +223,17 @@ def present(
     delta_plan = options.delta_plan or {}
     check_identity(existing=existing, options=options)
     warn_drift(releases=releases, current=current, delta_plan=delta_plan, warn=warn)
-    if existing is not None and existing.state == _release.COMPLETE and current == release_id:
-        result.update(live=True, state=_release.COMPLETE, source=existing.meta.get('source') or plan.source)
+    recorded = (existing.meta.get('source') if existing is not None and existing.meta else None) or {}
+    live = _live.is_live(
+        complete=existing is not None and existing.state == _release.COMPLETE,
+        release_id=release_id,
+        current_id=current,
+        source=recorded,
+        content_digest=options.content_digest,
+        checksum=options.checksum,
+    )
+    if live:
+        result.update(live=True, state=_release.COMPLETE, source=recorded or plan.source)
         return result
     refuse_foreign(layout=layout, release_id=release_id, existing=existing)
     _fetch.check_archive(options=options, check_mode=check_mode)
