@@ -117,8 +117,8 @@ class ActionModule(OwnerActionBase):
                 self._connection.transport == 'local' and not self._play_context.become
             )
             manifest = self.manifest(args, local, kind) if delta_on else None
-            if manifest is not None and not args.get('content_digest'):
-                args['content_digest'] = manifest['digest']
+            if manifest is not None and not args.get('_content_digest'):
+                args['_content_digest'] = manifest['digest']
             if in_place or not delta_on:
                 if kind == 'directory':
                     local = self.pack(local)
@@ -151,7 +151,7 @@ class ActionModule(OwnerActionBase):
         interpreter = task_vars.get('ansible_python_interpreter') or (task_vars.get('ansible_facts') or {}).get(
             'discovered_interpreter_python'
         )
-        if not interpreter or not getattr(self._connection, 'has_pipelining', False) or args.get('delta_plan'):
+        if not interpreter or not getattr(self._connection, 'has_pipelining', False) or args.get('_delta'):
             return None
         try:
             interpreter = str(self._templar.template(interpreter))
@@ -214,14 +214,14 @@ class ActionModule(OwnerActionBase):
                 args['checksum'] = _source.verify_file(path=local, checksum=args['checksum'])
             except _release.ReleaseError as exc:
                 raise AnsibleActionFail(str(exc)) from None
-        probe = self.execute(dict(args, archive=local, delta_plan={'probe': True}), task_vars)
-        plan = probe.get('delta') or {}
-        if probe.get('failed') or not plan.get('probe'):
+        probe = self.execute(dict(args, archive=local, _delta={'probe': True}), task_vars)
+        probed = probe.get('delta') or {}
+        if probe.get('failed') or not probed.get('probe'):
             # Failed, a live no-op, or a complete release kept as it is: nothing to send.
             if not probe.get('failed'):
                 probe['delta'] = {'mode': 'none', 'sent_bytes': 0}
             return probe
-        have = _delta.parse_have(plan.get('have'))
+        have = _delta.parse_have(probed.get('have'))
         token = probe.get('token') or args.get('lock_token')
         second = dict(args, lock_token=token)
         info = {'mode': 'full', 'held_files': len(have)}
@@ -235,29 +235,29 @@ class ActionModule(OwnerActionBase):
                     strip_components=strip,
                     manifest=manifest,
                     need=need,
-                    bases=plan.get('bases') or (),
+                    bases=probed.get('bases') or (),
                 )
             except (OSError, _manifest.ManifestError) as exc:
-                self.unlock_after_failure(second, plan, task_vars)
+                self.unlock_after_failure(second, probed, task_vars)
                 raise AnsibleActionFail(f'cannot pack the delta of {local}: {exc}') from None
             info.update(
                 mode='delta', sent_files=len(need), sent_content_bytes=_manifest.content_size(manifest['entries'], need)
             )
-            second['delta_plan'] = {'bundle': None, 'lock_acquired': bool(plan.get('lock_acquired'))}
+            second['_delta'] = {'lock_acquired': bool(probed.get('lock_acquired'))}
         else:
             local_file = local
             if kind == 'directory':
                 local_file = self.pack(local)
                 cleanup.append(local_file)
-            second['delta_plan'] = {'lock_acquired': bool(plan.get('lock_acquired'))}
+            second['_delta'] = {'lock_acquired': bool(probed.get('lock_acquired'))}
         info['sent_bytes'] = os.path.getsize(local_file)
         try:
             remote = self.send(local_file)
         except BaseException:
-            self.unlock_after_failure(second, plan, task_vars)
+            self.unlock_after_failure(second, probed, task_vars)
             raise
         if info['mode'] == 'delta':
-            second['delta_plan']['bundle'] = remote
+            second['_bundle'] = remote
             second['archive'] = local
         else:
             second['archive'] = remote
@@ -272,9 +272,9 @@ class ActionModule(OwnerActionBase):
             outcome['warnings'] = list(probe['warnings']) + list(outcome.get('warnings') or [])
         return outcome
 
-    def unlock_after_failure(self, args: dict, plan: dict, task_vars: dict) -> None:
+    def unlock_after_failure(self, args: dict, probed: dict, task_vars: dict) -> None:
         """The probe took the lock and nothing was staged: give it back, as a failed staging does."""
-        if not plan.get('lock_acquired') or not args.get('lock_token'):
+        if not probed.get('lock_acquired') or not args.get('lock_token'):
             return
         self._execute_module(
             module_name='atomic.deploy.deploy_lock',

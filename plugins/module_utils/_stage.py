@@ -19,7 +19,6 @@ the options and their checks in ``_stage_options.py``.
 from __future__ import annotations
 
 import os
-import typing as t
 
 from ansible_collections.atomic.deploy.plugins.module_utils import (
     _fetch,
@@ -220,9 +219,9 @@ def present(
     current = _release.current_id(layout)
     result['current_before'] = current
     existing = _release.find(releases, release_id)
-    delta_plan = options.delta_plan or {}
+    delta_step = options.delta_step or {}
     check_identity(existing=existing, options=options)
-    warn_drift(releases=releases, current=current, delta_plan=delta_plan, warn=warn)
+    warn_drift(releases=releases, current=current, options=options, warn=warn)
     recorded = (existing.meta.get('source') if existing is not None and existing.meta else None) or {}
     live = _live.is_live(
         complete=existing is not None and existing.state == _release.COMPLETE,
@@ -253,7 +252,7 @@ def present(
     )
     result['token'] = token
     # The probe run of this deploy took the lock: a failure of this run gives it back, as it would have.
-    acquired_here = acquired_here or bool(delta_plan.get('lock_acquired'))
+    acquired_here = acquired_here or bool(delta_step.get('lock_acquired'))
 
     if existing is not None and existing.state == _release.COMPLETE:
         return recheck_complete(
@@ -267,7 +266,7 @@ def present(
             result=result,
         )
 
-    if delta_plan.get('probe'):
+    if delta_step.get('probe'):
         result['changed'] = acquired_here
         if not check_mode:
             result['delta'] = dict(
@@ -309,10 +308,11 @@ def check_identity(*, existing: Release | None, options: StageOptions) -> None:
         raise ReleaseError(conflict, path=existing.path)
 
 
-def warn_drift(*, releases: list[Release], current: str | None, delta_plan: t.Mapping[str, t.Any], warn: Warn) -> None:
+def warn_drift(*, releases: list[Release], current: str | None, options: StageOptions, warn: Warn) -> None:
     """Warn when files of the live release changed on disk since it was deployed (once per deploy)."""
     live = _release.find(releases, current)
-    if live is not None and (delta_plan.get('probe') or not delta_plan):
+    # Once per deploy: on the probe of delta staging, or on the only module run without it.
+    if live is not None and ((options.delta_step or {}).get('probe') or not (options.delta_step or options.bundle)):
         drifted, _report = _fetch.content().drift_warning(release=live)
         if drifted:
             warn(drifted)

@@ -232,17 +232,24 @@ options:
       - Role variable C(release_delta).
     type: bool
     default: true
-  content_digest:
+  _content_digest:
     description:
-      - The digest of the artifact's content manifest, C(sha256:<hex>). The action plugin computes
-        it on the controller; the staged tree must match it, and it is recorded in the release's
-        metadata so that a release id reused for another artifact is refused.
+      - Internal, set by the action plugin. The digest of the artifact's content manifest,
+        C(sha256:<hex>), computed on the controller; the staged tree must match it, and it is
+        recorded in the release's metadata so that a release id reused for another artifact is refused.
     type: str
-  delta_plan:
+  _delta:
     description:
-      - Internal, set by the action plugin for the two module runs of delta staging (C(probe),
-        C(bundle), C(lock_acquired)). Do not set it.
+      - Internal, set by the action plugin. Which module run of delta staging this is. With C(probe=true),
+        take the lock and report the content the host holds; otherwise C(lock_acquired) says whether
+        the probe took the lock, so that a failure gives it back.
     type: dict
+  _bundle:
+    description:
+      - Internal, set by the action plugin. The path on the host of the delta bundle (the content the
+        host lacked, sent in one transfer) to assemble the release from. O(archive) then names the
+        artifact as it was read on the controller, for the release's metadata.
+    type: path
 attributes:
   action:
     support: full
@@ -564,8 +571,9 @@ def main() -> None:
             unlock=dict(type='bool', default=False),
             reason=dict(type='str', default='failed'),
             delta=dict(type='bool', default=True),
-            content_digest=dict(type='str'),
-            delta_plan=dict(type='dict'),
+            _content_digest=dict(type='str'),
+            _delta=dict(type='dict'),
+            _bundle=dict(type='path'),
         ),
         supports_check_mode=True,
     )

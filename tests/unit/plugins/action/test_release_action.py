@@ -169,8 +169,8 @@ def test_a_failed_probe_ends_the_task_with_nothing_sent(tmp_path: Path, artifact
     assert result['failed'] is True and result['msg'] == 'deploy lock held by another deploy'
     assert [name for name, _args in host.runs] == ['atomic.deploy.release']
     probe_args = host.runs[0][1]
-    assert probe_args['delta_plan'] == {'probe': True}
-    assert probe_args['content_digest'] == manifest_of(artifact)['digest']
+    assert probe_args['_delta'] == {'probe': True}
+    assert probe_args['_content_digest'] == manifest_of(artifact)['digest']
     assert host.sent == []
 
 
@@ -222,11 +222,9 @@ def test_a_host_with_some_of_the_content_gets_a_delta(tmp_path: Path, artifact: 
     host = Host(results=[probe_result(have=have), ASSEMBLED])
     result = action(host, stage_args(tmp_path / 'root', artifact)).run(task_vars=TASK_VARS)
     assert not result.get('failed'), result
-    assert [args.get('delta_plan') for _name, args in host.runs] == [
-        {'probe': True},
-        {'bundle': f'{TMPDIR}/release-source', 'lock_acquired': True},
-    ]
+    assert [args.get('_delta') for _name, args in host.runs] == [{'probe': True}, {'lock_acquired': True}]
     second = host.runs[1][1]
+    assert second['_bundle'] == f'{TMPDIR}/release-source'
     assert second['archive'] == str(artifact) and not second.get('remote_src')
     assert second['lock_token'] == TOKEN
     [(local, remote, size)] = host.sent
@@ -247,7 +245,7 @@ def test_a_host_with_nothing_usable_gets_the_artifact_whole(tmp_path: Path, arti
     assert not result.get('failed'), result
     assert host.sent == [(str(artifact), f'{TMPDIR}/release-source', artifact.stat().st_size)]
     second = host.runs[1][1]
-    assert second['delta_plan'] == {'lock_acquired': True}
+    assert second['_delta'] == {'lock_acquired': True} and '_bundle' not in second
     assert second['archive'] == f'{TMPDIR}/release-source' and second['remote_src'] is True
     assert result['delta'] == {'mode': 'full', 'held_files': 0, 'sent_bytes': artifact.stat().st_size, 'linked': 0}
 
@@ -282,5 +280,5 @@ def test_a_local_connection_reads_the_archive_in_place_in_one_module_run(tmp_pat
     result = action(host, stage_args(tmp_path / 'root', artifact), transport='local').run(task_vars=TASK_VARS)
     assert not result.get('failed'), result
     [(_name, args)] = host.runs
-    assert args['archive'] == str(artifact) and args['remote_src'] is True and 'delta_plan' not in args
+    assert args['archive'] == str(artifact) and args['remote_src'] is True and '_delta' not in args
     assert host.sent == [] and host.programs == []
