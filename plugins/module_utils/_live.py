@@ -124,9 +124,9 @@ def check(root, release_id, content_digest, checksum=None):
 def main(argv):
     """``argv``: one JSON list ``[root, id, content_digest, checksum]``; prints the result as JSON."""
     root, release_id, content_digest, checksum = json.loads(argv[0])
-    print(json.dumps(check(root, release_id, content_digest, checksum)))
+    sys.stdout.write(json.dumps(check(root, release_id, content_digest, checksum)) + '\n')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main(sys.argv[1:]))

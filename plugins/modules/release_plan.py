@@ -143,6 +143,15 @@ plan:
     precheck:
       description: Whether a pre-switch URL check (C(release_precheck_url)) runs through C(ROOT/next).
       type: bool
+    coordinated:
+      description: Whether the hosts of the batch switch (and roll back) together at one instant (several hosts).
+      type: bool
+    reloads:
+      description: Whether services are reloaded or restarted, or a reload command runs, after the switch.
+      type: bool
+    rollback_steps:
+      description: Whether an automatic rollback runs C(release_hooks_after_rollback) or reloads services.
+      type: bool
     pre:
       description: Whether pre-activation steps (hooks, migrations, health check) are configured.
       type: bool

@@ -55,6 +55,7 @@ VARIABLES = (
     'release_precheck_headers',
     'release_next_link',
     'release_prune_min_age',
+    'release_hooks_after_rollback',
 )
 COMMANDS = ('release_migrate_command', 'release_healthcheck_command', 'release_reload_command')
 # What each source needs, by variable.
@@ -259,6 +260,7 @@ def make_plan(
         'release_hooks_after_activate',
         'release_reload_services',
         'release_restart_services',
+        'release_hooks_after_rollback',
     ):
         value = get(name) or []
         if not isinstance(value, (list, tuple)):
@@ -303,6 +305,11 @@ def make_plan(
         or precheck
         or bool(argv['release_healthcheck_command'])
         or some('release_hooks_after_fetch', 'release_hooks_before_migrate', 'release_hooks_before_activate'),
+        # The flags the role's flow branches on, computed once here.
+        'coordinated': len(batch) > 1,
+        'reloads': bool(argv['release_reload_command']) or some('release_reload_services', 'release_restart_services'),
+        'rollback_steps': bool(argv['release_reload_command'])
+        or some('release_reload_services', 'release_restart_services', 'release_hooks_after_rollback'),
         'checks': bool(argv['release_reload_command'])
         or some('release_reload_services', 'release_restart_services', 'release_hooks_after_activate')
         or some('release_healthcheck_url'),
