@@ -83,7 +83,12 @@ class ActionModule(OwnerActionBase):
         except (TypeError, ValueError):
             return None
         try:
-            return _delta.artifact_manifest(path=path, kind=kind, strip_components=0 if kind == 'directory' else strip)
+            return _delta.artifact_manifest(
+                path=path,
+                kind=kind,
+                strip_components=0 if kind == 'directory' else strip,
+                drop_macos_metadata=boolean(args.get('drop_macos_metadata', True), strict=False),
+            )
         except (OSError, _manifest.ManifestError) as exc:
             display.warning(f'delta staging is off for this run: cannot read the artifact manifest of {path}: {exc}')
             return None

@@ -16,6 +16,8 @@ import errno
 import os
 import stat
 
+from ansible_collections.atomic.deploy.plugins.module_utils import _fs
+
 CHUNK = 1024 * 1024
 """Bytes read or copied at a time."""
 
@@ -25,19 +27,14 @@ O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
 WRITE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | O_NOFOLLOW | O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC
 UTIME_FD = os.utime in os.supports_fd
-# os.link failures that mean "this file system or file cannot be linked here": copy instead.
-LINK_REFUSED = frozenset(
-    code
-    for code in (
-        errno.EMLINK,
-        errno.EXDEV,
-        errno.EPERM,
-        errno.EACCES,
-        getattr(errno, 'ENOTSUP', None),
-        getattr(errno, 'EOPNOTSUPP', None),
-    )
-    if code is not None
-)
+
+
+def link_refused(code: int | None) -> bool:
+    """Whether an os.link failure means "this file system or file cannot be linked here": copy instead.
+
+    Read at call time: "not supported" is two values on macOS (_fs.unsupported_errnos).
+    """
+    return code in {errno.EMLINK, errno.EXDEV, errno.EPERM, errno.EACCES} | _fs.unsupported_errnos()
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -69,7 +66,7 @@ def try_link(source: str, path: str) -> bool:
     try:
         os.link(source, path, follow_symlinks=False)
     except OSError as exc:
-        if exc.errno not in LINK_REFUSED:
+        if not link_refused(exc.errno):
             raise
         return False
     return True

@@ -18,7 +18,9 @@ What an extraction guarantees:
   ``reserved``, device/fifo/other special members, symlinks whose target is absolute or leaves ``dest``
   (lexically when the member is read, and again by real resolution once the tree is complete, which catches
   chains of individually harmless links), hard links whose target is not an earlier regular-file member,
-  and members whose parent path goes through a symlink member or a non-directory.
+  members whose parent path goes through a symlink member or a non-directory, and names that differ from an
+  earlier member's only in case or Unicode normalisation (one file on macOS: ``_names.name_collisions``).
+- With ``drop_macos_metadata``, AppleDouble ``._*`` files, ``.DS_Store`` and ``__MACOSX/`` are skipped.
 - Nothing is written through a symlink: new files are opened with ``O_CREAT|O_EXCL|O_NOFOLLOW``,
   directories are made with ``os.mkdir``, and every parent directory is one this extraction created.
 - Modes are ``member.mode & 0o775``: setuid, setgid and sticky bits in an archive are dropped on purpose
@@ -278,6 +280,7 @@ def extract_archive(
     strip_components: int = 0,
     reserved: tuple[str, ...] = ('.release.json', '.release.manifest.json'),
     digests: dict | None = None,
+    drop_macos_metadata: bool = False,
 ) -> dict:
     """Extract a tar (any compression) or zip archive into the existing directory ``dest``; return stats."""
     fmt = detect_format(archive)
@@ -288,6 +291,7 @@ def extract_archive(
         strip_components=strip_components,
         reserved=reserved,
         digests=digests,
+        drop_macos_metadata=drop_macos_metadata,
     )
     if fmt == 'zip':
         return _extract_zip(archive, ex)
@@ -307,6 +311,7 @@ def extract_tar_stream(
     strip_components: int = 0,
     reserved: tuple[str, ...] = ('.release.json', '.release.manifest.json'),
     digests: dict | None = None,
+    drop_macos_metadata: bool = False,
 ) -> dict:
     """Extract a tar stream read sequentially from ``fileobj`` (e.g. ``git archive`` output on a pipe)."""
     ex = _tree.TreeWriter(
@@ -316,6 +321,7 @@ def extract_tar_stream(
         strip_components=strip_components,
         reserved=reserved,
         digests=digests,
+        drop_macos_metadata=drop_macos_metadata,
     )
     label = getattr(fileobj, 'name', None)
     if not isinstance(label, str):

@@ -90,7 +90,14 @@ def fetch(
     with extraction_errors():
         _extract = extractor()
         o = options
-        common = dict(dest=path, previous=base, dedupe=o.dedupe, strip_components=o.strip_components, digests=digests)
+        common = dict(
+            dest=path,
+            previous=base,
+            dedupe=o.dedupe,
+            strip_components=o.strip_components,
+            digests=digests,
+            drop_macos_metadata=o.drop_macos_metadata,
+        )
         if o.source in ('archive', 'directory'):
             if o.checksum:
                 plan.source['checksum'] = _source.verify_file(path=o.archive, checksum=o.checksum)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import secrets
 import shutil
@@ -22,9 +23,38 @@ import sys
 # Refuses a target Python older than the modules need, before any module does anything.
 from ansible_collections.atomic.deploy.plugins.module_utils import _python  # noqa: F401 pylint: disable=unused-import
 
-# renameat2(2) flag: atomically exchange two paths (Linux >= 3.15, glibc >= 2.28).
-RENAME_EXCHANGE = 2
-AT_FDCWD = -100
+# The atomic exchange of two paths, per platform: (libc function, its exchange flag, its AT_FDCWD).
+# - Linux >= 3.15, glibc >= 2.28: renameat2(2); RENAME_EXCHANGE is (1 << 1) in <linux/fs.h> and
+#   glibc's <stdio.h>; AT_FDCWD is -100 in <fcntl.h>.
+# - macOS >= 10.12: renameatx_np(int, const char *, int, const char *, unsigned int) in
+#   <sys/stdio.h>, RENAME_SWAP 0x00000002 there; AT_FDCWD is -2 in Darwin's <sys/fcntl.h>.
+# - FreeBSD: its renameat2(2) (rename(2) manual: "appeared in FreeBSD 16.0") documents only
+#   AT_RENAME_NOREPLACE, no exchange; calling it with Linux's literal 2 would not swap. No entry,
+#   so adopting a directory is refused at staging there, as on every platform not listed.
+EXCHANGE_CALLS = {
+    'linux': ('renameat2', 'RENAME_EXCHANGE', 0x2, -100),
+    'darwin': ('renameatx_np', 'RENAME_SWAP', 0x2, -2),
+}
+# Darwin's <sys/fcntl.h>: F_FULLFSYNC 51 (Python's fcntl exposes it only from 3.12 on).
+_DARWIN_F_FULLFSYNC = 51
+
+
+def unsupported_errnos() -> frozenset:
+    """errno values meaning "not supported here": Darwin's ENOTSUP (45) is not its EOPNOTSUPP (102).
+
+    Read at call time (not frozen at import) so the platform tests can put another system's values in.
+    """
+    return frozenset(getattr(errno, name) for name in ('ENOTSUP', 'EOPNOTSUPP') if hasattr(errno, name))
+
+
+def nofollow_errnos() -> frozenset:
+    """errno values of open(O_NOFOLLOW) on a symlink: ELOOP on Linux and macOS, EMLINK on FreeBSD."""
+    return frozenset((errno.ELOOP, errno.EMLINK))
+
+
+def platform_key() -> str:
+    """'linux', 'darwin', 'freebsd' ... (sys.platform without a version suffix)."""
+    return 'linux' if sys.platform.startswith('linux') else sys.platform.rstrip('0123456789')
 
 
 class FsError(Exception):
@@ -35,15 +65,41 @@ class FsError(Exception):
         self.path = path
 
 
+def _full_fsync_command() -> int | None:
+    command = getattr(fcntl, 'F_FULLFSYNC', None)
+    if command is None and platform_key() == 'darwin':
+        command = _DARWIN_F_FULLFSYNC
+    return command
+
+
+def fsync_fd(fd: int) -> None:
+    """Make what was written through ``fd`` durable.
+
+    On macOS fsync(2) only hands the data to the drive, which may keep it in its cache (Darwin's
+    fsync(2) manual); fcntl(F_FULLFSYNC) asks the drive to flush. Where the file system refuses
+    F_FULLFSYNC (ENOTTY, EINVAL, not supported: network and FUSE file systems), plain fsync is
+    the best there is.
+    """
+    command = _full_fsync_command()
+    if command is not None:
+        try:
+            fcntl.fcntl(fd, command)
+            return
+        except OSError as exc:
+            if exc.errno not in {errno.ENOTTY, errno.EINVAL, errno.ENOSYS} | unsupported_errnos():
+                raise
+    os.fsync(fd)
+
+
 def fsync_dir(path: str) -> None:
     """Flush a directory so that a rename or create inside it survives a crash."""
     fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
     try:
-        os.fsync(fd)
+        fsync_fd(fd)
     except OSError as exc:
         # Some filesystems (and macOS for directories) refuse fsync on a directory; the rename
         # itself is still atomic, only its durability is then up to the filesystem.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+        if exc.errno not in {errno.EINVAL, errno.EBADF} | unsupported_errnos():
             raise
     finally:
         os.close(fd)
@@ -118,40 +174,59 @@ def discard(path: str) -> None:
         pass
 
 
-def _renameat2():
-    libc_name = ctypes.util.find_library('c')
+def _libc():
+    """The C library, or None where ctypes cannot load it."""
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        func = libc.renameat2
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+    except OSError:
+        return None
+
+
+def _exchange_call():
+    """(function, flag, AT_FDCWD, description) for this platform's exchange, or None."""
+    spec = EXCHANGE_CALLS.get(platform_key())
+    libc = _libc() if spec is not None else None
+    if libc is None:
+        return None
+    name, flag_name, flag, at_fdcwd = spec
+    try:
+        func = getattr(libc, name)
+    except AttributeError:
         return None
     func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     func.restype = ctypes.c_int
-    return func
+    return func, flag, at_fdcwd, f'{name}({flag_name})'
 
 
 def exchange_supported() -> bool:
-    return _renameat2() is not None
+    return _exchange_call() is not None
+
+
+def exchange_unsupported_reason(path: str) -> str:
+    """Why ``path`` cannot be swapped on this platform, for a refusal before anything is staged."""
+    return (
+        f'cannot swap {path} for a symlink: this platform ({platform_key()}) has no atomic exchange call '
+        '(renameat2 with RENAME_EXCHANGE on Linux, renameatx_np with RENAME_SWAP on macOS); '
+        'replace the directory by hand, or deploy to a path that is not a directory yet'
+    )
 
 
 def exchange(*, first: str, second: str) -> None:
-    """Atomically swap two paths with renameat2(RENAME_EXCHANGE).
+    """Atomically swap two paths: renameat2(RENAME_EXCHANGE) on Linux, renameatx_np(RENAME_SWAP) on macOS.
 
     Raises FsError when the platform or filesystem cannot do it: the caller must then refuse
     rather than fall back to a two-step rename that would leave a window.
     """
-    func = _renameat2()
-    if func is None:
-        raise FsError(
-            f'cannot swap {second}: renameat2(RENAME_EXCHANGE) is not available on this platform', path=second
-        )
-    rc = func(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE)
+    call = _exchange_call()
+    if call is None:
+        raise FsError(exchange_unsupported_reason(second), path=second)
+    func, flag, at_fdcwd, description = call
+    rc = func(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), flag)
     if rc != 0:
         err = ctypes.get_errno()
-        if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        if err in {errno.ENOSYS, errno.EINVAL} | unsupported_errnos():
             raise FsError(
-                f'the filesystem holding {second} does not support renameat2(RENAME_EXCHANGE) '
-                f'({os.strerror(err).lower()})',
+                f'the filesystem holding {second} does not support {description} ({os.strerror(err).lower()})',
                 path=second,
             )
         raise OSError(err, os.strerror(err), second)
@@ -188,7 +263,7 @@ def atomic_write(*, path: str, data: bytes, mode: int = 0o644, fsync: bool = Tru
                 view = view[written:]
             os.fchmod(fd, mode)
             if fsync:
-                os.fsync(fd)
+                fsync_fd(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -220,7 +295,7 @@ def append_line(*, path: str, line: bytes, mode: int = 0o640, fsync: bool = True
             written = os.write(fd, view)
             view = view[written:]
         if fsync:
-            os.fsync(fd)
+            fsync_fd(fd)
     finally:
         os.close(fd)
 
@@ -252,9 +327,9 @@ _O_DIRECTORY = getattr(os, 'O_DIRECTORY', 0)
 _O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
 _O_NONBLOCK = getattr(os, 'O_NONBLOCK', 0)
 _O_NOCTTY = getattr(os, 'O_NOCTTY', 0)
-# An O_NOFOLLOW open of a symlink fails with ELOOP (Linux, macOS), EMLINK (FreeBSD), or ENOTDIR when
-# O_DIRECTORY is given too (Linux). What is really there is looked up only to word the error.
-_REFUSED_ERRNOS = (errno.ELOOP, errno.EMLINK, errno.ENOTDIR)
+# An O_NOFOLLOW open of a symlink fails with nofollow_errnos() (ELOOP on Linux and macOS, EMLINK on
+# FreeBSD), or ENOTDIR when O_DIRECTORY is given too (Linux). What is really there is looked up only
+# to word the error.
 
 
 class SymlinkError(FsError):
@@ -267,7 +342,7 @@ class FileTypeError(FsError):
 
 def _refusal(exc: OSError, *, name: str, dir_fd: int | None, path: str, want_dir: bool) -> Exception:
     """The error to raise after an O_NOFOLLOW open of ``name`` failed with ``exc``."""
-    if exc.errno not in _REFUSED_ERRNOS:
+    if exc.errno not in nofollow_errnos() | {errno.ENOTDIR}:
         return exc
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -372,14 +447,49 @@ def make_dir(name: str, *, dir_fd: int, path: str) -> tuple[int, bool]:
     return open_dir(name, dir_fd=dir_fd, path=path), created
 
 
-def set_owner_mode(fd: int, *, mode: int | None = None, uid: int = -1, gid: int = -1) -> bool:
+def _group_name(gid: int) -> str:
+    try:
+        import grp  # pylint: disable=import-outside-toplevel
+
+        return f'{grp.getgrgid(gid).gr_name} ({gid})'
+    except (ImportError, KeyError):
+        return str(gid)
+
+
+def setgid_refusal(st: os.stat_result, *, mode: int, path: str, gid: int = -1) -> str | None:
+    """Why ``mode`` (with the setgid bit) cannot be set on ``path`` by this process, or None.
+
+    ``st`` is what ``path`` is now, ``gid`` the group it is about to get (-1: it keeps its own).
+    Only root, or an owner who is in the file's group, may set setgid: macOS and the BSDs refuse
+    with EPERM, Linux drops the bit without an error, so the mode would differ again on every
+    run. Said once, here, before anything is changed.
+    """
+    if not mode & stat.S_ISGID or stat.S_IMODE(st.st_mode) & stat.S_ISGID or os.geteuid() == 0:
+        return None
+    group = st.st_gid if gid == -1 else gid
+    if group in set(os.getgroups()) | {os.getegid()}:
+        return None
+    return (
+        f'cannot set the setgid bit of {path} (mode {mode:04o}): the deploy user is not in its group '
+        f'{_group_name(group)} (macOS and the BSDs refuse this with "operation not permitted", Linux drops '
+        'the bit silently); add the deploy user to that group, set shared_group to a group the deploy user is '
+        'in, or drop setgid from the mode (shared_mode or writable_mode 0775)'
+    )
+
+
+def set_owner_mode(fd: int, *, mode: int | None = None, uid: int = -1, gid: int = -1, path: str = '') -> bool:
     """fchown then fchmod the open ``fd`` where they differ (-1 / None: leave as is); True when changed.
 
     Use only on an fd from :func:`open_dir`, :func:`open_file`, :func:`make_dir` or
     :func:`create_file`. The owner goes first: chown clears setgid on some systems, and mkdir's
-    mode is cut by the umask.
+    mode is cut by the umask. A setgid bit this process may not set is refused (FsError naming
+    ``path``, :func:`setgid_refusal`) before anything is changed.
     """
     st = os.fstat(fd)
+    if mode is not None:
+        refusal = setgid_refusal(st, mode=mode, path=path or f'descriptor {fd}', gid=gid)
+        if refusal:
+            raise FsError(refusal, path=path or None)
     changed = False
     if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
         os.fchown(fd, uid, gid)
@@ -460,7 +570,7 @@ def ensure_dir(*, path: str, mode: int, uid: int = -1, gid: int = -1) -> bool:
     finally:
         os.close(parent)
     try:
-        return set_owner_mode(fd, mode=mode, uid=uid, gid=gid) or created
+        return set_owner_mode(fd, mode=mode, uid=uid, gid=gid, path=path) or created
     finally:
         os.close(fd)
 

@@ -43,9 +43,23 @@ def new_token() -> str:
 
 @contextlib.contextmanager
 def guard(deploy_dir: str):
-    fd = os.open(os.path.join(deploy_dir, GUARD_NAME), os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o640)
+    path = os.path.join(deploy_dir, GUARD_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o640)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            # NFS mounted without locking (nolock, or no lock daemon) answers "not supported" or
+            # ENOLCK: without the guard two deploys could both take the lock, so refuse.
+            if exc.errno in {errno.ENOLCK} | _fs.unsupported_errnos():
+                reason = (exc.strerror or os.strerror(exc.errno)).lower()
+                raise _release.ReleaseError(
+                    f'cannot lock {path}: the file system refuses flock(2) ({reason}); '
+                    'a deploy root on NFS without locking is not supported: mount it with locking '
+                    '(NFSv4, or NFSv3 with a lock daemon) or use a local file system',
+                    path=path,
+                ) from exc
+            raise
         yield
     finally:
         os.close(fd)
@@ -66,7 +80,8 @@ def read(path: str) -> dict | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        # FreeBSD answers O_NOFOLLOW on a symlink with EMLINK, Linux and macOS with ELOOP.
+        if exc.errno in _fs.nofollow_errnos():
             return {'corrupt': True, 'reason': 'the lock is a symlink', 'expires_at': None}
         raise
     with os.fdopen(fd, 'rb') as handle:

@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 
 FORMAT = 1
 MANIFEST_NAME = '.release.manifest.json'
@@ -51,6 +52,22 @@ class ManifestError(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # entries and digests
+
+
+def _fs():
+    """module_utils._fs, imported when first used: the live check ships this file's source (and
+    _live.py's) alone to the host (plugin_utils/_delta.live_check_program), where only the stdlib
+    imports at the top resolve."""
+    from ansible_collections.atomic.deploy.plugins.module_utils import _fs as fs_module
+
+    return fs_module
+
+
+def _names():
+    """module_utils._names, imported when first used (see :func:`_fs`)."""
+    from ansible_collections.atomic.deploy.plugins.module_utils import _names as names_module
+
+    return names_module
 
 
 def canonical(entries: list) -> bytes:
@@ -115,13 +132,16 @@ def stat_key(st: os.stat_result) -> list:
 # building a manifest
 
 
-def from_tree(*, root: str, exclude=(), hashes: dict | None = None, known: dict | None = None) -> tuple[list, dict]:
+def from_tree(
+    *, root: str, exclude=(), hashes: dict | None = None, known: dict | None = None, drop_macos_metadata: bool = False
+) -> tuple[list, dict]:
     """(entries, records) of the tree under ``root`` (not root itself).
 
     ``exclude`` are relative paths left out with everything under them (metadata, shared links,
     generated files). ``hashes`` maps a stat record tuple to a known digest, so an inode whose
     digest was just established is not read again; ``known`` maps a path to the digest of what
     the extractor has just written there (so the tree is not read twice). Sockets, fifos and devices are refused.
+    ``drop_macos_metadata`` leaves out what the extractor leaves out with that option (_names.is_macos_metadata).
     """
     excluded = set(exclude)
     entries: list = []
@@ -143,6 +163,8 @@ def from_tree(*, root: str, exclude=(), hashes: dict | None = None, known: dict 
             try:
                 st = os.lstat(full)
                 mode = stat.S_IMODE(st.st_mode)
+                if drop_macos_metadata and _names().is_macos_metadata(rel.split('/'), is_dir=stat.S_ISDIR(st.st_mode)):
+                    continue
                 if stat.S_ISDIR(st.st_mode):
                     entries.append([rel, DIR, mode])
                     stack.append(rel)
@@ -220,7 +242,9 @@ class _TarTree:
         self.entries[rel] = entry
 
 
-def from_tar(*, fileobj, strip_components: int = 0, reserved=('.release.json', MANIFEST_NAME)) -> list:
+def from_tar(
+    *, fileobj, strip_components: int = 0, reserved=('.release.json', MANIFEST_NAME), drop_macos_metadata: bool = False
+) -> list:
     """Entries of a tar stream (any compression tarfile reads), as extraction would lay them out.
 
     Members the extractor would refuse make this raise ManifestError: the caller then sends the
@@ -233,7 +257,9 @@ def from_tar(*, fileobj, strip_components: int = 0, reserved=('.release.json', M
         with tarfile.open(fileobj=fileobj, mode='r|*') as tf:
             for member in tf:
                 rel = tree.name(member.name)
-                if rel is None:
+                if rel is None or (
+                    drop_macos_metadata and _names().is_macos_metadata(rel.split('/'), is_dir=member.isdir())
+                ):
                     continue
                 if member.isreg():
                     handle = tf.extractfile(member)
@@ -267,8 +293,32 @@ def from_tar(*, fileobj, strip_components: int = 0, reserved=('.release.json', M
 # the manifest file
 
 
+SECOND_NS = 1_000_000_000
+
+
+def settle_records(*, release: str, ref_ns: int, records: dict, sleep=time.sleep) -> tuple[int, dict]:
+    """(ref_ns, records), the reference moved past the clock tick the files were written in.
+
+    A file is trusted by its record only when its ctime is strictly older than ``ref_ns``. Where
+    the file system keeps whole seconds (HFS+, FAT, UFS with ``vfs.timestamp_precision=0``), every
+    file written in the same second as the reference marker would be hashed again at each later
+    probe: correct, but slow. Then wait for the next second, take the reference again and the
+    records after it. A fine clock lands on a whole second once in a billion: a short wait.
+    """
+    if ref_ns % SECOND_NS or not any(record[4] >= ref_ns for record in records.values()):
+        return ref_ns, records
+    for _attempt in range(3):
+        sleep(1 - time.time() % 1 + 0.01)
+        later = reference_ns(release)
+        if later > ref_ns:
+            fresh = {rel: stat_key(os.lstat(os.path.join(release, rel))) for rel in records}
+            return later, fresh
+    return ref_ns, records
+
+
 def write(*, release: str, entries: list, records: dict, ref_ns: int, exclude=(), fsync: bool = True) -> str:
     """Write ``release/.release.manifest.json`` atomically (temp, fsync, rename, fsync dir)."""
+    ref_ns, records = settle_records(release=release, ref_ns=ref_ns, records=records)
     doc = {
         'format': FORMAT,
         'digest': digest(entries),
@@ -278,11 +328,7 @@ def write(*, release: str, entries: list, records: dict, ref_ns: int, exclude=()
         'records': records,
     }
     data = json.dumps(doc, separators=(',', ':'), sort_keys=True).encode('ascii') + b'\n'
-    # Imported here: the live check ships this file's source (and _live.py's) alone to the host
-    # (plugin_utils/_delta.live_check_program), where only the stdlib imports at the top resolve.
-    from ansible_collections.atomic.deploy.plugins.module_utils import _fs
-
-    _fs.atomic_write(path=os.path.join(release, MANIFEST_NAME), data=data, mode=0o644, fsync=fsync)
+    _fs().atomic_write(path=os.path.join(release, MANIFEST_NAME), data=data, mode=0o644, fsync=fsync)
     return doc['digest']
 
 
@@ -554,4 +600,7 @@ def validate_entries(entries) -> list:
         if not ok:
             raise ManifestError(f'invalid delta manifest entry {e!r:.200}')
         out.append(e)
+    clashes = _names().name_collisions([e[0] for e in out])
+    if clashes:
+        raise ManifestError(_names().describe_collisions(clashes, where='the delta manifest'))
     return out

@@ -170,13 +170,16 @@ class _SharedWalk:
         try:
             if self.check_mode:
                 st = os.fstat(fd)
+                refusal = _fs.setgid_refusal(st, mode=self.mode, path=path, gid=self.gid)
+                if refusal:
+                    raise ReleaseError(refusal, path=path)
                 if (
                     stat.S_IMODE(st.st_mode) != self.mode
                     or (self.gid != -1 and st.st_gid != self.gid)
                     or (self.uid != -1 and st.st_uid != self.uid)
                 ):
                     self.record('fixed', path)
-            elif _fs.set_owner_mode(fd, mode=self.mode, uid=self.uid, gid=self.gid) or created:
+            elif _fs.set_owner_mode(fd, mode=self.mode, uid=self.uid, gid=self.gid, path=path) or created:
                 self.record('created' if created else 'fixed', path)
         except BaseException:
             os.close(fd)
@@ -372,9 +375,12 @@ def ensure_writable(*, release: str, paths: list[str], mode: int, check_mode: bo
             )
             try:
                 final = os.path.join(release, rel)
-                if fd is not None and (
-                    stat.S_IMODE(os.fstat(fd).st_mode) != mode if check_mode else _fs.set_owner_mode(fd, mode=mode)
-                ):
+                if fd is None:
+                    pass
+                elif check_mode:
+                    if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+                        made.append(final)
+                elif _fs.set_owner_mode(fd, mode=mode, path=final):
                     made.append(final)
             finally:
                 _close(fd)

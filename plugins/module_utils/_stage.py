@@ -26,6 +26,7 @@ from ansible_collections.atomic.deploy.plugins.module_utils import (
     _history,
     _live,
     _lock,
+    _names,
     _release,
     _shared,
 )
@@ -110,6 +111,10 @@ def check_layout(*, layout: Layout, plan: StagePlan, options: StageOptions) -> N
             f'(set adopt=true, role variable release_adopt_current=true, to swap it for the link)',
             path=layout.current,
         )
+    # Found now, not at the switch: by then the release would be staged and marked complete.
+    if st is not None and os.path.isdir(layout.current) and not os.path.islink(layout.current):
+        if not _fs.exchange_supported():
+            raise ReleaseError(_fs.exchange_unsupported_reason(layout.current), path=layout.current)
     ensure_shared(layout=layout, plan=plan, options=options, check_mode=True)
 
 
@@ -234,6 +239,8 @@ def present(
     if live:
         result.update(live=True, state=_release.COMPLETE, source=recorded or plan.source)
         return result
+    if existing is None:
+        refuse_case_twin(layout=layout, release_id=release_id, releases=releases)
     refuse_foreign(layout=layout, release_id=release_id, existing=existing)
     _fetch.check_archive(options=options, check_mode=check_mode)
     check_layout(layout=layout, plan=plan, options=options)
@@ -316,6 +323,23 @@ def warn_drift(*, releases: list[Release], current: str | None, options: StageOp
         drifted, _report = _fetch.content().drift_warning(release=live)
         if drifted:
             warn(drifted)
+
+
+def refuse_case_twin(*, layout: Layout, release_id: str, releases: list[Release]) -> None:
+    """Refuse a new id that differs from an existing release's only in case or Unicode normalisation.
+
+    On a case-insensitive file system (macOS's default) both name one directory: ``V2`` would
+    rebuild or reuse ``v2``. Refused on every platform, so the ids mean the same everywhere.
+    """
+    wanted = _names.folded_name(release_id)
+    for release in releases:
+        if release.id != release_id and _names.folded_name(release.id) == wanted:
+            raise ReleaseError(
+                f'release id {release_id} differs only in case or Unicode normalisation from the existing release '
+                f'{release.id} ({release.path}); a case-insensitive file system (macOS) would take one for the '
+                'other: choose another release id',
+                path=release.path,
+            )
 
 
 def refuse_foreign(*, layout: Layout, release_id: str, existing: Release | None) -> None:

@@ -41,6 +41,7 @@ class StageOptions:
     directory: str | None = None
     strip_components: int = 0
     dedupe: bool = True
+    drop_macos_metadata: bool = True
     shared_dirs: t.Sequence[str] = ()
     shared_files: t.Sequence[str] = ()
     shared_owner: str | None = None

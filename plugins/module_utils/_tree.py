@@ -22,7 +22,7 @@ import posixpath
 import shutil
 import stat
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _copy
+from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _names
 from ansible_collections.atomic.deploy.plugins.module_utils._stream import ExtractError
 
 SMALL_FILE = 8 * 1024 * 1024
@@ -58,8 +58,19 @@ class TreeWriter:
     """Places members into ``dest`` and keeps the bookkeeping that makes that safe."""
 
     def __init__(
-        self, *, dest: str, previous: str | None, dedupe: bool, strip_components: int, reserved, digests=None
+        self,
+        *,
+        dest: str,
+        previous: str | None,
+        dedupe: bool,
+        strip_components: int,
+        reserved,
+        digests=None,
+        drop_macos_metadata: bool = False,
     ) -> None:
+        self.drop_macos_metadata = drop_macos_metadata
+        # folded name (_names.folded_name) -> the path it was first seen as: names one file on a Mac
+        self.folded: dict[str, str] = {}
         # path -> sha256 hex of what was written there, for the content manifest (None: not kept)
         self.digests = digests
         if isinstance(strip_components, bool) or not isinstance(strip_components, int) or strip_components < 0:
@@ -114,7 +125,29 @@ class TreeWriter:
                 return None
         if parts[0] in self.reserved:
             raise refuse(raw, f'{parts[0]} is reserved for the release itself')
+        if self.drop_macos_metadata and _names.is_macos_metadata(parts, is_dir=is_dir):
+            return None
+        self._refuse_case_twin(parts, raw)
         return '/'.join(parts)
+
+    def _refuse_respelt_names(self) -> None:
+        respelt = _names.respelt(self.dest, self.kinds)
+        if respelt:
+            shown = '; '.join(f'{written!r} is stored as {stored!r}' for written, stored in respelt[:5])
+            raise ExtractError(
+                f'the file system holding {self.dest} changes the Unicode spelling of names (HFS+ stores them '
+                f'decomposed, NFD): {shown}; the release would never match its artifact. Use APFS or another '
+                'file system that keeps names as written, or rename these files in NFD form',
+                path=self.dest,
+            )
+
+    def _refuse_case_twin(self, parts: list[str], raw: str) -> None:
+        """Refuse a name that a case-insensitive or normalising file system would take for an earlier one."""
+        for end in range(1, len(parts) + 1):
+            name = '/'.join(parts[:end])
+            first = self.folded.setdefault(_names.folded_name(name), name)
+            if first != name:
+                raise refuse(raw, _names.describe_collisions([(first, name)], where='the archive'))
 
     def path(self, rel: str) -> str:
         return self.root + '/' + rel
@@ -294,7 +327,7 @@ class TreeWriter:
         try:
             os.link(prev, path, follow_symlinks=False)
         except OSError as exc:
-            if exc.errno not in _copy.LINK_REFUSED:
+            if not _copy.link_refused(exc.errno):
                 raise
             if exc.errno == errno.EXDEV:
                 self.can_link = False
@@ -359,7 +392,7 @@ class TreeWriter:
             except FileExistsError:
                 continue
             except OSError as exc:
-                if exc.errno not in _copy.LINK_REFUSED:
+                if not _copy.link_refused(exc.errno):
                     raise
                 if exc.errno == errno.EXDEV:
                     self.can_link = False
@@ -384,6 +417,7 @@ class TreeWriter:
                     # The caller removes the partial release, but never leave an escaping link behind meanwhile.
                     os.unlink(self.path(rel))
                     raise refuse(rel, f'symlink resolves to {real}, outside the release, through other symlinks')
+        self._refuse_respelt_names()
         for rel in sorted(self.dirs, key=lambda r: r.count('/'), reverse=True):
             mode, ns = self.dirs[rel]
             path = self.path(rel)

@@ -18,11 +18,14 @@ description:
     see the old target or the new one; O(path) never disappears, unlike C(ln -sfn) with
     busybox, BSD or older coreutils, which unlink first.
   - After the rename the containing directory is fsync'd (O(fsync)), so the switch survives a
-    crash or power loss.
+    crash or power loss; where C(fcntl) has C(F_FULLFSYNC) (macOS) that is used instead of a plain
+    C(fsync), which there may leave the data in the drive's cache.
   - A real directory at O(path) (an old in-place deploy being adopted) is swapped for the link
-    in one step with Linux C(renameat2(RENAME_EXCHANGE)) when O(force=true). The directory ends
-    at a temporary name returned as RV(backup); nothing is deleted. Where the exchange is not
-    available the module fails rather than open a window.
+    in one step when O(force=true), with C(renameat2(RENAME_EXCHANGE)) on Linux and
+    C(renameatx_np(RENAME_SWAP)) on macOS. The directory ends at a temporary name returned as
+    RV(backup); nothing is deleted.
+    Where no exchange call exists (FreeBSD and other BSDs) the module fails, in check mode too,
+    rather than open a window.
   - Pure Python, no shelling out, so Linux and macOS/BSD behave the same.
 author:
   - atomic.deploy maintainers (@atomic-deploy)
@@ -53,7 +56,8 @@ options:
   force:
     description:
       - Allow replacing something that is not a symlink.
-      - A directory is adopted with C(renameat2(RENAME_EXCHANGE)) and kept as RV(backup).
+      - A directory is adopted with the platform's exchange call (C(renameat2(RENAME_EXCHANGE)) on Linux,
+        C(renameatx_np(RENAME_SWAP)) on macOS) and kept as RV(backup); refused where there is none.
       - A regular file is replaced with the same atomic rename as a symlink; it is not kept.
     type: bool
     default: false
@@ -180,7 +184,7 @@ def ensure_link(
     before = result['previous_target'] if kind is None else f'<{kind}>'
     result['diff'] = dict(before=dict(path=path, target=before), after=dict(path=path, target=target))
     if kind == 'directory' and not _fs.exchange_supported():
-        raise Refused(f'cannot adopt directory {path}: renameat2(RENAME_EXCHANGE) is not available')
+        raise Refused(_fs.exchange_unsupported_reason(path))
     if not needed or check_mode:
         result['changed'] = needed
         return result

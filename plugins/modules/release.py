@@ -107,6 +107,15 @@ options:
       - Turn it off for apps that modify files inside their own release tree at run time.
     type: bool
     default: true
+  drop_macos_metadata:
+    description:
+      - Leave macOS metadata out of the release, from O(source=archive), V(url), V(git) and V(directory)
+        alike, with or without delta staging. AppleDouble files (C(._name), which macOS C(tar) and
+        Finder copies write next to each file), C(.DS_Store) and a zip's C(__MACOSX/) tree are not
+        content, and C(.DS_Store) served by a web server lists a directory's file names.
+      - Set it to V(false) for an app that really ships files named C(._*).
+    type: bool
+    default: true
   shared_dirs:
     description: Directories under C(ROOT/shared/) linked into the release at the same relative path.
     type: list
@@ -181,7 +190,9 @@ options:
   adopt:
     description:
       - With O(state=active), allow C(current) to be a real directory (an old in-place deploy) and
-        swap it for the link with C(renameat2(RENAME_EXCHANGE)), keeping it as RV(backup).
+        swap it for the link with the platform's exchange call (C(renameat2(RENAME_EXCHANGE)) on Linux,
+        C(renameatx_np(RENAME_SWAP)) on macOS), keeping it as RV(backup).
+      - Where there is no exchange call (FreeBSD and other BSDs) this is refused before anything is staged.
     type: bool
     default: false
   fsync:
@@ -549,6 +560,7 @@ def main() -> None:
             directory=dict(type='path'),
             strip_components=dict(type='int', default=0),
             dedupe=dict(type='bool', default=True),
+            drop_macos_metadata=dict(type='bool', default=True),
             shared_dirs=dict(type='list', elements='str', default=[]),
             shared_files=dict(type='list', elements='str', default=[]),
             shared_owner=dict(type='str'),

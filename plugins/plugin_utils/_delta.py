@@ -64,9 +64,10 @@ def _atomic(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def identity(*, path: str, kind: str, strip_components: int = 0) -> str:
+def identity(*, path: str, kind: str, strip_components: int = 0, drop_macos_metadata: bool = False) -> str:
     """A key that changes whenever the artifact's bytes may have changed (ctime cannot be set back)."""
-    h = hashlib.sha256(f'{CACHE_FORMAT}\0{kind}\0{strip_components}\0{os.path.realpath(path)}\0'.encode())
+    dropped = '\0drop-macos-metadata' if drop_macos_metadata else ''
+    h = hashlib.sha256(f'{CACHE_FORMAT}\0{kind}\0{strip_components}{dropped}\0{os.path.realpath(path)}\0'.encode())
     if kind == 'archive':
         st = os.stat(path)
         h.update(repr(_manifest.stat_key(st)).encode())
@@ -93,13 +94,16 @@ def _sweep(directory: str) -> None:
                     os.unlink(entry.path)
 
 
-def artifact_manifest(*, path: str, kind: str, strip_components: int = 0) -> dict | None:
+def artifact_manifest(
+    *, path: str, kind: str, strip_components: int = 0, drop_macos_metadata: bool = False
+) -> dict | None:
     """{'entries', 'digest', 'key', 'path'} of a controller artifact, or None when it has none.
 
     None for a zip archive, or a tar the extractor would refuse: the caller then sends the
     artifact whole and the host reports the problem as it always did.
     """
-    key = identity(path=path, kind=kind, strip_components=strip_components)
+    how = dict(kind=kind, strip_components=strip_components, drop_macos_metadata=drop_macos_metadata)
+    key = identity(path=path, **how)
     directory = cache_dir()
     cached = os.path.join(directory, f'{key}.manifest.json')
     with _locked(cached):
@@ -112,8 +116,8 @@ def artifact_manifest(*, path: str, kind: str, strip_components: int = 0) -> dic
         except (OSError, ValueError):
             pass
         _sweep(directory)
-        entries = _build(path=path, kind=kind, strip_components=strip_components)
-        if identity(path=path, kind=kind, strip_components=strip_components) != key:
+        entries = _build(path=path, **how)
+        if identity(path=path, **how) != key:
             return None  # changed while read: use it whole this time, never cache it
         doc = {'key': key, 'entries': entries, 'digest': _manifest.digest(entries or [])}
         data = json.dumps(doc, separators=(',', ':')).encode('ascii')
@@ -125,10 +129,10 @@ def artifact_manifest(*, path: str, kind: str, strip_components: int = 0) -> dic
         return doc if entries is not None else None
 
 
-def _build(*, path: str, kind: str, strip_components: int) -> list | None:
+def _build(*, path: str, kind: str, strip_components: int, drop_macos_metadata: bool) -> list | None:
     if kind == 'directory':
         try:
-            entries, _records = _manifest.from_tree(root=path)
+            entries, _records = _manifest.from_tree(root=path, drop_macos_metadata=drop_macos_metadata)
         except _manifest.ManifestError:
             return None
         for e in entries:
@@ -141,7 +145,9 @@ def _build(*, path: str, kind: str, strip_components: int) -> list | None:
             return None
         handle.seek(0)
         try:
-            return _manifest.from_tar(fileobj=handle, strip_components=strip_components)
+            return _manifest.from_tar(
+                fileobj=handle, strip_components=strip_components, drop_macos_metadata=drop_macos_metadata
+            )
         except _manifest.ManifestError:
             return None
 

@@ -14,7 +14,11 @@ every module on every target Python of the core that this kind of machine has (t
 newest controller). Two cores run at a time (the machine has 2 cores). Venvs, logs and scratch dirs live
 in build/matrix/.
 
-usage: python tests/matrix/run.py [--core VERSION ...] [--steps sanity,units,e2e,mitogen,targets] [--jobs N]
+Once per run, not per core, the ``floor`` step runs the module_utils unit tests under the oldest target
+Python the modules support (MIN_TARGET, cores.yml ``floor``), in a venv with only pytest: the module code
+and its tests must not use anything newer.
+
+usage: python tests/matrix/run.py [--core VERSION ...] [--steps sanity,units,e2e,mitogen,targets,floor] [--jobs N]
 Ends with a table and "matrix: N passed, N failed"; exits non-zero when any step failed.
 """
 
@@ -43,6 +47,7 @@ REPO_ROOT = HERE.parents[1]
 # MATRIX_BUILD: another directory for venvs, logs and scratch (two matrix runs at once)
 BUILD = Path(os.environ.get('MATRIX_BUILD') or REPO_ROOT / 'build' / 'matrix').resolve()
 STEPS = ('sanity', 'units', 'e2e', 'mitogen', 'targets')
+ONCE_STEPS = ('floor',)
 # the columns of the table: e2e runs once per controller
 COLUMNS = {'e2e': ('e2e oldest', 'e2e newest')}
 MIN_TARGET = (3, 8)
@@ -423,6 +428,31 @@ class Core:
         return Step(self.version, 'targets', ok, time.monotonic() - started, detail, str(log))
 
 
+def floor_units(*, floor: dict, python: str) -> Step:
+    """The module_utils unit tests under the target Python floor, with only pytest installed."""
+    started = time.monotonic()
+    name = f'python {floor["python"]}'
+    venv = BUILD / 'venvs' / f'floor-{floor["python"]}'
+    logs = BUILD / 'logs' / 'floor'
+    want = hashlib.sha256(json.dumps([python, floor['packages']]).encode()).hexdigest()
+    stamp = venv / '.matrix-stamp'
+    if not (stamp.is_file() and stamp.read_text().strip() == want):
+        shutil.rmtree(venv, ignore_errors=True)
+        ok, _seconds = run_logged([python, '-m', 'venv', str(venv)], log=logs / 'venv.log')
+        pip = [str(venv / 'bin' / 'python'), '-m', 'pip', 'install', '--disable-pip-version-check', '-q']
+        ok = ok and run_logged([*pip, *floor['packages']], log=logs / 'pip.log')[0]
+        if not ok:
+            return Step(name, 'floor', False, time.monotonic() - started, 'venv: ' + tail(logs / 'pip.log'))
+        stamp.write_text(want + '\n')
+    log = logs / 'units.log'
+    env = {k: v for k, v in os.environ.items() if not k.startswith('ANSIBLE_')}
+    argv = [str(venv / 'bin' / 'python'), '-m', 'pytest', '-q', '-p', 'no:cacheprovider', *floor['tests']]
+    ok, _seconds = run_logged(argv, log=log, env=env)
+    counts = re.findall(r'(\d+) passed', log.read_text(errors='replace'))
+    detail = f'{counts[-1]} passed' if ok and counts else tail(log)
+    return Step(name, 'floor', ok, time.monotonic() - started, detail, str(log))
+
+
 def core_steps(core: dict, steps: tuple[str, ...], config: dict) -> list[tuple[str, str, str]]:
     """(column, step, controller) in running order; a step whose controller is absent is left out."""
     oldest, newest = controllers(core, config['machine_pythons'])
@@ -475,20 +505,26 @@ def run_core(core: dict, *, steps: tuple[str, ...], config: dict, pythons: dict[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--core', action='append', help='only this version (repeatable)')
-    parser.add_argument('--steps', default=','.join(STEPS), help=f'comma-separated subset of {",".join(STEPS)}')
+    known = ','.join(STEPS + ONCE_STEPS)
+    parser.add_argument('--steps', default=known, help=f'comma-separated subset of {known}')
     parser.add_argument('--jobs', type=int, default=int(os.environ.get('MATRIX_JOBS', '2')))
     args = parser.parse_args()
     steps = tuple(s for s in args.steps.split(',') if s)
-    unknown = [s for s in steps if s not in STEPS]
+    unknown = [s for s in steps if s not in STEPS + ONCE_STEPS]
     if unknown:
-        parser.error(f'unknown steps {unknown}; known: {STEPS}')
+        parser.error(f'unknown steps {unknown}; known: {STEPS + ONCE_STEPS}')
+    once = [s for s in steps if s in ONCE_STEPS]
+    steps = tuple(s for s in steps if s in STEPS)
     config = yaml.safe_load((HERE / 'cores.yml').read_text(encoding='utf-8'))
     cores = [c for c in config['cores'] if not args.core or c['version'] in args.core]
+    cores = cores if steps else []  # --steps floor: no core
     if args.core and len(cores) != len(args.core):
         parser.error(f'unknown core in {args.core}; cores.yml has {[c["version"] for c in config["cores"]]}')
 
     # Every Python the run needs must be on this machine: none is skipped silently.
     needed = {v for c in cores for v in controllers(c, config['machine_pythons']) if v}
+    if 'floor' in once:
+        needed.add(config['floor']['python'])
     if 'targets' in steps:
         needed |= {v for c in cores for v in c['target_pythons'] if v in config['machine_pythons']}
     pythons = {v: find_python(v) for v in sorted(needed, key=version_tuple)}
@@ -560,6 +596,11 @@ def main() -> int:
             indent=2,
         )
     )
+    if 'floor' in once:
+        step = floor_units(floor=config['floor'], python=pythons[config['floor']['python']])
+        passed += step.ok
+        failed += not step.ok
+        say(f'matrix: floor ({step.core}) {"passed" if step.ok else "FAILED"} in {step.seconds:.0f} s {step.detail}')
     say(f'matrix: {passed} passed, {failed} failed')
     return 0 if failed == 0 else 1
 

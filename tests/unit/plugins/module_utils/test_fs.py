@@ -182,7 +182,7 @@ def test_adopt_directory_without_renameat2_changes_nothing(tmp_path, monkeypatch
     link, first, _second = make_releases(tmp_path)
     (tmp_path / 'current').mkdir()
     (tmp_path / 'current' / 'index.html').write_text('old')
-    monkeypatch.setattr(_fs, '_renameat2', lambda: None)
+    monkeypatch.setattr(_fs, '_exchange_call', lambda: None)
     assert _fs.exchange_supported() is False
     with pytest.raises(_fs.FsError, match='renameat2') as info:
         _fs.adopt_directory(path=link, target=first)
@@ -199,7 +199,7 @@ def test_exchange_unsupported_filesystem_is_an_fserror(tmp_path, monkeypatch):
     def fake_renameat2(*_args):
         return -1
 
-    monkeypatch.setattr(_fs, '_renameat2', lambda: fake_renameat2)
+    monkeypatch.setattr(_fs, '_exchange_call', lambda: (fake_renameat2, 2, -100, 'renameat2(RENAME_EXCHANGE)'))
     monkeypatch.setattr(_fs.ctypes, 'get_errno', lambda: errno.EINVAL)
     with pytest.raises(_fs.FsError, match='does not support renameat2') as info:
         _fs.exchange(first=str(tmp_path / 'a'), second=str(tmp_path / 'b'))

@@ -151,7 +151,7 @@ def test_replace_file_with_force(site, run_module):
 def test_adopt_without_renameat2_check_mode(site, run_module, assert_error, monkeypatch):
     link = site / 'current'
     link.mkdir()
-    monkeypatch.setattr(_fs, '_renameat2', lambda: None)
+    monkeypatch.setattr(_fs, '_exchange_call', lambda: None)
     result = run_module(
         atomic_symlink, {'path': str(link), 'target': 'releases/r1', 'force': True}, check=True, failed=True
     )
@@ -162,7 +162,7 @@ def test_adopt_without_renameat2_real_run_names_the_path(site, run_module, asser
     link = site / 'current'
     link.mkdir()
     (link / 'index.html').write_text('old')
-    monkeypatch.setattr(_fs, '_renameat2', lambda: None)
+    monkeypatch.setattr(_fs, '_exchange_call', lambda: None)
     result = run_module(atomic_symlink, {'path': str(link), 'target': 'releases/r1', 'force': True}, failed=True)
     assert (link / 'index.html').read_text() == 'old'
     assert leftovers(site) == []

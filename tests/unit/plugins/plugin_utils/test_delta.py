@@ -57,6 +57,15 @@ def test_a_changed_artifact_gets_a_new_manifest(tmp_path: Path) -> None:
     assert first['digest'] != second['digest']
 
 
+def test_macos_metadata_is_left_out_of_the_manifest_when_asked_and_cached_apart(tmp_path: Path) -> None:
+    archive = make_artifact(tmp_path, {'a': b'1', '._a': b'fork', '.DS_Store': b'finder'})
+    dropped = _delta.artifact_manifest(path=str(archive), kind='archive', drop_macos_metadata=True)
+    kept = _delta.artifact_manifest(path=str(archive), kind='archive')
+    assert [e[0] for e in dropped['entries']] == ['a']
+    assert [e[0] for e in kept['entries']] == ['.DS_Store', '._a', 'a']
+    assert dropped['key'] != kept['key']
+
+
 def test_zip_and_hostile_archives_have_no_manifest(tmp_path: Path) -> None:
     (tmp_path / 'z.zip').write_bytes(b'PK\x03\x04' + b'\0' * 40)
     assert _delta.artifact_manifest(path=str(tmp_path / 'z.zip'), kind='archive') is None
