@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -103,8 +104,11 @@ class ActionModule(OwnerActionBase):
         return self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars)
 
     def run(self, tmp=None, task_vars=None):
+        # With each module's started_at, how long this task took to reach the host (plugin_utils/_switch.py).
+        dispatched_at = time.time()
         task_vars = task_vars or {}
         result = ActionBase.run(self, tmp, task_vars)
+        result['dispatched_at'] = dispatched_at
         del tmp
         args = self.module_args(task_vars)
         cleanup: list[str] = []
@@ -118,8 +122,8 @@ class ActionModule(OwnerActionBase):
                 self._connection.transport == 'local' and not self._play_context.become
             )
             manifest = self.manifest(args, local, kind) if delta_on else None
-            if manifest is not None and not args.get('content_digest'):
-                args['content_digest'] = manifest['digest']
+            if manifest is not None and not args.get('_content_digest'):
+                args['_content_digest'] = manifest['digest']
             if in_place or not delta_on:
                 if kind == 'directory':
                     local = self.pack(local)
@@ -152,20 +156,21 @@ class ActionModule(OwnerActionBase):
         interpreter = task_vars.get('ansible_python_interpreter') or (task_vars.get('ansible_facts') or {}).get(
             'discovered_interpreter_python'
         )
-        if not interpreter or not getattr(self._connection, 'has_pipelining', False) or args.get('delta_plan'):
+        if not interpreter or not getattr(self._connection, 'has_pipelining', False) or args.get('_delta'):
             return None
         try:
             interpreter = str(self._templar.template(interpreter))
             if not interpreter.startswith('/'):
                 return None  # 'auto' and friends: the module run discovers it
-            script = _delta.live_check_script(
+            program, argument = _delta.live_check_program(
                 root=str(args['root']),
                 release_id=str(args['id']),
                 content_digest=manifest['digest'],
                 checksum=args.get('checksum'),
             )
+            quote = self._connection._shell.quote
             res = self._low_level_execute_command(
-                f'{self._connection._shell.quote(interpreter)} -', sudoable=True, in_data=script
+                f'{quote(interpreter)} - {quote(argument)}', sudoable=True, in_data=program
             )
         except Exception as exc:  # any trouble here only means: ask the module
             display.vvv(f'atomic.deploy.release: live check skipped: {exc}')
@@ -215,14 +220,14 @@ class ActionModule(OwnerActionBase):
                 args['checksum'] = _source.verify_file(path=local, checksum=args['checksum'])
             except _release.ReleaseError as exc:
                 raise AnsibleActionFail(str(exc)) from None
-        probe = self.execute(dict(args, archive=local, delta_plan={'probe': True}), task_vars)
-        plan = probe.get('delta') or {}
-        if probe.get('failed') or not plan.get('probe'):
+        probe = self.execute(dict(args, archive=local, _delta={'probe': True}), task_vars)
+        probed = probe.get('delta') or {}
+        if probe.get('failed') or not probed.get('probe'):
             # Failed, a live no-op, or a complete release kept as it is: nothing to send.
             if not probe.get('failed'):
                 probe['delta'] = {'mode': 'none', 'sent_bytes': 0}
             return probe
-        have = _delta.parse_have(plan.get('have'))
+        have = _delta.parse_have(probed.get('have'))
         token = probe.get('token') or args.get('lock_token')
         second = dict(args, lock_token=token)
         info = {'mode': 'full', 'held_files': len(have)}
@@ -236,34 +241,36 @@ class ActionModule(OwnerActionBase):
                     strip_components=strip,
                     manifest=manifest,
                     need=need,
-                    bases=plan.get('bases') or (),
+                    bases=probed.get('bases') or (),
                 )
             except (OSError, _manifest.ManifestError) as exc:
-                self.unlock_after_failure(second, plan, task_vars)
+                self.unlock_after_failure(second, probed, task_vars)
                 raise AnsibleActionFail(f'cannot pack the delta of {local}: {exc}') from None
             info.update(
                 mode='delta', sent_files=len(need), sent_content_bytes=_manifest.content_size(manifest['entries'], need)
             )
-            second['delta_plan'] = {'bundle': None, 'lock_acquired': bool(plan.get('lock_acquired'))}
+            second['_delta'] = {'lock_acquired': bool(probed.get('lock_acquired'))}
         else:
             local_file = local
             if kind == 'directory':
                 local_file = self.pack(local)
                 cleanup.append(local_file)
-            second['delta_plan'] = {'lock_acquired': bool(plan.get('lock_acquired'))}
+            second['_delta'] = {'lock_acquired': bool(probed.get('lock_acquired'))}
         info['sent_bytes'] = os.path.getsize(local_file)
         try:
             remote = self.send(local_file)
         except BaseException:
-            self.unlock_after_failure(second, plan, task_vars)
+            self.unlock_after_failure(second, probed, task_vars)
             raise
         if info['mode'] == 'delta':
-            second['delta_plan']['bundle'] = remote
+            second['_bundle'] = remote
             second['archive'] = local
         else:
             second['archive'] = remote
             second['remote_src'] = True
         outcome = self.execute(second, task_vars)
+        if 'started_at' in probe:
+            outcome['started_at'] = probe['started_at']
         stats = outcome.get('stats') or {}
         info.update({k: stats[k] for k in ('linked', 'copied', 'hashed_files') if k in stats})
         outcome['delta'] = info
@@ -271,9 +278,9 @@ class ActionModule(OwnerActionBase):
             outcome['warnings'] = list(probe['warnings']) + list(outcome.get('warnings') or [])
         return outcome
 
-    def unlock_after_failure(self, args: dict, plan: dict, task_vars: dict) -> None:
+    def unlock_after_failure(self, args: dict, probed: dict, task_vars: dict) -> None:
         """The probe took the lock and nothing was staged: give it back, as a failed staging does."""
-        if not plan.get('lock_acquired') or not args.get('lock_token'):
+        if not probed.get('lock_acquired') or not args.get('lock_token'):
             return
         self._execute_module(
             module_name='atomic.deploy.deploy_lock',

@@ -10,8 +10,10 @@ documentation is the ``<name>.yml`` file beside this one, as ansible-core and co
 
 from __future__ import annotations
 
+import time
+
 from ansible.errors import AnsibleFilterError
-from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome, _plan, _status
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome, _plan, _status, _switch
 
 
 def release_argv(command, name='command'):
@@ -60,6 +62,12 @@ def release_status_lines(result, root):
     return _status.status_lines(result, root=str(root))
 
 
+def release_switch_instant(hostvars, plan):
+    batch = list(plan['batch'])
+    stage = [state['stage'] for state in _outcome.states(hostvars, batch).values()]
+    return _switch.instant(now=time.time(), plan=plan, stage_results=stage)
+
+
 def release_switch_delay(delay, batch, forks):
     try:
         return _plan.switch_delay(delay, batch=int(batch), forks=int(forks))
@@ -82,4 +90,5 @@ class FilterModule:
             'release_stats': release_stats,
             'release_status_lines': release_status_lines,
             'release_switch_delay': release_switch_delay,
+            'release_switch_instant': release_switch_instant,
         }

@@ -113,7 +113,12 @@ def active(
         outcome = _release.switch_current(
             layout=layout, release_id=release_id, style=link_style, switch_at=switch_at, fsync=fsync, adopt=adopt
         )
-        result.update(switched_at=outcome['switched_at'], switch_late=outcome['late'], backup=outcome['backup'])
+        result.update(
+            switched_at=outcome['switched_at'],
+            switch_late=outcome['late'],
+            switch_waited=outcome['waited'],
+            backup=outcome['backup'],
+        )
         if outcome['late'] > 0.5:
             warn(f'switched {outcome["late"]:.3f}s after the agreed instant switch_at; other hosts switched earlier')
     if prune:

@@ -11,40 +11,33 @@ may change without notice. No AnsibleModule inside: plain pytest tests it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _assemble, _manifest, _release
+from ansible_collections.atomic.deploy.plugins.module_utils import _assemble, _live, _manifest, _release
 
 PREFIX_LEN = 16
 WORKDIR_PREFIX = 'delta-'
-_SHA1 = re.compile(r'^[0-9a-f]{40}$')
 
 
 def identity_conflict(*, release: _release.Release, content_digest=None, checksum=None, git_version=None) -> str | None:
     """The message for a release id reused with another artifact, or None when nothing says so.
 
-    Only digests that both sides know are compared; a release made before manifests existed,
-    or a source whose identity cannot be known without fetching it, is not a conflict.
+    Only digests that both sides know are compared (``_live.artifact_conflict``); a release made
+    before manifests existed, or a source whose identity cannot be known without fetching it, is
+    not a conflict.
     """
     source = release.meta.get('source') or {} if release.meta else {}
-    pairs = [
-        ('content manifest', source.get('content_digest'), content_digest),
-        ('checksum', source.get('checksum'), checksum),
-    ]
-    if git_version and _SHA1.match(str(git_version).lower()):
-        pairs.append(('git sha', source.get('git_sha'), str(git_version).lower()))
-    for what, old, new in pairs:
-        old, new = str(old or '').lower(), str(new or '').lower()
-        if what == 'checksum' and old.partition(':')[0] != new.partition(':')[0]:
-            continue  # different algorithms cannot be compared
-        if old and new and old != new:
-            return (
-                f'release {release.id} already exists at {release.path} with a different artifact '
-                f'({what} {old} there, {new} now); a release id names one artifact: deploy this one under a '
-                f'new id (role variable release_id), or remove {release.path} first if it is not live'
-            )
-    return None
+    conflict = _live.artifact_conflict(
+        source, content_digest=content_digest, checksum=checksum, git_version=git_version
+    )
+    if conflict is None:
+        return None
+    what, old, new = conflict
+    return (
+        f'release {release.id} already exists at {release.path} with a different artifact '
+        f'({what} {old} there, {new} now); a release id names one artifact: deploy this one under a '
+        f'new id (role variable release_id), or remove {release.path} first if it is not live'
+    )
 
 
 def source_releases(releases: list, *, exclude: str | None = None) -> list:

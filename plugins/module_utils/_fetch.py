@@ -51,8 +51,7 @@ def extraction_errors():
 
 def check_archive(*, options: StageOptions, check_mode: bool) -> None:
     """Refuse a file that is not a supported archive before anything is locked or created."""
-    plan = options.delta_plan or {}
-    if plan.get('probe') or plan.get('bundle'):
+    if (options.delta_step or {}).get('probe') or options.bundle:
         return  # the archive is on the controller: the action plugin read it
     if options.source in ('archive', 'directory') and (not check_mode or options.remote_src):
         with extraction_errors():
@@ -165,15 +164,14 @@ def stage_content(
     run_command: RunCommand | None = None,
 ) -> dict:
     """Fetch the code (or assemble it from a delta bundle) into ``path``, then write its manifest."""
-    delta_plan = options.delta_plan or {}
     entries = None
     digests: dict = {}
-    if delta_plan.get('bundle'):
+    if options.bundle:
         with manifest_errors():
             outcome = content().stage_from_bundle(
                 tmp=layout.tmp,
                 dest=path,
-                bundle=delta_plan['bundle'],
+                bundle=options.bundle,
                 releases=releases,
                 release_id=release_id,
                 dedupe=options.dedupe,

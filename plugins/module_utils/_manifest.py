@@ -60,8 +60,9 @@ class ManifestError(Exception):
 
 
 def _fs():
-    """module_utils._fs, imported when first used: the live check ships this file's source alone to
-    the host (plugin_utils/_delta.live_check_script), where only the stdlib imports at the top resolve."""
+    """module_utils._fs, imported when first used: the live check ships this file's source (and
+    _live.py's) alone to the host (plugin_utils/_delta.live_check_program), where only the stdlib
+    imports at the top resolve."""
     from ansible_collections.atomic.deploy.plugins.module_utils import _fs as fs_module
 
     return fs_module

@@ -473,7 +473,8 @@ def switch_current(
 
     The temp link is made first, so all that is left at the agreed instant is the rename.
     A real directory at ``current`` is refused unless ``adopt`` (then renameat2 exchange).
-    Returns {'previous_target', 'target', 'switched_at', 'late', 'backup'}.
+    Returns {'previous_target', 'target', 'switched_at', 'late', 'waited', 'backup'}: ``waited`` is
+    how long the temp link waited for ``switch_at``, ``late`` how long after it the host got there.
     Callers hold the deploy lock, so temp links left by a crashed switch are swept here.
     """
     clock = clock or time.time
@@ -507,11 +508,12 @@ def switch_current(
         )
     tmp = None if is_dir else _fs.stage_symlink(path=layout.current, target=text)
     try:
-        late = 0.0
+        late = waited = 0.0
         if switch_at is not None:
             delay = switch_at - clock()
             if delay > 0:
                 sleep(delay)
+                waited = delay
             else:
                 late = -delay
         backup = None
@@ -534,6 +536,7 @@ def switch_current(
         'target': text,
         'switched_at': switched_at,
         'late': round(late, 6),
+        'waited': round(waited, 6),
         'backup': backup,
     }
 

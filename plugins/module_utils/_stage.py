@@ -19,12 +19,12 @@ the options and their checks in ``_stage_options.py``.
 from __future__ import annotations
 
 import os
-import typing as t
 
 from ansible_collections.atomic.deploy.plugins.module_utils import (
     _fetch,
     _fs,
     _history,
+    _live,
     _lock,
     _manifest,
     _names,
@@ -248,16 +248,25 @@ def present(
         result.setdefault(key, value)
     plan = plan_stage(options=options, check_mode=check_mode)
     result['source'] = plan.source
-    releases, untrusted = trusted_releases(layout=layout, delta_plan=options.delta_plan or {}, warn=warn)
+    releases, untrusted = trusted_releases(layout=layout, delta_step=options.delta_step or {}, warn=warn)
     result['untrusted'] = untrusted
     current = _release.current_id(layout)
     result['current_before'] = current
     existing = _release.find(releases, release_id)
-    delta_plan = options.delta_plan or {}
+    delta_step = options.delta_step or {}
     check_identity(existing=existing, options=options)
-    warn_drift(releases=releases, current=current, delta_plan=delta_plan, warn=warn)
-    if existing is not None and existing.state == _release.COMPLETE and current == release_id:
-        result.update(live=True, state=_release.COMPLETE, source=existing.meta.get('source') or plan.source)
+    warn_drift(releases=releases, current=current, options=options, warn=warn)
+    recorded = (existing.meta.get('source') if existing is not None and existing.meta else None) or {}
+    live = _live.is_live(
+        complete=existing is not None and existing.state == _release.COMPLETE,
+        release_id=release_id,
+        current_id=current,
+        source=recorded,
+        content_digest=options.content_digest,
+        checksum=options.checksum,
+    )
+    if live:
+        result.update(live=True, state=_release.COMPLETE, source=recorded or plan.source)
         return result
     if existing is None:
         refuse_case_twin(layout=layout, release_id=release_id, releases=releases)
@@ -279,7 +288,7 @@ def present(
     )
     result['token'] = token
     # The probe run of this deploy took the lock: a failure of this run gives it back, as it would have.
-    acquired_here = acquired_here or bool(delta_plan.get('lock_acquired'))
+    acquired_here = acquired_here or bool(delta_step.get('lock_acquired'))
 
     if existing is not None and existing.state == _release.COMPLETE:
         return recheck_complete(
@@ -293,7 +302,7 @@ def present(
             result=result,
         )
 
-    if delta_plan.get('probe'):
+    if delta_step.get('probe'):
         result['changed'] = acquired_here
         if not check_mode:
             result['delta'] = dict(
@@ -321,13 +330,11 @@ def present(
     return result
 
 
-def trusted_releases(
-    *, layout: Layout, delta_plan: t.Mapping[str, t.Any], warn: Warn
-) -> tuple[list[Release], list[dict]]:
+def trusted_releases(*, layout: Layout, delta_step: dict, warn: Warn) -> tuple[list[Release], list[dict]]:
     """The releases, and what in releases/ the deploy user did not make (named in a warning once per deploy)."""
     untrusted: list = []
     releases, _ignored = _release.list_releases(layout, untrusted)
-    if delta_plan.get('probe') or not delta_plan:  # the second run of a delta deploy: the probe warned
+    if delta_step.get('probe') or not delta_step:  # the second run of a delta deploy: the probe warned
         for warning in _release.untrusted_warnings(untrusted):
             warn(warning)
     return releases, untrusted
@@ -347,10 +354,11 @@ def check_identity(*, existing: Release | None, options: StageOptions) -> None:
         raise ReleaseError(conflict, path=existing.path)
 
 
-def warn_drift(*, releases: list[Release], current: str | None, delta_plan: t.Mapping[str, t.Any], warn: Warn) -> None:
+def warn_drift(*, releases: list[Release], current: str | None, options: StageOptions, warn: Warn) -> None:
     """Warn when files of the live release changed on disk since it was deployed (once per deploy)."""
     live = _release.find(releases, current)
-    if live is not None and (delta_plan.get('probe') or not delta_plan):
+    # Once per deploy: on the probe of delta staging, or on the only module run without it.
+    if live is not None and ((options.delta_step or {}).get('probe') or not (options.delta_step or options.bundle)):
         drifted, _report = _fetch.content().drift_warning(release=live)
         if drifted:
             warn(drifted)

@@ -23,6 +23,10 @@ Warn = t.Callable[[str], None]
 RunCommand = t.Callable[..., t.Tuple[int, bytes, str]]
 
 
+# The internal module options (set by the action plugin) -> their StageOptions field.
+INTERNAL = {'_content_digest': 'content_digest', '_delta': 'delta_step', '_bundle': 'bundle'}
+
+
 @dataclasses.dataclass(frozen=True)
 class StageOptions:
     """What ``state=present`` is asked to build, as the module's parameters give it."""
@@ -61,12 +65,17 @@ class StageOptions:
     id_file: str | None = None
     next_link: bool = False
     delta: bool = True
+    # Set by the action plugin only (module options _content_digest, _delta, _bundle).
     content_digest: str | None = None
-    delta_plan: t.Mapping[str, t.Any] | None = None
+    delta_step: t.Mapping[str, t.Any] | None = None
+    bundle: str | None = None
 
     @classmethod
     def from_params(cls, params: t.Mapping[str, t.Any]) -> StageOptions:
-        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+        names = {field.name for field in dataclasses.fields(cls)}
+        given = {name: params[name] for name in names if name in params}
+        given.update({INTERNAL[name]: value for name, value in params.items() if name in INTERNAL})
+        return cls(**given)
 
 
 @dataclasses.dataclass
@@ -151,7 +160,7 @@ def source_info(*, options: StageOptions, check_mode: bool) -> dict:
             name = 'directory' if kind == 'directory' else 'archive'
             raise ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
         info['archive' if kind == 'archive' else 'directory'] = o.directory or o.archive
-        if (not check_mode or o.remote_src) and not o.delta_plan and not os.path.isfile(o.archive):
+        if (not check_mode or o.remote_src) and not o.delta_step and not os.path.isfile(o.archive):
             raise ReleaseError(f'archive {o.archive} does not exist on this host', path=o.archive)
         if o.checksum:
             _source.parse_checksum(o.checksum)

@@ -260,17 +260,24 @@ options:
       - Role variable C(release_delta).
     type: bool
     default: true
-  content_digest:
+  _content_digest:
     description:
-      - The digest of the artifact's content manifest, C(sha256:<hex>). The action plugin computes
-        it on the controller; the staged tree must match it, and it is recorded in the release's
-        metadata so that a release id reused for another artifact is refused.
+      - Internal, set by the action plugin. The digest of the artifact's content manifest,
+        C(sha256:<hex>), computed on the controller; the staged tree must match it, and it is
+        recorded in the release's metadata so that a release id reused for another artifact is refused.
     type: str
-  delta_plan:
+  _delta:
     description:
-      - Internal, set by the action plugin for the two module runs of delta staging (C(probe),
-        C(bundle), C(lock_acquired)). Do not set it.
+      - Internal, set by the action plugin. Which module run of delta staging this is. With C(probe=true),
+        take the lock and report the content the host holds; otherwise C(lock_acquired) says whether
+        the probe took the lock, so that a failure gives it back.
     type: dict
+  _bundle:
+    description:
+      - Internal, set by the action plugin. The path on the host of the delta bundle (the content the
+        host lacked, sent in one transfer) to assemble the release from. O(archive) then names the
+        artifact as it was read on the controller, for the release's metadata.
+    type: path
 attributes:
   action:
     support: full
@@ -426,6 +433,24 @@ switch_late:
   description: Seconds the host reached the switch after O(switch_at) (0 when on time).
   returned: when switched
   type: float
+switch_waited:
+  description:
+    - Seconds the host waited with its temp link ready for O(switch_at) before the rename (0 when late
+      or without O(switch_at)).
+  returned: when switched
+  type: float
+started_at:
+  description:
+    - Epoch time, by this host's clock, at which the module started. With O(state=present) and a
+      controller source sent in more than one module run, the start of the first run.
+  returned: always
+  type: float
+dispatched_at:
+  description:
+    - Epoch time, by the controller's clock, at which the action plugin started the task for this host.
+      The release role derives the switch instant from RV(dispatched_at) and RV(started_at) of every host.
+  returned: always
+  type: float
 next:
   description: The text of the C(ROOT/next) link after the task, with O(next_link=true).
   returned: with O(state=present) and O(next_link=true), unless the release was already live
@@ -550,6 +575,9 @@ from ansible_collections.atomic.deploy.plugins.module_utils import (
 
 
 def main() -> None:
+    # When this host started the module (its clock): the role measures how long a task takes to reach
+    # every host from these (plugin_utils/_switch.py) to agree on the switch instant.
+    started_at = time.time()
     module = AnsibleModule(
         argument_spec=dict(
             _common.ROOT_SPEC,
@@ -599,8 +627,9 @@ def main() -> None:
             unlock=dict(type='bool', default=False),
             reason=dict(type='str', default='failed'),
             delta=dict(type='bool', default=True),
-            content_digest=dict(type='str'),
-            delta_plan=dict(type='dict'),
+            _content_digest=dict(type='str'),
+            _delta=dict(type='dict'),
+            _bundle=dict(type='path'),
         ),
         supports_check_mode=True,
     )
@@ -617,6 +646,7 @@ def main() -> None:
         removed=[],
         token=p['lock_token'],
         source={},
+        started_at=started_at,
     )
     started = time.monotonic()
     common = dict(fsync=p['fsync'], check_mode=module.check_mode, result=result)

@@ -113,8 +113,17 @@ plan:
       description: C(release_migrate_host) is not a host of this run, which therefore does not migrate.
       type: bool
     switch_delay:
-      description: Seconds from agreeing on the switch instant to the rename (C(release_switch_delay) worked out).
+      description:
+        - Seconds from agreeing on the switch instant to the rename when C(release_switch_delay) is a
+          number; with V(auto), the most the measured wait may be (0.5 + 0.3 s per host running at
+          once), and the wait before a coordinated rollback.
       type: float
+    switch_delay_auto:
+      description:
+        - C(release_switch_delay) is V(auto), so the wait before the switch is measured from how long the
+          staging task took to start its module on every host of the batch, with a floor and RV(plan.switch_delay)
+          as the cap (filter P(atomic.deploy.release_switch_instant#filter)).
+      type: bool
     migrate_argv:
       description: The migration command as an argv list.
       type: list
@@ -123,6 +132,26 @@ plan:
       description: The pre-activation health check command as an argv list.
       type: list
       elements: str
+    expect_id:
+      description: Whether the URL health check expects the release id in the answer.
+      type: bool
+    next_link:
+      description:
+        - Whether staging points C(ROOT/next) at the staged release (C(release_next_link), or a
+          pre-switch URL check).
+      type: bool
+    precheck:
+      description: Whether a pre-switch URL check (C(release_precheck_url)) runs through C(ROOT/next).
+      type: bool
+    coordinated:
+      description: Whether the hosts of the batch switch (and roll back) together at one instant (several hosts).
+      type: bool
+    reloads:
+      description: Whether services are reloaded or restarted, or a reload command runs, after the switch.
+      type: bool
+    rollback_steps:
+      description: Whether an automatic rollback runs C(release_hooks_after_rollback) or reloads services.
+      type: bool
     pre:
       description: Whether pre-activation steps (hooks, migrations, health check) are configured.
       type: bool

@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import time
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
+from ansible_collections.atomic.deploy.plugins.module_utils import _live, _manifest
 from ansible_collections.atomic.deploy.plugins.plugin_utils import _tar_manifest
 
 PREFIX_LEN = 16
@@ -274,42 +274,6 @@ def _objects_from_tar(out, *, path: str, left: set) -> None:
                     out.addfile(_member(f'objects/{value}', member.size, int(member.mtime)), spool)
 
 
-_LIVE_CHECK = r"""
-def _live_check(root, release_id, content_digest, checksum):
-    import json as _json
-    root = os.path.normpath(root)
-    releases = os.path.join(root, 'releases')
-    current = os.path.join(root, 'current')
-    path = os.path.join(releases, release_id)
-    out = {'live': False}
-    try:
-        text = os.readlink(current)
-        resolved = os.path.normpath(text if os.path.isabs(text) else os.path.join(root, text))
-        if resolved != path:
-            return out
-        # Only a release the deploy user made counts (a directory and metadata nobody else can write).
-        release_fd = open_release(path)
-        try:
-            meta = _json.loads(read_trusted('.release.json', dir_fd=release_fd).decode('utf-8'))
-        finally:
-            os.close(release_fd)
-    except (OSError, Untrusted, ValueError, UnicodeDecodeError):
-        return out
-    source = meta.get('source') if isinstance(meta, dict) else None
-    if not isinstance(source, dict) or meta.get('state') != 'complete' or meta.get('id') != release_id:
-        return out
-    if source.get('content_digest') != content_digest:
-        return out
-    if checksum and str(source.get('checksum') or '').lower() != checksum.lower():
-        return out
-    out.update(live=True, source=source, drift=drift(release=path))
-    return out
-
-
-print(json.dumps(_live_check(*json.loads(ARGS))))
-"""
-
-
 def compact(source: str) -> str:
     """``source`` without docstrings, comments and blank lines: bytes on the wire of every deploy, and
     nothing to the program. A docstring in a class or function becomes ``pass`` (a body may hold nothing
@@ -331,13 +295,20 @@ def compact(source: str) -> str:
     return '\n'.join(line for line in lines if line.strip() and not line.lstrip().startswith('#')) + '\n'
 
 
-def live_check_script(*, root: str, release_id: str, content_digest: str, checksum: str | None) -> str:
-    """A read-only Python program that tells whether ``release_id`` is live with this content.
+def live_check_program(*, root: str, release_id: str, content_digest: str, checksum: str | None) -> tuple[str, str]:
+    """(program, argument): the live check (``module_utils/_live.py`` after ``module_utils/_manifest.py``,
+    both read from the collection's files) for ``python - ARGUMENT``.
 
     It runs without AnsiballZ (about 8 kB on the wire instead of about 150 kB for a module run),
     so a no-op re-deploy of the live release costs almost nothing. Anything but "live, same
     content" falls through to the release module, which applies the full rules.
     """
-    source = compact(open(_manifest.__file__.replace('.pyc', '.py'), encoding='utf-8').read())
-    args = json.dumps([root, release_id, content_digest, checksum or None])
-    return f'{source}\nARGS = {json.dumps(args)}\n{_LIVE_CHECK}'
+    parts = []
+    for module in (_manifest, _live):
+        # The module's own loader reads its file (the collection loader under Ansible, a plain one in tests).
+        data = module.__loader__.get_data(module.__file__)
+        if not data:
+            raise OSError(f'cannot read {module.__file__}')
+        parts.append(compact(data.decode('utf-8') if isinstance(data, bytes) else data))
+    argument = json.dumps([root, release_id, content_digest, checksum or None])
+    return '\n'.join(parts), argument

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _switch
+
 # Causes of a blocker record.
 STAGE = 'stage'  # staging failed (fetch, shared links, lock held by another deploy ...)
 MIGRATE = 'migrate'  # the migration command failed
@@ -309,18 +311,24 @@ def final_message(*, plan: dict, result: dict, rollback=None, after_rollback: st
 
 def stats(*, plan: dict, states: Mapping) -> dict:
     """The AWX artifacts of the run (``set_stats`` data): the hosts that switched to the release
-    in any batch so far, and the release that was current before on the first of them ('' for a first
-    deploy)."""
+    in any batch so far, the release that was current before on the first of them ('' for a first
+    deploy), and, for this batch, the skew of the renames and the wait agreed before them (None
+    when fewer than two hosts switched together)."""
     hosts = [h for h in plan['hosts'] if switched(plan=plan, state=_map(states.get(h)))]
     previous = []
     for host in hosts:
         before = _map(_map(states.get(host)).get('switch')).get('current_before')
         if before not in (None, '') and before not in previous:
             previous.append(str(before))
+    batch = [_map(states.get(h)) for h in plan.get('batch') or () if h in hosts]
+    gate = _map(batch[0].get('gate')) if batch else {}
     return {
         'release_deployed_id': plan['id'],
         'release_previous_id': previous[0] if previous else '',
         'release_switched_hosts': hosts,
+        # The coordinated switch of this batch: the spread of the renames, and the wait agreed before it.
+        'release_switch_skew': _switch.skew(_map(state.get('switch')) for state in batch),
+        'release_switch_delay': gate.get('switch_delay') if gate.get('token') == plan.get('token') else None,
     }
 
 

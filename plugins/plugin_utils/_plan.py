@@ -58,6 +58,7 @@ VARIABLES = (
     'release_prune_become',
     'release_writable_become',
     'release_writable_dirs',
+    'release_hooks_after_rollback',
 )
 COMMANDS = ('release_migrate_command', 'release_healthcheck_command', 'release_reload_command')
 # What each source needs, by variable.
@@ -111,13 +112,18 @@ def command_argv(value, *, name: str) -> list[str]:
     raise ValueError(f'{name} must be an argv list or a string, got {type(value).__name__}')
 
 
-def switch_delay(value, *, batch: int, forks: int) -> float:
-    """Seconds from agreeing on the switch instant to the rename (``auto``: measured default).
+def is_auto(value) -> bool:
+    """``release_switch_delay`` asks for the measured instant (``auto``, empty or null)."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ('', AUTO))
 
-    ``auto`` is 0 for one host, else 0.5 + 0.3 s per host running at once (at most the forks):
-    measured on a 2-core controller, roles/release/README.md. Raises ValueError.
+
+def switch_delay(value, *, batch: int, forks: int) -> float:
+    """Seconds from agreeing on the switch instant to the rename, before any measurement.
+
+    ``auto`` is 0 for one host, else 0.5 + 0.3 s per host running at once (at most the forks): the
+    cap of the measured instant (plugin_utils/_switch.py) and the rollback's wait. Raises ValueError.
     """
-    if value is None or (isinstance(value, str) and value.strip().lower() in ('', AUTO)):
+    if is_auto(value):
         return 0.0 if batch < 2 else round(0.5 + 0.3 * min(batch, max(forks, 1)), 3)
     if isinstance(value, bool):
         raise ValueError(f'release_switch_delay must be a number of seconds or {AUTO}, got {value!r}')
@@ -257,6 +263,7 @@ def make_plan(
         'release_hooks_after_activate',
         'release_reload_services',
         'release_restart_services',
+        'release_hooks_after_rollback',
     ):
         value = get(name) or []
         if not isinstance(value, (list, tuple)):
@@ -293,6 +300,8 @@ def make_plan(
         'migrate_host': run_on,
         'migrate_skipped': skipped,
         'switch_delay': delay,
+        # auto: the gate measures the instant (plugin_utils/_switch.py), with switch_delay as its cap.
+        'switch_delay_auto': is_auto(get('release_switch_delay', AUTO)),
         'migrate_argv': argv['release_migrate_command'],
         'healthcheck_argv': argv['release_healthcheck_command'],
         # A header to read the id from means the id is expected.
@@ -307,8 +316,13 @@ def make_plan(
         or precheck
         or bool(argv['release_healthcheck_command'])
         or some('release_hooks_after_fetch', 'release_hooks_before_migrate', 'release_hooks_before_activate'),
+        # The flags the role's flow branches on, computed once here.
         'checks': checks,
         # Steps after the switch that keep the lock: the checks, and pruning with become (a task of its
         # own, as the switch runs without become).
         'after': checks or _flag(get('release_prune_become')),
+        'coordinated': len(batch) > 1,
+        'reloads': bool(argv['release_reload_command']) or some('release_reload_services', 'release_restart_services'),
+        'rollback_steps': bool(argv['release_reload_command'])
+        or some('release_reload_services', 'release_restart_services', 'release_hooks_after_rollback'),
     }

@@ -37,6 +37,7 @@ NAMES = [
     'release_stats',
     'release_status_lines',
     'release_switch_delay',
+    'release_switch_instant',
 ]
 
 
@@ -126,6 +127,8 @@ def test_stats():
         'release_deployed_id': 'v2',
         'release_previous_id': 'v1',
         'release_switched_hosts': ['h1'],
+        'release_switch_skew': None,
+        'release_switch_delay': None,
     }
 
 
@@ -162,3 +165,14 @@ def test_status_lines():
         'lock     free',
         't',
     ]
+
+
+def test_switch_instant_is_measured_from_the_staging_results_in_hostvars(monkeypatch):
+    module = importlib.import_module('ansible_collections.atomic.deploy.plugins.filter.release_role')
+    monkeypatch.setattr(module.time, 'time', lambda: 1000.0)
+    hostvars = {
+        'h1': {'release_stage_result': {**STAGED, 'dispatched_at': 990.0, 'started_at': 990.2}},
+        'h2': {'release_stage_result': {**STAGED, 'dispatched_at': 990.05, 'started_at': 990.4}},
+    }
+    found = load('release_switch_instant')(hostvars, {**PLAN, 'switch_delay': 1.1, 'switch_delay_auto': True})
+    assert found == {'switch_at': pytest.approx(1000.75), 'switch_delay': 0.75, 'dispatch_spread': 0.4}

@@ -452,6 +452,7 @@ def test_switch_waits_until_switch_at_with_link_prepared(layout):
         'target': 'releases/r2',
         'switched_at': 1002.5,
         'late': 0.0,
+        'waited': 2.5,
         'backup': None,
     }
     assert os.readlink(layout.current) == 'releases/r2'
@@ -466,6 +467,7 @@ def test_switch_late_arrival_switches_at_once(layout):
     )
     assert fake.slept == []
     assert outcome['late'] == 0.75
+    assert outcome['waited'] == 0.0
     assert outcome['previous_target'] is None
     assert os.readlink(layout.current) == 'releases/r1'
 

@@ -76,7 +76,7 @@ def deploy_delta(layout, release_id, archive: Path, warnings) -> tuple[dict, dic
     manifest = _delta.artifact_manifest(path=str(archive), kind='archive')
     common = dict(source='archive', archive=str(archive), content_digest=manifest['digest'])
     existed = os.path.exists(layout.release(release_id))
-    probe = present(layout, release_id, warnings, delta_plan={'probe': True}, **common)
+    probe = present(layout, release_id, warnings, delta_step={'probe': True}, **common)
     assert existed or not os.path.exists(layout.release(release_id)), 'the probe creates nothing'
     need = _delta.missing(manifest['entries'], _delta.parse_have(probe['delta']['have']))
     bundle = _delta.bundle(
@@ -87,7 +87,7 @@ def deploy_delta(layout, release_id, archive: Path, warnings) -> tuple[dict, dic
         need=need,
         bases=probe['delta']['bases'],
     )
-    result = present(layout, release_id, warnings, delta_plan={'bundle': bundle, 'lock_acquired': False}, **common)
+    result = present(layout, release_id, warnings, bundle=bundle, delta_step={'lock_acquired': False}, **common)
     _activate.active(
         layout=layout, release_id=release_id, lock_token='t0ken', unlock=True, warn=warnings.append, result={}
     )
@@ -116,7 +116,7 @@ def test_a_second_deploy_is_refused_by_the_probe(layout, tmp_path):
     deploy_full(layout, 'v1', v1, warnings)
     _lock.acquire(deploy_dir=layout.deploy, token='someone-else')
     with pytest.raises(_lock.LockHeld):
-        present(layout, 'v2', warnings, source='archive', archive=str(v1), delta_plan={'probe': True})
+        present(layout, 'v2', warnings, source='archive', archive=str(v1), delta_step={'probe': True})
 
 
 def test_kill_in_the_middle_of_assembly_never_leaves_a_source(layout, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tarfile
+import time
 
 import pytest
 from ansible_collections.atomic.deploy.plugins.module_utils import _history, _lock, _release
@@ -352,6 +353,16 @@ def test_switch_at_in_the_past_reports_lateness(root, run_module):
     result = run_module(release, {'root': root, 'id': 'r1', 'state': 'active', 'switch_at': 1.0})
     assert result['switch_late'] > 1_000_000
     assert any('after the agreed instant' in w for w in result.get('warnings', []))
+    assert result['switch_waited'] == 0
+
+
+def test_the_module_reports_when_it_started_and_how_long_the_switch_waited(root, run_module):
+    before = time.time()
+    staged = run_module(release, {'root': root, 'id': 'r1'})
+    assert before <= staged['started_at'] <= time.time()
+    result = run_module(release, {'root': root, 'id': 'r1', 'state': 'active', 'switch_at': time.time() + 0.2})
+    assert result['switch_late'] == 0 and 0 < result['switch_waited'] <= 0.2
+    assert result['switched_at'] >= result['started_at']
 
 
 def test_current_real_directory_refused_without_adopt(root, run_module, assert_error):

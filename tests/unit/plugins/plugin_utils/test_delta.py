@@ -156,7 +156,7 @@ def test_bundle_sends_the_manifest_as_a_difference_from_a_known_base(tmp_path: P
     assert _manifest.digest(_manifest.from_tree(root=str(dest))[0]) == second['digest']
 
 
-def test_live_check_script_runs_standalone(tmp_path: Path) -> None:
+def test_live_check_program_runs_standalone(tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -170,8 +170,12 @@ def test_live_check_script_runs_standalone(tmp_path: Path) -> None:
     os.symlink('releases/v1', root / 'current')
 
     def run(digest: str) -> dict:
-        script = _delta.live_check_script(root=str(root), release_id='v1', content_digest=digest, checksum=None)
-        done = subprocess.run([sys.executable, '-'], input=script, capture_output=True, text=True, check=True)
+        program, argument = _delta.live_check_program(
+            root=str(root), release_id='v1', content_digest=digest, checksum=None
+        )
+        done = subprocess.run(
+            [sys.executable, '-', argument], input=program, capture_output=True, text=True, check=True
+        )
         return json.loads(done.stdout)
 
     assert run(value)['live'] is True and run(value)['drift']['drifted'] is False
@@ -180,7 +184,7 @@ def test_live_check_script_runs_standalone(tmp_path: Path) -> None:
     assert run(value)['drift']['changed'] == ['a']
 
 
-def test_live_check_script_trusts_only_what_the_deploy_user_wrote(tmp_path: Path) -> None:
+def test_live_check_program_trusts_only_what_the_deploy_user_wrote(tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -192,10 +196,12 @@ def test_live_check_script_trusts_only_what_the_deploy_user_wrote(tmp_path: Path
     meta = {'id': 'v1', 'state': 'complete', 'source': {'content_digest': value}}
     (release / '.release.json').write_text(json.dumps(meta))
     os.symlink('releases/v1', root / 'current')
-    script = _delta.live_check_script(root=str(root), release_id='v1', content_digest=value, checksum=None)
+    program, argument = _delta.live_check_program(root=str(root), release_id='v1', content_digest=value, checksum=None)
 
     def run() -> dict:
-        done = subprocess.run([sys.executable, '-'], input=script, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, '-', argument], input=program, capture_output=True, text=True, check=True
+        )
         return json.loads(done.stdout)
 
     assert run()['live'] is True

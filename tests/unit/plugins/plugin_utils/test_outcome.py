@@ -401,12 +401,40 @@ def test_stats_name_the_switched_hosts_of_every_batch():
         'h4': state(switch={**SWITCHED, 'token': 'earlier'}),
     }
     found = _outcome.stats(plan=plan(hosts=['h1', 'h2', 'h3', 'h4']), states=states)
-    assert found == {'release_deployed_id': 'v2', 'release_previous_id': 'v1', 'release_switched_hosts': ['h1', 'h2']}
+    assert found == {
+        'release_deployed_id': 'v2',
+        'release_previous_id': 'v1',
+        'release_switched_hosts': ['h1', 'h2'],
+        'release_switch_skew': 0.0,
+        'release_switch_delay': None,
+    }
 
 
 def test_stats_of_a_first_deploy_have_an_empty_previous_id():
     found = _outcome.stats(plan=plan(), states={'h1': state(switch={**SWITCHED, 'current_before': None})})
-    assert found == {'release_deployed_id': 'v2', 'release_previous_id': '', 'release_switched_hosts': ['h1']}
+    assert found == {
+        'release_deployed_id': 'v2',
+        'release_previous_id': '',
+        'release_switched_hosts': ['h1'],
+        'release_switch_skew': None,
+        'release_switch_delay': None,
+    }
+
+
+def test_stats_report_the_skew_of_the_renames_and_the_agreed_wait_of_this_batch():
+    gate = {'token': TOKEN, 'blockers': [], 'switch_at': 101.0, 'switch_delay': 0.6}
+    states = {
+        'h1': state(switch={**SWITCHED, 'switched_at': 101.004}, gate=gate),
+        'h2': state(switch={**SWITCHED, 'switched_at': 101.0125}, gate=gate),
+        'h3': state(switch={**SWITCHED, 'switched_at': 50.0}),  # an earlier batch: not this batch's skew
+    }
+    found = _outcome.stats(plan=plan(hosts=['h3', 'h1', 'h2']), states=states)
+    assert found['release_switched_hosts'] == ['h3', 'h1', 'h2']
+    assert found['release_switch_skew'] == pytest.approx(0.0085)
+    assert found['release_switch_delay'] == 0.6
+    stale = {**gate, 'token': 'earlier'}
+    states = {host: {**value, 'gate': stale} for host, value in states.items()}
+    assert _outcome.stats(plan=plan(hosts=['h3', 'h1', 'h2']), states=states)['release_switch_delay'] is None
 
 
 # --- reading host variables -----------------------------------------------------------------------

@@ -77,11 +77,15 @@ def test_defaults_plan_a_plain_deploy():
         'migrate_host': '',
         'migrate_skipped': False,
         'switch_delay': 1.4,
+        'switch_delay_auto': True,
         'migrate_argv': [],
         'healthcheck_argv': [],
         'expect_id': False,
         'next_link': False,
         'precheck': False,
+        'coordinated': True,
+        'reloads': False,
+        'rollback_steps': False,
         'pre': False,
         'checks': False,
         'after': False,
@@ -328,3 +332,28 @@ def test_generated_id_without_a_time_is_now_in_utc():
     after = datetime.datetime.now(datetime.timezone.utc)
     moment = datetime.datetime.strptime(generated, _plan.ID_FORMAT).replace(tzinfo=datetime.timezone.utc)
     assert before <= moment <= after
+
+
+@pytest.mark.parametrize(('value', 'auto'), [('auto', True), ('AUTO ', True), (None, True), ('', True), (2, False)])
+def test_the_plan_says_when_the_switch_instant_is_measured(value, auto):
+    found = plan(release_switch_delay=value)
+    assert found['switch_delay_auto'] is auto
+
+
+@pytest.mark.parametrize(
+    ('extra', 'reloads', 'rollback_steps'),
+    [
+        ({}, False, False),
+        ({'release_reload_services': ['php-fpm']}, True, True),
+        ({'release_restart_services': ['worker']}, True, True),
+        ({'release_reload_command': ['systemctl', 'reload', 'nginx']}, True, True),
+        ({'release_hooks_after_rollback': ['notify.yml']}, False, True),
+    ],
+)
+def test_the_plan_computes_the_flags_the_flow_branches_on(extra, reloads, rollback_steps):
+    found = plan(**extra)
+    assert (found['reloads'], found['rollback_steps']) == (reloads, rollback_steps)
+
+
+def test_one_host_does_not_coordinate():
+    assert _plan.make_plan(values=values(), play_hosts=['h1'], batch=['h1'], token='t0')['coordinated'] is False
