@@ -22,6 +22,8 @@ import pwd
 import stat
 import struct
 
+from ansible_collections.atomic.deploy.plugins.module_utils import _fs
+
 METHODS = ('chmod', 'chgrp', 'chown', 'acl')
 
 # POSIX ACLs travel through the Linux xattr interface as these two attributes, in the kernel's
@@ -232,6 +234,10 @@ def apply(fd: int, *, path: str, grant: Grant, check_mode: bool = False) -> dict
     if wanted is not None:
         after.update(acl=acl_text(wanted), default_acl=acl_text(wanted))
     result = {'changed': before != after, 'before': before, 'after': after}
+    # A setgid bit this user may not set is refused before anything changes, in check mode too.
+    refusal = _fs.setgid_refusal(st, mode=grant.mode, path=path, gid=gid)
+    if refusal:
+        raise _fs.FsError(refusal, path=path)
     if not result['changed'] or check_mode:
         return result
     if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
