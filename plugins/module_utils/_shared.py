@@ -146,7 +146,15 @@ class _SharedWalk:
 
     def refuse_or_keep_link(self, path: str) -> None:
         """A symlink stands at ``path``: raise unless it may stay (leads out of the root, allowed)."""
-        target = os.path.realpath(path)
+        try:
+            target = os.path.realpath(path)
+        except OSError:
+            # realpath's own lstat and readlink disagree: the entry is being swapped as we look.
+            raise ReleaseError(
+                f'{path} changed while it was being examined (another user is replacing it); refusing to '
+                f'follow it, check who writes there and run again',
+                path=path,
+            ) from None
         if _fs.is_within(root=self.real_root, path=target):
             raise ReleaseError(
                 f'{path} is a symlink to {target}, inside the deploy root {self.root}; refusing to follow it: '

@@ -242,23 +242,29 @@ def exchange(first: str, second: str) -> None:
 
 
 def flip_dir_and_link(*, target: Path, victim: Path) -> Callable[[], int]:
-    """Each step exchanges ``target`` between a directory whose mode needs a repair (0755 again after every
-    step) and a symlink to ``victim``: one syscall per flip, the fastest a web user can go."""
+    """Each step puts a symlink to ``victim`` at ``target`` for one syscall's time (two exchanges), then leaves
+    the directory there, its mode broken again (0755), for a while. A short link phase is the attacker's best
+    odds against lstat-then-chmod: the deploy rarely sees the link (and stops), while its chmod by path can
+    still land in it. Exchanges never leave ``target`` missing."""
     spare = str(target.with_name('.flip'))
+    path = str(target)
     state: dict = {}
 
     def setup() -> None:
         with contextlib.suppress(FileNotFoundError):
             os.rename(target, target.with_name('.flip-original'))
-        os.mkdir(spare, 0o755)
-        state['fd'] = os.open(spare, os.O_RDONLY | os.O_DIRECTORY)
-        os.symlink(victim, target)
+        os.mkdir(path, 0o755)
+        state['fd'] = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        os.symlink(victim, spare)
 
     def step() -> int:
         if not state:
             setup()
-        exchange(spare, str(target))
+        exchange(spare, path)  # the link in
+        exchange(spare, path)  # the directory back
         os.fchmod(state['fd'], 0o755)
+        for _spin in range(100):
+            pass
         return 1
 
     return step
@@ -303,7 +309,7 @@ def race(
             message = '\n'.join(run.failure_messages)
             if run.rc == 0:
                 outcomes['ok'] += 1
-            elif str(shared_path) in message and ('is a symlink' in message or 'changed while' in message):
+            elif str(shared_path) in message and ('is a symlink' in message or 'changed while it was being' in message):
                 outcomes['refused'] += 1
             else:
                 outcomes['other'] += 1
@@ -328,7 +334,7 @@ def test_shared_dir_repair_never_changes_a_file_swapped_in(ansible: Ansible, bas
     first = ansible.deploy(**deploy_vars(root, 'seed', build_archive(dest=tmp_path / 's.tar.gz', version='s').path))
     assert first.rc == 0, first.describe()
     # Many shared dirs below one parent: the parent is looked at (and repaired) once per shared dir.
-    dirs = [f'storage/d{i:02d}' for i in range(30)]
+    dirs = [f'storage/d{i:03d}' for i in range(100)]
     result = race(
         ansible,
         root=root,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
@@ -559,3 +560,22 @@ def test_writable_dirs_get_their_exact_mode_despite_the_umask(root):
         os.umask(old)
     assert mode_of(os.path.join(release, 'a')) == 0o755
     assert mode_of(os.path.join(release, 'a', 'b')) == 0o2775
+
+
+def test_a_link_swapped_while_it_is_examined_is_refused_clearly(root, tmp_path, monkeypatch):
+    # realpath's lstat saw a link, its readlink found a directory: EINVAL, which must not reach the user bare
+    os.makedirs(shared_of(root))
+    link = os.path.join(shared_of(root), 'storage')
+    os.symlink(str(tmp_path), link)
+
+    real_realpath = os.path.realpath
+
+    def swapped(path):
+        if path == link:
+            raise OSError(errno.EINVAL, 'invalid argument')
+        return real_realpath(path)
+
+    monkeypatch.setattr(_shared.os.path, 'realpath', swapped)
+    with pytest.raises(ReleaseError, match='changed while it was being examined') as info:
+        _shared.ensure_shared(root=root, shared=shared_of(root), dirs=['storage'], files=[], mode=0o2775)
+    assert info.value.details == {'path': link}
