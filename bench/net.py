@@ -46,12 +46,12 @@ from netreport import (
     census_rows,
     counter_delta,
     fmt_bytes,
+    htb_rates,
     load_runs,
     median,
     merge_breakdowns,
     merge_census,
     parse_counter,
-    qdisc_shaped,
     render_comparison,
     render_markdown,
     shaping_verdict,
@@ -305,10 +305,8 @@ def measure_link(*, host: Host, payload: int) -> float:
 def check_shaping(*, fleet: Fleet, rate_bits: int) -> dict[str, float]:
     """Every host's class is read back from the kernel; the first SHAPING_SAMPLE hosts carry 20 MB."""
     for host in fleet.hosts:
-        out = subprocess.run(
-            ['tc', '-j', 'class', 'show', 'dev', host.veth], capture_output=True, text=True, check=False
-        )
-        if out.returncode != 0 or not qdisc_shaped(qdiscs=json.loads(out.stdout or '[]'), rate_bits=rate_bits):
+        out = subprocess.run(['tc', 'class', 'show', 'dev', host.veth], capture_output=True, text=True, check=False)
+        if out.returncode != 0 or rate_bits not in htb_rates(out.stdout):
             raise NetBenchError(f'{host.veth} of {host.name} has no htb class at {rate_bits // 1_000_000} Mbit/s')
     measured = {}
     for host in fleet.hosts[:SHAPING_SAMPLE]:

@@ -108,15 +108,21 @@ def shaping_verdict(
     return ok, expected, message
 
 
-def qdisc_shaped(*, qdiscs: list[dict], rate_bits: int) -> bool:
-    """Whether `tc -j -s class show dev IF` output has an htb class at `rate_bits`."""
-    for entry in qdiscs:
-        if entry.get('class') != 'htb':
+def htb_rates(text: str) -> list[int]:
+    """The rates in bits per second of the htb classes in `tc class show dev IF` output (the JSON
+    output of iproute2 6.1 leaves the htb options out)."""
+    units = {'bit': 1, 'kbit': 1_000, 'mbit': 1_000_000, 'gbit': 1_000_000_000}
+    rates = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:2] != ['class', 'htb'] or 'rate' not in words:
             continue
-        rate = entry.get('rate')
-        if isinstance(rate, (int, float)) and int(rate) * 8 == rate_bits:
-            return True
-    return False
+        value = words[words.index('rate') + 1].lower()
+        number = value.rstrip('abcdefghijklmnopqrstuvwxyz')
+        unit = value[len(number) :]
+        if number and unit in units:
+            rates.append(int(float(number) * units[unit]))
+    return rates
 
 
 def ratio(num: float | None, den: float | None) -> float | None:
@@ -409,8 +415,9 @@ def task_breakdown(*, timer: dict, process_start: float, process_end: float) -> 
     """Where one ansible-playbook run's wall time went: start-up, each task (slowest host), the end.
 
     `timer` is what bench/callback_plugins/bench_timer.py wrote; times are epoch seconds. Per task
-    also the bytes to and from each host (median over hosts) and the CPU seconds of ansible-playbook
-    and the workers it reaped (the ssh masters are not among them).
+    also when the first and the last host finished it, and the bytes to and from each host (median
+    over hosts). (Not the controller's CPU per task: Ansible reaps its workers late, so their CPU
+    would count in a later task; the bench measures it per run.)
     """
     tasks = timer['tasks']
     first = tasks[0]['start'] if tasks else timer['ended']
@@ -430,20 +437,19 @@ def task_breakdown(*, timer: dict, process_start: float, process_end: float) -> 
             ]
             if sent:
                 row[f'{field}_per_host'] = median(sent)
-        cpu_end = following.get('cpu_start') if following else timer.get('cpu_end')
-        if task.get('cpu_start') is not None and cpu_end is not None:
-            row['cpu'] = cpu_end - task['cpu_start']
+        if ends:
+            row['first_host'], row['last_host'] = min(ends) - task['start'], max(ends) - task['start']
         rows.append(row)
     rows.append({'name': '(recap, exit)', 'seconds': process_end - timer['ended']})
     return rows
 
 
 def merge_breakdowns(breakdowns: list[list[dict]]) -> list[dict]:
-    """Median seconds (and bytes per host and CPU, where known) per row name over several runs of the
-    same playbook, rows in first-seen order."""
+    """Median seconds (and the first and last host, bytes per host, where known) per row name over
+    several runs of the same playbook, rows in first-seen order."""
     order: list[str] = []
     values: dict[str, dict[str, list[float]]] = {}
-    fields = ('seconds', 'tx_per_host', 'rx_per_host', 'cpu')
+    fields = ('seconds', 'first_host', 'last_host', 'tx_per_host', 'rx_per_host')
     for rows in breakdowns:
         seen: dict[str, dict[str, float]] = {}
         for row in rows:
@@ -485,6 +491,10 @@ def fmt_ratio(value: float | None) -> str:
 
 def fmt_seconds(value: float | None, digits: int = 2) -> str:
     return '-' if value is None else f'{value:.{digits}f} s'
+
+
+def fmt_number(value: float | None) -> str:
+    return '' if value is None else f'{value:.2f}'
 
 
 def fmt_value(value: float, unit: str) -> str:
@@ -573,14 +583,14 @@ def render_breakdown(results: dict) -> str:
             total = sum(row['seconds'] for row in rows)
             lines = [f'{LABELS.get(key, key)}, {plural(count)} (medians per step; total {total:.2f} s):', '']
             lines += [
-                '| step | seconds | bytes -> each host | bytes <- each host | controller CPU |',
-                '| --- | ---: | ---: | ---: | ---: |',
+                '| step | seconds | first host done | last host done | bytes -> each host | bytes <- each host |',
+                '| --- | ---: | ---: | ---: | ---: | ---: |',
             ]
             lines += [
                 f'| {row["name"]} | {row["seconds"]:.2f} | '
+                f'{fmt_number(row.get("first_host"))} | {fmt_number(row.get("last_host"))} | '
                 f'{fmt_bytes(row["tx_per_host"]) if row.get("tx_per_host") else ""} | '
-                f'{fmt_bytes(row["rx_per_host"]) if row.get("rx_per_host") else ""} | '
-                f'{fmt_seconds(row.get("cpu")) if row.get("cpu") is not None else ""} |'
+                f'{fmt_bytes(row["rx_per_host"]) if row.get("rx_per_host") else ""} |'
                 for row in rows
                 if row['seconds'] >= 0.005 or row.get('tx_per_host')
             ]
@@ -588,7 +598,7 @@ def render_breakdown(results: dict) -> str:
             if sent is not None:
                 lines.append(
                     f"| (included above: the whole run's bytes on each host's own {rate / 1e6:.0f} Mbit/s link, "
-                    f'at least) | {sent * 8 / rate:.2f} | {fmt_bytes(sent)} | | |'
+                    f'at least) | {sent * 8 / rate:.2f} | | | {fmt_bytes(sent)} | |'
                 )
             blocks.append('\n'.join(lines))
     return '\n\n'.join(blocks)

@@ -4,9 +4,9 @@
 """Bench-only callback: when each task started and when each host finished it, as JSON.
 
 bench/net.py enables it (ANSIBLE_CALLBACKS_ENABLED=bench_timer) and points BENCH_TIMER_OUT at a file;
-the run's "where the time goes" table is computed from it by bench/net.py (task_breakdown). Per task
-it also records the bytes on each host's veth (BENCH_TIMER_IFACES), the CPU seconds of this process
-and the workers it reaped, and the switch results (switched_at, switch_late, the agreed switch_at).
+the run's "where the time goes" table is computed from it by bench/netreport.py (task_breakdown). Per
+task it also records the bytes on each host's veth (BENCH_TIMER_IFACES) and the switch results
+(switched_at, switch_late, the agreed switch_at, the skew when the module reports one).
 
 With BENCH_TIMER_WIRE set to a file, it also wraps the ssh connection plugin's exec_command, put_file
 and fetch_file, in this process before Ansible forks its workers, so every call appends one JSON line
@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import time
 
 from ansible.plugins.callback import CallbackBase
@@ -42,11 +43,6 @@ def read_counter(iface, which):
             return int(handle.read())
     except (OSError, ValueError):
         return None
-
-
-def cpu_seconds():
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
 
 
 def command_label(cmd):
@@ -110,7 +106,9 @@ def install_wire_census(*, path, ifaces):
                     record['in'] = len(in_data) if in_data else 0
                 else:
                     local = kwargs.get('in_path', args[0] if args else '')
-                    record['label'] = f'{kind} {os.path.basename(str(local))}'
+                    # temp names carry digests: keep the shape of the name, not the digest
+                    name = re.sub(r'[0-9a-f]{16,}', '*', os.path.basename(str(local)))
+                    record['label'] = f'{kind} {name}'
                     try:
                         record['in'] = os.path.getsize(local) if kind == 'put_file' else 0
                     except OSError:
@@ -169,7 +167,6 @@ class CallbackModule(CallbackBase):
             {
                 'name': task.get_name(),
                 'start': time.time(),
-                'cpu_start': cpu_seconds(),
                 'hosts': {},
                 'tx_start': {host: self._tx(host) for host in self._ifaces},
                 'rx_start': {host: self._tx(host, 'rx_bytes') for host in self._ifaces},
@@ -196,7 +193,4 @@ class CallbackModule(CallbackBase):
         if not path:
             return
         with open(path, 'w') as handle:
-            json.dump(
-                {'started': self._started, 'ended': time.time(), 'cpu_end': cpu_seconds(), 'tasks': self._tasks},
-                handle,
-            )
+            json.dump({'started': self._started, 'ended': time.time(), 'tasks': self._tasks}, handle)

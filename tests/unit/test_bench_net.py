@@ -336,6 +336,9 @@ def test_task_breakdown_uses_the_slowest_host_and_accounts_for_every_second() ->
     rows = report.task_breakdown(timer=timer, process_start=100.0, process_end=104.2)
     by_name = {row['name']: row for row in rows}
     assert by_name['stage']['seconds'] == pytest.approx(2.5)  # until the next task started
+    # when the first and the last host finished, from the task's start
+    assert by_name['stage']['first_host'] == pytest.approx(1.4)
+    assert by_name['stage']['last_host'] == pytest.approx(2.4)
     assert by_name['switch']['seconds'] == pytest.approx(0.5)
     assert by_name['hook']['skipped'] is True
     assert rows[0]['seconds'] == pytest.approx(0.6)
@@ -355,7 +358,17 @@ def render_results() -> dict:
         'first_deploy': {'hosts': 16, 'wall': 9.0, 'tx_per_host': 27_500_000},
         'artifact_bytes': 27_000_000,
         'breakdown': {
-            '4': {'ours_archive': [{'name': 'Stage release v2', 'seconds': 3.0, 'tx_per_host': 1e6, 'cpu': 1.5}]}
+            '4': {
+                'ours_archive': [
+                    {
+                        'name': 'Stage release v2',
+                        'seconds': 3.0,
+                        'first_host': 2.5,
+                        'last_host': 2.9,
+                        'tx_per_host': 1e6,
+                    }
+                ]
+            }
         },
         'census': {
             '4': {
@@ -414,20 +427,17 @@ def test_render_markdown_has_every_section() -> None:
     ):
         assert heading in text
     assert '| Stage | atomic.deploy.release (#2) | 150.0 kB | 160.0 kB | 4.0 kB |' in text
-    assert '| Stage release v2 | 3.00 | 1.00 MB |  | 1.50 s |' in text
+    assert '| Stage release v2 | 3.00 | 2.50 | 2.90 | 1.00 MB |  |' in text
 
 
-@pytest.mark.parametrize(
-    ('entries', 'shaped'),
-    [
-        ([{'class': 'htb', 'handle': '1:10', 'rate': 12_500_000}], True),
-        ([{'class': 'htb', 'handle': '1:10', 'rate': 1_250_000}], False),
-        ([{'class': 'fq_codel', 'rate': 12_500_000}], False),
-        ([], False),
-    ],
-)
-def test_qdisc_shaped(entries: list[dict], shaped: bool) -> None:
-    assert report.qdisc_shaped(qdiscs=entries, rate_bits=100_000_000) is shaped
+def test_htb_rates_from_tc_class_show() -> None:
+    text = (
+        'class htb 1:10 root prio 0 rate 100Mbit ceil 100Mbit burst 65512b cburst 65512b \n'
+        'class htb 1:20 parent 1: prio 0 rate 1500Kbit ceil 2Mbit burst 1600b cburst 1600b \n'
+        'class fq_codel 8001:1 parent 8001: \n'
+    )
+    assert report.htb_rates(text) == [100_000_000, 1_500_000]
+    assert report.htb_rates('') == []
 
 
 def make_tree(root: Path) -> None:
@@ -515,7 +525,13 @@ def test_task_breakdown_counts_the_bytes_each_task_sent_to_each_host() -> None:
     assert rows['stage']['tx_per_host'] == 250_000
     assert 'tx_per_host' not in rows['plan']
     merged = report.merge_breakdowns([list(rows.values()), list(rows.values())])
-    assert merged[1] == {'name': 'stage', 'seconds': pytest.approx(1.5), 'tx_per_host': 250_000}
+    assert merged[1] == {
+        'name': 'stage',
+        'seconds': pytest.approx(1.5),
+        'first_host': pytest.approx(0.9),
+        'last_host': pytest.approx(1.4),
+        'tx_per_host': 250_000,
+    }
 
 
 def test_render_comparison_puts_runs_side_by_side() -> None:
