@@ -44,6 +44,7 @@ from netreport import (
     NetBenchError,
     case_summary,
     census_rows,
+    census_seconds,
     counter_delta,
     fmt_bytes,
     htb_rates,
@@ -83,6 +84,8 @@ SCALE_ABOVE = 16
 DEFAULT_SCALE_CASES = ('rsync_floor', 'ours_archive')
 DEFAULT_BREAKDOWN_HOSTS = '4 16'
 FORKS = hostctl.MAX_HOSTS
+# the first deploy's bytes per host do not depend on the count; at 64 hosts it would take 2 minutes
+FIRST_DEPLOY_HOSTS = 16
 # memory a host needs per deploy root of v1 on its tmpfs (52.5 MB of files in 4 kB pages, and slack)
 ROOT_BYTES = 80_000_000
 PR_SET_CHILD_SUBREAPER = 36
@@ -603,8 +606,9 @@ def check_current(*, env: NetEnv, hosts: list[Host], root: str, release: str) ->
             )
 
 
-def prepare_hosts(*, env: NetEnv, hosts: list[Host]) -> dict:
-    """Tmpfs, templates: ours-v1 by our playbook (the first-deploy figure) and a plain v1 for the floors."""
+def prepare_hosts(*, env: NetEnv, hosts: list[Host], first_deploy_hosts: int) -> dict:
+    """Tmpfs, templates: ours-v1 by our playbook on the first `first_deploy_hosts` (the first-deploy
+    figure) and a plain v1 for the floors on every host."""
     fleet = env.fleet
     on_hosts(
         fleet=fleet,
@@ -628,6 +632,7 @@ def prepare_hosts(*, env: NetEnv, hosts: list[Host]) -> dict:
         stdin=env.archives['v1'].read_bytes(),
     )
     check_current(env=env, hosts=hosts, root=f'{HOST_ROOT}/tpl/floor', release='v1')
+    hosts = hosts[:first_deploy_hosts]
     log(f'first deploy: v1 with our playbook to {len(hosts)} hosts (the ours-v1 template)')
     inventory = write_inventory(env=env, hosts=hosts)
     extra = write_vars(env=env, name='first', values=ours_vars(env=env, release='v1', root=f'{HOST_ROOT}/tpl/ours'))
@@ -804,7 +809,7 @@ def cases_for(*, count: int, selected: list[str], scale_cases: list[str]) -> lis
 def run_bench(
     *, env: NetEnv, counts: list[int], rounds: int, selected: list[str], scale_cases: list[str], detail: list[int]
 ) -> dict:
-    results: dict = {'hosts': {}, 'raw': {}, 'breakdown': {}, 'census': {}, 'v1_roots': {}}
+    results: dict = {'hosts': {}, 'raw': {}, 'breakdown': {}, 'census': {}, 'census_seconds': {}, 'v1_roots': {}}
     for count in counts:
         hosts = env.fleet.hosts[:count]
         write_inventory(env=env, hosts=hosts)
@@ -856,6 +861,7 @@ def run_bench(
                 wires = [run['wire'] for run in runs if run['wire']]
                 if wires:
                     results['census'].setdefault(str(count), {})[key] = merge_census(wires)
+                    results['census_seconds'].setdefault(str(count), {})[key] = census_seconds(wires)
     return results
 
 
@@ -1001,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
             mitogen_strategies=strategies,
             delta_cache=args.delta_cache,
         )
-        first = prepare_hosts(env=env, hosts=fleet.hosts)
+        first = prepare_hosts(env=env, hosts=fleet.hosts, first_deploy_hosts=FIRST_DEPLOY_HOSTS)
         log(
             f'first deploy to {first["hosts"]} hosts: {first["wall"]:.2f} s, {fmt_bytes(first["tx_per_host"])} per host'
         )

@@ -26,6 +26,7 @@ LABELS = {
     'ours_mitogen': 'ours, `release_source=archive`, strategy `mitogen_linear`',
     'ours_directory': 'ours, `release_source=directory`',
     'ours_noop': 'ours, no-op re-deploy of the live release',
+    'first_deploy': 'ours, first deploy (v1 into an empty root)',
 }
 SHORT = {
     'rsync_floor': 'rsync floor',
@@ -241,6 +242,20 @@ def merge_census(runs: list[list[dict]]) -> list[dict]:
             }
         )
     return merged
+
+
+def census_seconds(runs: list[list[dict]]) -> dict[str, float]:
+    """Per task: how long the median host spent in its ssh calls (the rest of the task's time on that
+    host is the controller's work and waiting for it)."""
+    per_host: dict[str, list[float]] = {}
+    for index, rows in enumerate(runs):
+        sums: dict[tuple[str, str], float] = {}
+        for row in rows:
+            key = (row['task'], f'{index}:{row["host"]}')
+            sums[key] = sums.get(key, 0.0) + row['seconds']
+        for (task, _host), seconds in sums.items():
+            per_host.setdefault(task, []).append(seconds)
+    return {task: median(values) for task, values in per_host.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -582,13 +597,16 @@ def render_breakdown(results: dict) -> str:
         for key, rows in cases.items():
             total = sum(row['seconds'] for row in rows)
             lines = [f'{LABELS.get(key, key)}, {plural(count)} (medians per step; total {total:.2f} s):', '']
+            in_ssh = results.get('census_seconds', {}).get(count, {}).get(key, {})
             lines += [
-                '| step | seconds | first host done | last host done | bytes -> each host | bytes <- each host |',
-                '| --- | ---: | ---: | ---: | ---: | ---: |',
+                '| step | seconds | first host done | last host done | in ssh calls (median host) '
+                '| bytes -> each host | bytes <- each host |',
+                '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
             ]
             lines += [
                 f'| {row["name"]} | {row["seconds"]:.2f} | '
                 f'{fmt_number(row.get("first_host"))} | {fmt_number(row.get("last_host"))} | '
+                f'{fmt_number(in_ssh.get(row["name"]))} | '
                 f'{fmt_bytes(row["tx_per_host"]) if row.get("tx_per_host") else ""} | '
                 f'{fmt_bytes(row["rx_per_host"]) if row.get("rx_per_host") else ""} |'
                 for row in rows
@@ -598,7 +616,7 @@ def render_breakdown(results: dict) -> str:
             if sent is not None:
                 lines.append(
                     f"| (included above: the whole run's bytes on each host's own {rate / 1e6:.0f} Mbit/s link, "
-                    f'at least) | {sent * 8 / rate:.2f} | | | {fmt_bytes(sent)} | |'
+                    f'at least) | {sent * 8 / rate:.2f} | | | | {fmt_bytes(sent)} | |'
                 )
             blocks.append('\n'.join(lines))
     return '\n\n'.join(blocks)
@@ -607,21 +625,26 @@ def render_breakdown(results: dict) -> str:
 def render_census(results: dict) -> str:
     """Per Ansible case: every module run and transfer to one host, its payload and its wire bytes."""
     blocks = []
-    for count, cases in results.get('census', {}).items():
+    sections = list(results.get('census', {}).items())
+    first = results.get('first_deploy') or {}
+    if first.get('census'):
+        sections.append((str(first['hosts']), {'first_deploy': first['census']}))
+    for count, cases in sections:
         for key, rows in cases.items():
             if not rows:
                 continue
             lines = [
                 f'{LABELS.get(key, key)}, {plural(count)} (medians over hosts and runs):',
                 '',
-                '| task | module run or transfer | handed to ssh | -> host on the wire | <- host on the wire |',
-                '| --- | --- | ---: | ---: | ---: |',
+                '| task | module run or transfer | handed to ssh | -> host on the wire | <- host on the wire '
+                '| seconds |',
+                '| --- | --- | ---: | ---: | ---: | ---: |',
             ]
             for row in rows:
                 label = row['label'] if row['nth'] == 1 else f'{row["label"]} (#{row["nth"]})'
                 lines.append(
                     f'| {row["task"]} | {label} | {fmt_bytes(row["in"])} | {fmt_bytes(row["tx"])} | '
-                    f'{fmt_bytes(row["rx"])} |'
+                    f'{fmt_bytes(row["rx"])} | {fmt_number(row.get("seconds"))} |'
                 )
             blocks.append('\n'.join(lines))
     return '\n\n'.join(blocks)

@@ -351,6 +351,16 @@ def test_merge_breakdowns_takes_medians_per_step() -> None:
     assert report.merge_breakdowns(runs) == [{'name': 'a', 'seconds': 2.0}, {'name': 'b', 'seconds': 1.0}]
 
 
+def test_census_seconds_is_the_median_hosts_time_in_ssh_calls_per_task() -> None:
+    def row(host: str, task: str, seconds: float) -> dict:
+        return {'host': host, 'task': task, 'seconds': seconds}
+
+    first = [row('h1', 'stage', 0.5), row('h1', 'stage', 0.25), row('h2', 'stage', 2.0), row('h1', 'switch', 0.1)]
+    second = [row('h1', 'stage', 1.0)]
+    # stage: h1 0.75 and h2 2.0 in the first run, h1 1.0 in the second
+    assert report.census_seconds([first, second]) == {'stage': 1.0, 'switch': 0.1}
+
+
 def render_results() -> dict:
     results = {
         'parameters': {'rounds': 3, 'rate_mbit': 100},
@@ -370,6 +380,7 @@ def render_results() -> dict:
                 ]
             }
         },
+        'census_seconds': {'4': {'ours_archive': {'Stage release v2': 1.2}}},
         'census': {
             '4': {
                 'ours_archive': [
@@ -426,8 +437,8 @@ def test_render_markdown_has_every_section() -> None:
         '## The payload of every module run, on the wire',
     ):
         assert heading in text
-    assert '| Stage | atomic.deploy.release (#2) | 150.0 kB | 160.0 kB | 4.0 kB |' in text
-    assert '| Stage release v2 | 3.00 | 2.50 | 2.90 | 1.00 MB |  |' in text
+    assert '| Stage | atomic.deploy.release (#2) | 150.0 kB | 160.0 kB | 4.0 kB |  |' in text
+    assert '| Stage release v2 | 3.00 | 2.50 | 2.90 | 1.20 | 1.00 MB |  |' in text
 
 
 def test_htb_rates_from_tc_class_show() -> None:
@@ -550,3 +561,75 @@ def test_load_runs_oldest_first(tmp_path: Path) -> None:
     (tmp_path / 'net-baseline.json').write_text(json.dumps({'label': 'baseline', 'finished': '2026-12-01T18:00:00Z'}))
     (tmp_path / 'net.json').write_text(json.dumps({'label': 'latest copy', 'finished': '2026-12-01T19:00:00Z'}))
     assert [run['label'] for run in report.load_runs(tmp_path)] == ['baseline', 'delta']
+
+
+def load_timer_callback():
+    pytest.importorskip('ansible')
+    spec = importlib.util.spec_from_file_location('bench_timer', BENCH_DIR / 'callback_plugins' / 'bench_timer.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ('cmd', 'label'),
+    [
+        ('/bin/sh -c \'( umask 77 && mkdir -p "` echo /srv/tmp `" )\'', 'make the remote temp dir'),
+        ("/bin/sh -c 'rm -f -r /srv/tmp/ansible-tmp-1/ > /dev/null 2>&1 && sleep 0'", 'remove the remote temp dir'),
+        ("/bin/sh -c 'chmod u+rx /srv/tmp/x && sleep 0'", 'chmod'),
+        ("/bin/sh -c '/usr/bin/python3 && sleep 0'", 'python program'),
+        (b"/bin/sh -c 'echo ~deploy && sleep 0'", 'find the home dir'),
+    ],
+)
+def test_timer_callback_names_the_commands(cmd: str | bytes, label: str) -> None:
+    assert load_timer_callback().command_label(cmd) == label
+
+
+def test_timer_callback_records_every_ssh_transfer_with_its_module_and_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    callback = load_timer_callback()
+    from ansible.plugins.action import ActionBase
+    from ansible.plugins.loader import connection_loader
+
+    ssh = connection_loader.get('ssh', class_only=True)
+    calls = []
+
+    def exec_command(self, cmd, in_data=None, sudoable=True):
+        calls.append(cmd)
+        return 0, b'', b''
+
+    def execute_module(self, module_name=None, module_args=None, **kwargs):
+        return ssh.exec_command(self._connection, '/bin/sh -c "/usr/bin/python3"', in_data=b'x' * 1000)
+
+    # the test's own stand-ins, put back by monkeypatch with the real methods afterwards
+    monkeypatch.setattr(ssh, 'exec_command', exec_command)
+    monkeypatch.setattr(ssh, 'put_file', lambda self, in_path, out_path: None)
+    monkeypatch.setattr(ssh, 'fetch_file', ssh.fetch_file)
+    monkeypatch.setattr(ActionBase, '_execute_module', execute_module)
+    wire = tmp_path / 'wire.jsonl'
+    callback.install_wire_census(path=str(wire), ifaces={'10.0.0.2': 'lo'})
+
+    class Connection:
+        _play_context = None
+
+        def get_option(self, name):
+            return '10.0.0.2'
+
+    class Action:
+        _connection = Connection()
+
+    connection = Action._connection
+    bundle = tmp_path / '0123456789abcdef0123456789abcdef.bundle.tar.gz'
+    bundle.write_bytes(b'b' * 300)
+    ActionBase._execute_module(Action(), module_name='atomic.deploy.release')
+    ssh.exec_command(connection, "/bin/sh -c 'rm -f -r /tmp/x'")
+    ssh.put_file(connection, str(bundle), '/tmp/bundle')
+    lines = [json.loads(line) for line in wire.read_text().splitlines()]
+    assert [(line['kind'], line['label'], line['module'], line['in']) for line in lines] == [
+        ('exec', 'atomic.deploy.release', 'atomic.deploy.release', 1000),
+        ('exec', 'remove the remote temp dir', None, 0),
+        ('put_file', 'put_file *.bundle.tar.gz', None, 300),
+    ]
+    assert all(line['address'] == '10.0.0.2' and line['tx'] >= 0 and line['rx'] >= 0 for line in lines)
+    assert len(calls) == 2
