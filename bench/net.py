@@ -59,6 +59,7 @@ from netreport import (
     switch_metrics,
     target_rows,
     task_breakdown,
+    write_results,
 )
 
 import bench
@@ -1051,18 +1052,9 @@ def main(argv: list[str] | None = None) -> int:
         **measured,
     }
     results['targets'] = target_rows(by_hosts=results['hosts'], first_deploy=first, artifact_bytes=artifact_bytes)
-    markdown = render_markdown(results)
-    print(markdown)
-    args.results.mkdir(parents=True, exist_ok=True)
-    name = f'net{"-" + args.label if args.label else ""}'
-    for path, text in (
-        (args.results / f'{name}.json', json.dumps(results, indent=2) + '\n'),
-        (args.results / f'{name}.md', markdown),
-    ):
-        temp = path.with_name(f'.{path.name}.tmp')
-        temp.write_text(text)
-        os.replace(temp, path)
-    log(f'wrote {args.results / name}.json and .md ({results["duration_s"]} s)')
+    print(render_markdown(results))
+    written = write_results(results=results, directory=args.results)
+    log(f'wrote {", ".join(path.name for path in written)} in {args.results} ({results["duration_s"]} s)')
     missed = [row['label'] for row in results['targets'] if row['met'] is False]
     if missed:
         log(f'targets missed: {"; ".join(missed)}')

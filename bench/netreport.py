@@ -549,7 +549,7 @@ def render_tables(results: dict) -> str:
 
 
 def render_targets(results: dict) -> str:
-    """Markdown: the first deploy, then issue 21's targets with a pass/miss each."""
+    """Markdown: the first deploy, then the targets with a pass/miss each."""
     lines: list[str] = []
     first = results.get('first_deploy')
     if first:
@@ -558,7 +558,7 @@ def render_targets(results: dict) -> str:
             f'{fmt_bytes(first["tx_per_host"])} to each host (v1.tar.gz is {fmt_bytes(results["artifact_bytes"])}).',
             '',
         ]
-    lines += ['| target (issue 21) | measured | limit | met |', '| --- | --- | ---: | :---: |']
+    lines += ['| target | measured | limit | met |', '| --- | --- | ---: | :---: |']
     for row in results['targets']:
         shown = ', '.join(f'{fmt_value(value, row["unit"])} ({count} h)' for count, value in row['values'].items())
         limit = ('< ' if row.get('strict') else '<= ') + fmt_value(row['limit'], row['unit'])
@@ -687,6 +687,39 @@ def render_markdown(results: dict) -> str:
     return '\n\n'.join(parts) + '\n'
 
 
+SUMMARY_TITLE = '# make bench-net: the newest run in short (written by bench/net.py; in full: net.md beside it)'
+
+
+def render_summary(results: dict) -> str:
+    """The newest run in short (bench/results/net-summary.md): the figures per host count, the
+    targets, the growth with the host count."""
+    parts = [SUMMARY_TITLE, render_header(results), render_tables(results), render_targets(results)]
+    scale = render_scale(results)
+    if scale:
+        parts += ['How it grows with the host count:', scale]
+    return '\n\n'.join(parts) + '\n'
+
+
+def write_results(*, results: dict, directory: Path) -> list[Path]:
+    """net.json and net.md (the newest run), net-LABEL.json and .md for a labelled run, and
+    net-summary.md, all in `directory` (bench/results): the bench writes no README."""
+    directory.mkdir(parents=True, exist_ok=True)
+    document = json.dumps(results, indent=2) + '\n'
+    markdown = render_markdown(results)
+    files = {'net.json': document, 'net.md': markdown, 'net-summary.md': render_summary(results)}
+    if results.get('label'):
+        files[f'net-{results["label"]}.json'] = document
+        files[f'net-{results["label"]}.md'] = markdown
+    written = []
+    for name, text in files.items():
+        path = directory / name
+        temp = path.with_name(f'.{name}.tmp')
+        temp.write_text(text)
+        temp.replace(path)
+        written.append(path)
+    return written
+
+
 def render_comparison(runs: list[dict]) -> str:
     """One table per host count: every case's wall time and bytes per host in each run, side by side."""
     names = [run.get('label') or run['finished'] for run in runs]
@@ -720,4 +753,6 @@ def render_comparison(runs: list[dict]) -> str:
 def load_runs(results_dir: Path) -> list[dict]:
     """The labelled runs (net-LABEL.json) in results_dir, oldest first."""
     runs = [json.loads(path.read_text()) for path in sorted(results_dir.glob('net-*.json'))]
+    # runs of the older format (issue 11's bench) have no bytes both ways: compare what they have
+    runs = [run for run in runs if 'hosts' in run]
     return sorted(runs, key=lambda run: run['finished'])

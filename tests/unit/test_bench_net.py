@@ -418,17 +418,7 @@ def test_render_targets_says_pass_or_miss_for_each() -> None:
 
 
 def test_render_markdown_has_every_section() -> None:
-    results = render_results()
-    results.update(
-        label='t',
-        finished='2026-12-04T15:00:00Z',
-        commit='abc1234',
-        duration_s=60,
-        load_before='1',
-        load_after='2',
-        shaping_check_s={'h1': 1.67},
-        artifact={'files': 5000, 'bytes': 52.5e6, 'changed_files': 50, 'changed_bytes': 0.52e6},
-    )
+    results = full_results()
     text = report.render_markdown(results)
     for heading in (
         '# make bench-net: t',
@@ -557,9 +547,11 @@ def test_render_comparison_puts_runs_side_by_side() -> None:
 
 
 def test_load_runs_oldest_first(tmp_path: Path) -> None:
-    (tmp_path / 'net-delta.json').write_text(json.dumps({'label': 'delta', 'finished': '2026-12-01T19:00:00Z'}))
-    (tmp_path / 'net-baseline.json').write_text(json.dumps({'label': 'baseline', 'finished': '2026-12-01T18:00:00Z'}))
+    for label, finished in (('delta', '2026-12-01T19:00:00Z'), ('baseline', '2026-12-01T18:00:00Z')):
+        (tmp_path / f'net-{label}.json').write_text(json.dumps({'label': label, 'finished': finished, 'hosts': {}}))
     (tmp_path / 'net.json').write_text(json.dumps({'label': 'latest copy', 'finished': '2026-12-01T19:00:00Z'}))
+    # a file of another shape (the summary's JSON-free sibling is .md; this one has no hosts) is left out
+    (tmp_path / 'net-other.json').write_text(json.dumps({'label': 'other', 'finished': '2026-12-01T17:00:00Z'}))
     assert [run['label'] for run in report.load_runs(tmp_path)] == ['baseline', 'delta']
 
 
@@ -569,6 +561,38 @@ def load_timer_callback():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def full_results() -> dict:
+    results = render_results()
+    results.update(
+        label='t',
+        finished='2026-12-04T15:00:00Z',
+        commit='abc1234',
+        duration_s=60,
+        load_before='1',
+        load_after='2',
+        shaping_check_s={'h1': 1.67},
+        artifact={'files': 5000, 'bytes': 52.5e6, 'changed_files': 50, 'changed_bytes': 0.52e6},
+    )
+    return results
+
+
+def test_write_results_writes_only_the_results_directory(tmp_path: Path) -> None:
+    directory = tmp_path / 'bench' / 'results'
+    written = report.write_results(results=full_results(), directory=directory)
+    assert sorted(path.name for path in written) == [
+        'net-summary.md',
+        'net-t.json',
+        'net-t.md',
+        'net.json',
+        'net.md',
+    ]
+    assert sorted(path.name for path in tmp_path.rglob('*') if path.is_file()) == sorted(p.name for p in written)
+    summary = (directory / 'net-summary.md').read_text()
+    assert summary.startswith(report.SUMMARY_TITLE)
+    assert '| target | measured | limit | met |' in summary and 'issue' not in summary
+    assert json.loads((directory / 'net-t.json').read_text())['commit'] == 'abc1234'
 
 
 @pytest.mark.parametrize(
