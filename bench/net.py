@@ -807,10 +807,56 @@ def cases_for(*, count: int, selected: list[str], scale_cases: list[str]) -> lis
     return [key for key in CASE_ORDER if key in keys]
 
 
+def summarise_count(
+    *, results: dict, count: int, cases: dict[str, NetCase], order: list[str], detail: list[int]
+) -> None:
+    """The medians of one host count into `results`: after the count, or after an interruption
+    (then of the runs it has)."""
+    done = [key for key in order if cases[key].runs.get(str(count))]
+    if not done:
+        return
+    results['hosts'][str(count)] = {key: case_summary(cases[key].runs[str(count)]) for key in done}
+    results['raw'][str(count)] = {
+        key: [
+            {
+                'wall': round(run['wall'], 3),
+                'tx': run['tx'],
+                'rx': run['rx'],
+                'cpu': round(run['cpu'], 3),
+                'changed': run['changed'],
+                'switch': run['switch'],
+            }
+            for run in cases[key].runs[str(count)]
+        ]
+        for key in done
+    }
+    if count not in detail:
+        return
+    for key in done:
+        runs = cases[key].runs[str(count)]
+        breakdowns = [run['breakdown'] for run in runs if run['breakdown']]
+        if breakdowns:
+            results['breakdown'].setdefault(str(count), {})[key] = merge_breakdowns(breakdowns)
+        wires = [run['wire'] for run in runs if run['wire']]
+        if wires:
+            results['census'].setdefault(str(count), {})[key] = merge_census(wires)
+            results['census_seconds'].setdefault(str(count), {})[key] = census_seconds(wires)
+
+
 def run_bench(
-    *, env: NetEnv, counts: list[int], rounds: int, selected: list[str], scale_cases: list[str], detail: list[int]
-) -> dict:
-    results: dict = {'hosts': {}, 'raw': {}, 'breakdown': {}, 'census': {}, 'census_seconds': {}, 'v1_roots': {}}
+    *,
+    env: NetEnv,
+    counts: list[int],
+    rounds: int,
+    selected: list[str],
+    scale_cases: list[str],
+    detail: list[int],
+    results: dict,
+) -> None:
+    """Every count's rounds; `results` holds every finished count at any time, and the runs of the
+    count under way if the bench is interrupted."""
+    for key in ('hosts', 'raw', 'breakdown', 'census', 'census_seconds', 'v1_roots'):
+        results.setdefault(key, {})
     for count in counts:
         hosts = env.fleet.hosts[:count]
         write_inventory(env=env, hosts=hosts)
@@ -818,53 +864,33 @@ def run_bench(
         order = cases_for(count=count, selected=selected, scale_cases=scale_cases)
         # the floors' roots are symlinks to the template, which exists already: only our roots are new
         check_memory(hosts=count, roots=len([key for key in order if key.startswith('ours')]))
-        for round_index in range(1, rounds + 1):
-            first = deploy_v1_roots(
-                env=env, hosts=hosts, keys=[key for key in order if not cases[key].template], round_index=round_index
-            )
-            if first:
-                results['v1_roots'].setdefault(str(count), []).append(first)
-            # rotate the order each round, so no case always runs right after the same one
-            shift = (round_index - 1) % len(order)
-            for key in order[shift:] + order[:shift]:
-                run = run_case(env=env, case=cases[key], hosts=hosts, round_index=round_index)
-                cases[key].runs.setdefault(str(count), []).append(run)
-                log(
-                    f'{count} hosts round {round_index}/{rounds} {key}: {run["wall"]:.2f} s, '
-                    f'{fmt_bytes(median(run["tx"].values()))} -> / {fmt_bytes(median(run["rx"].values()))} <- '
-                    f'per host, controller CPU {run["cpu"]:.2f} s'
-                    + (
-                        f', switch wait {run["switch"]["wait"]:.3f} s skew {run["switch"]["skew"] * 1000:.1f} ms'
-                        if run['switch']
-                        else ''
-                    )
+        try:
+            for round_index in range(1, rounds + 1):
+                first = deploy_v1_roots(
+                    env=env,
+                    hosts=hosts,
+                    keys=[key for key in order if not cases[key].template],
+                    round_index=round_index,
                 )
-        results['hosts'][str(count)] = {key: case_summary(cases[key].runs[str(count)]) for key in order}
-        results['raw'][str(count)] = {
-            key: [
-                {
-                    'wall': round(run['wall'], 3),
-                    'tx': run['tx'],
-                    'rx': run['rx'],
-                    'cpu': round(run['cpu'], 3),
-                    'changed': run['changed'],
-                    'switch': run['switch'],
-                }
-                for run in cases[key].runs[str(count)]
-            ]
-            for key in order
-        }
-        if count in detail:
-            for key in order:
-                runs = cases[key].runs[str(count)]
-                breakdowns = [run['breakdown'] for run in runs if run['breakdown']]
-                if breakdowns:
-                    results['breakdown'].setdefault(str(count), {})[key] = merge_breakdowns(breakdowns)
-                wires = [run['wire'] for run in runs if run['wire']]
-                if wires:
-                    results['census'].setdefault(str(count), {})[key] = merge_census(wires)
-                    results['census_seconds'].setdefault(str(count), {})[key] = census_seconds(wires)
-    return results
+                if first:
+                    results['v1_roots'].setdefault(str(count), []).append(first)
+                # rotate the order each round, so no case always runs right after the same one
+                shift = (round_index - 1) % len(order)
+                for key in order[shift:] + order[:shift]:
+                    run = run_case(env=env, case=cases[key], hosts=hosts, round_index=round_index)
+                    cases[key].runs.setdefault(str(count), []).append(run)
+                    log(
+                        f'{count} hosts round {round_index}/{rounds} {key}: {run["wall"]:.2f} s, '
+                        f'{fmt_bytes(median(run["tx"].values()))} -> / {fmt_bytes(median(run["rx"].values()))} <- '
+                        f'per host, controller CPU {run["cpu"]:.2f} s'
+                        + (
+                            f', switch wait {run["switch"]["wait"]:.3f} s skew {run["switch"]["skew"] * 1000:.1f} ms'
+                            if run['switch']
+                            else ''
+                        )
+                    )
+        finally:
+            summarise_count(results=results, count=count, cases=cases, order=order, detail=detail)
 
 
 def extract_trees(*, work: Path, archives: dict[str, Path]) -> dict[str, Path]:
@@ -986,6 +1012,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
     inventories.mkdir(exist_ok=True)
     fleet: Fleet | None = None
+    first: dict | None = None
+    shaping: dict[str, float] = {}
+    measured: dict = {}
+    stopped = ''
     started = time.time()
     load_before = bench.load_average()
     try:
@@ -1014,17 +1044,26 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f'first deploy to {first["hosts"]} hosts: {first["wall"]:.2f} s, {fmt_bytes(first["tx_per_host"])} per host'
         )
-        measured = run_bench(
-            env=env, counts=counts, rounds=args.rounds, selected=selected, scale_cases=scale_cases, detail=detail
+        run_bench(
+            env=env,
+            counts=counts,
+            rounds=args.rounds,
+            selected=selected,
+            scale_cases=scale_cases,
+            detail=detail,
+            results=measured,
         )
-    except Interrupted as exc:
-        log(f'interrupted ({exc}): tearing down')
-        return 130
+    except (Interrupted, NetBenchError) as exc:
+        # what was measured until then is still written (marked), then the bench fails
+        log(f'stopped ({exc}): tearing down')
+        stopped = str(exc)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log(f'tearing down: qdiscs, hostctl down --name {NAME}')
         tear_down(fleet)
+    if not measured.get('hosts'):
+        raise NetBenchError(stopped or 'nothing was measured')
     artifact_bytes = manifest['archives']['v1.tar.gz']['bytes']
     results = {
         'label': args.label,
@@ -1053,10 +1092,15 @@ def main(argv: list[str] | None = None) -> int:
         'first_deploy': first,
         **measured,
     }
+    if stopped:
+        results['stopped'] = stopped
     results['targets'] = target_rows(by_hosts=results['hosts'], first_deploy=first, artifact_bytes=artifact_bytes)
     print(render_markdown(results))
     written = write_results(results=results, directory=args.results)
     log(f'wrote {", ".join(path.name for path in written)} in {args.results} ({results["duration_s"]} s)')
+    if stopped:
+        log(f'the run was stopped before its end ({stopped}): the results hold the runs until then')
+        return 130 if stopped.startswith('signal') else 1
     missed = [row['label'] for row in results['targets'] if row['met'] is False]
     if missed:
         log(f'targets missed: {"; ".join(missed)}')
