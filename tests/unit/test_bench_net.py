@@ -99,7 +99,7 @@ def test_case_summary_without_cpu_or_switch() -> None:
 
 
 def test_case_summary_takes_the_switch_medians() -> None:
-    runs = [run(1.0, {'h': 1}) for _ in range(3)]
+    runs = [run(1.0, {'h': 1}), run(1.0, {'h': 1}), run(1.0, {'h': 1})]
     for item, (wait, skew) in zip(runs, ((0.5, 0.010), (0.9, 0.030), (0.7, 0.020)), strict=True):
         item['switch'] = {'wait': wait, 'skew': skew, 'agreed': None, 'late': 0.0, 'reported_skew': None}
     switch = report.case_summary(runs)['switch']
