@@ -17,7 +17,8 @@
 #   make matrix       every ansible-core 2.16-2.21 in its own venv: sanity, units, a deploy/rollback/status
 #                     run, every module on each target Python (tests/matrix/cores.yml; MATRIX_ARGS=--core X)
 #   make bench        bench/run.sh
-#   make bench-net    bench/run.sh net: deploys to SSH test hosts over links shaped to 100 Mbit/s (root; not in make test)
+#   make bench-net    bench/run.sh net: deploys to SSH test hosts over links shaped to 100 Mbit/s (root; not in make test);
+#                     BENCH_ARGS are bench/net.py's (e.g. BENCH_ARGS="--hosts 1,4,16,64")
 #   make build        ansible-galaxy collection build into build/dist
 #   make clean        remove build output, test output and caches; `make distclean` also .venv
 #
@@ -140,7 +141,7 @@ bench: setup
 	bash bench/run.sh
 
 bench-net: setup
-	bash bench/run.sh net
+	bash bench/run.sh net $(BENCH_ARGS)
 
 build: setup
 	ansible-galaxy collection build --force --output-path build/dist

@@ -1,78 +1,99 @@
 """Network benchmark for atomic.deploy: deploys to real SSH hosts over links shaped to 100 Mbit/s.
 
 bench/run.sh prepares the bench venv, the artifacts and a tmpfs and runs this for `make bench-net`
-(`bash bench/run.sh net`); see the network section of bench/README.md. In short:
+(`bash bench/run.sh net [ARGS]`); see the network section of bench/README.md. In short:
 
-- N SSH test hosts from tests/hosts/hostctl.py (name `benchnet`, a rootfs with rsync), each with a
-  tmpfs at /srv/bench for the deploy roots and Ansible's remote temp files;
+- N SSH test hosts from tests/hosts/hostctl.py (name `benchnet`, a rootfs with rsync; up to 64), each
+  with a tmpfs at /srv/bench for the deploy roots and Ansible's remote temp files;
 - an htb qdisc on every host's root-namespace veth shapes controller -> host to 100 Mbit/s, checked
-  with 20 MB over plain TCP to a listener in the host's namespace before anything is measured;
-- per host count, rounds of every case interleaved: the rsync floor, the two-task Ansible floor,
-  ours (archive, directory) and our no-op; wall time, and the bytes each host's veth sent (tx_bytes
-  of the root-side end, i.e. controller -> host) around every run; every run's `current` checked on
-  every host (a digest of the tree, compared with the artifact's) before it counts.
+  with 20 MB over plain TCP to a listener in the namespace of up to 8 hosts (and the qdisc's rate read
+  back on every host) before anything is measured;
+- per host count, rounds of every case interleaved: the rsync floor, ours (archive, and the same
+  under Mitogen's mitogen_linear strategy), our no-op, and optionally the two-task Ansible floor and
+  ours with `release_source=directory`; wall time, the bytes on each host's veth both ways, the
+  controller CPU seconds of everything the run started, the switch's wait and skew; every run's
+  `current` checked on every host (a digest of the tree, compared with the artifact's) before it counts.
 
-Everything it starts is torn down at exit, also on an error, SIGINT or SIGTERM (qdiscs, ssh masters,
-hostctl down).
+The figures are computed and rendered by bench/netreport.py. Everything started here is torn down at
+exit, also on an error, SIGINT or SIGTERM (qdiscs, ssh masters, hostctl down).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import ctypes
 import datetime as dt
-import importlib.util
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from netreport import (
+    CASE_ORDER,
+    NetBenchError,
+    case_summary,
+    census_rows,
+    census_seconds,
+    counter_delta,
+    fmt_bytes,
+    htb_rates,
+    load_runs,
+    median,
+    merge_breakdowns,
+    merge_census,
+    parse_counter,
+    render_comparison,
+    render_markdown,
+    shaping_verdict,
+    switch_metrics,
+    target_rows,
+    task_breakdown,
+    write_results,
+)
 
 import bench
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 HOSTCTL = REPO_ROOT / 'tests' / 'hosts' / 'hostctl.py'
+sys.path.insert(0, str(HOSTCTL.parent))
+import hostctl  # noqa: E402  (tests/hosts: the one copy of the hosts' ssh options and inventory vars)
+
 NAME = 'benchnet'
 HOST_ROOT = '/srv/bench'
 HOST_TMPFS_SIZE = '3g'
 RATE_BITS = 100_000_000
 SHAPING_BYTES = 20_000_000
 SHAPING_PORT = 5209
-# TCP/IPv4 with timestamps (52 bytes) and Ethernet (14 bytes) around each 1448-byte segment.
-WIRE_OVERHEAD = 66 / 1448
-SHAPING_TOLERANCE = 0.2
-NOOP_LIMIT = 50_000
-FIRST_DEPLOY_LIMIT = 1.05
-BYTES_LIMIT = 2.0
-WALL_LIMIT = 0.5
-WALL_TARGET_HOSTS = 4
-README_START = '<!-- bench:net:start -->'
-README_END = '<!-- bench:net:end -->'
-# The newest network run in short; README.md links to it (the bench never writes README.md).
-SUMMARY = BENCH_DIR / 'results' / 'net-summary.md'
-SUMMARY_TITLE = '# make bench-net: the newest run in short (written by bench/net.py; every run: bench/README.md)'
-CASE_ORDER = ('rsync_floor', 'ansible_floor', 'ours_archive', 'ours_directory', 'ours_noop')
-LABELS = {
-    'rsync_floor': '`rsync -a --link-dest=ROOT/releases/v1 v2/ host:ROOT/releases/v2/`, then `ln -s` + `mv -T`',
-    'ansible_floor': 'two-task play: `unarchive` (copy) + `file state=link`',
-    'ours_archive': 'ours, `release_source=archive`',
-    'ours_directory': 'ours, `release_source=directory`',
-    'ours_noop': 'ours, no-op re-deploy of the live release',
-}
+# a 20 MB transfer per host takes 1.7 s: at 64 hosts every link is checked by its qdisc, 8 by a transfer
+SHAPING_SAMPLE = 8
+DEFAULT_HOSTS = '1 4 16 64'
+DEFAULT_CASES = ('rsync_floor', 'ours_archive', 'ours_mitogen', 'ours_noop')
+# above this many hosts only the --scale-cases run: the roots of every case would not fit in memory
+SCALE_ABOVE = 16
+DEFAULT_SCALE_CASES = ('rsync_floor', 'ours_archive')
+DEFAULT_BREAKDOWN_HOSTS = '4 16'
+FORKS = hostctl.MAX_HOSTS
+# the first deploy's bytes per host do not depend on the count; at 64 hosts it would take 2 minutes
+FIRST_DEPLOY_HOSTS = 16
+# memory a host needs per deploy root of v1 on its tmpfs (52.5 MB of files in 4 kB pages, and slack)
+ROOT_BYTES = 80_000_000
+PR_SET_CHILD_SUBREAPER = 36
 
-# Runs on a host (python3 - COMMAND ARGS...): resets a case's root from a template, or reports what
-# ROOT/current points to and the generator's content digest of that tree (bench.tree_digest: regular
-# files, top-level dotfiles and symlinks skipped). Kept in one script so each step is one ssh call.
+# Runs on a host (python3 - COMMAND ARGS...): makes a floor case's root from the template, or reports
+# what ROOT/current points to and the generator's content digest of that tree (bench.tree_digest:
+# regular files, top-level dotfiles and symlinks skipped). Kept in one script so each step is one ssh call.
 REMOTE = r"""
 import hashlib, json, os, shutil, subprocess, sys
 
@@ -95,10 +116,13 @@ def tree_digest(path):
     return digest.hexdigest(), len(entries)
 
 command, args = sys.argv[1], sys.argv[2:]
-if command == 'reset':
+if command == 'link':
+    # a floor's root: releases/v1 is the template's v1 (a symlink, no copy: 64 hosts' memory), current -> it
     template, root, subdirs = args[0], args[1], args[2:]
     shutil.rmtree(root, ignore_errors=True)
-    subprocess.run(['cp', '-a', '--', template, root], check=True)
+    os.makedirs(os.path.join(root, 'releases'))
+    os.symlink(os.path.join(template, 'releases', 'v1'), os.path.join(root, 'releases', 'v1'))
+    os.symlink('releases/v1', os.path.join(root, 'current'))
     for sub in subdirs:
         os.makedirs(os.path.join(root, sub), exist_ok=True)
 elif command == 'seed':
@@ -144,300 +168,12 @@ conn.close()
 """
 
 
-class NetBenchError(bench.BenchError):
-    """The bench cannot produce meaningful figures."""
-
-
 class Interrupted(Exception):
     """SIGINT or SIGTERM: stop and tear down."""
 
 
 def log(message: str) -> None:
     print(f'bench-net: {message}', file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# pure logic (tests/unit/bench/test_net.py)
-
-
-def parse_counter(text: str) -> int:
-    """The value of a /sys/class/net/<if>/statistics/* file."""
-    value = text.strip()
-    if not value.isdigit():
-        raise NetBenchError(f'not an interface counter: {text!r}')
-    return int(value)
-
-
-def counter_delta(*, before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    """Bytes per interface between two readings; a counter that went down means the link was recreated."""
-    delta = {}
-    for name, start in before.items():
-        end = after[name]
-        if end < start:
-            raise NetBenchError(f'counter of {name} went down from {start} to {end}: was the link recreated?')
-        delta[name] = end - start
-    return delta
-
-
-def median(values: Iterable[float]) -> float:
-    values = list(values)
-    if not values:
-        raise NetBenchError('median of no values')
-    return float(statistics.median(values))
-
-
-def expected_transfer_seconds(*, payload: int, rate_bits: int, overhead: float = WIRE_OVERHEAD) -> float:
-    """How long `payload` bytes of one TCP stream take on a link shaped to `rate_bits` per second."""
-    return payload * (1 + overhead) * 8 / rate_bits
-
-
-def shaping_verdict(
-    *, seconds: float, payload: int, rate_bits: int, tolerance: float = SHAPING_TOLERANCE
-) -> tuple[bool, float, str]:
-    """(ok, expected seconds, message) for a measured transfer of `payload` bytes."""
-    expected = expected_transfer_seconds(payload=payload, rate_bits=rate_bits)
-    low, high = expected * (1 - tolerance), expected * (1 + tolerance)
-    ok = low <= seconds <= high
-    message = (
-        f'{payload / 1e6:.0f} MB took {seconds:.2f} s, expected {expected:.2f} s at {rate_bits / 1e6:.0f} Mbit/s '
-        f'(accepted {low:.2f} - {high:.2f} s)'
-    )
-    if not ok:
-        message += ': the link is not shaped' if seconds < low else ': the link is slower than shaped'
-    return ok, expected, message
-
-
-def ratio(num: float | None, den: float | None) -> float | None:
-    return num / den if num is not None and den else None
-
-
-def case_summary(runs: list[dict]) -> dict:
-    """Medians over a case's runs: wall time, and per host the bytes sent to it (median over hosts)."""
-    walls = [run['wall'] for run in runs]
-    per_host = [median(run['tx'].values()) for run in runs]
-    rx_host = [median(run['rx'].values()) for run in runs]
-    return {
-        'wall': median(walls),
-        'wall_min': min(walls),
-        'wall_max': max(walls),
-        'tx_per_host': median(per_host),
-        'tx_per_host_max': max(max(run['tx'].values()) for run in runs),
-        'rx_per_host': median(rx_host),
-        'runs': len(runs),
-        'changed': sorted({run['changed'] for run in runs}),
-    }
-
-
-def ratio_rows(*, summaries: dict[str, dict], floor: str = 'rsync_floor') -> list[dict]:
-    """One row per case: absolute medians and their ratios to the floor's."""
-    base = summaries.get(floor)
-    rows = []
-    for key in CASE_ORDER:
-        data = summaries.get(key)
-        if data is None:
-            continue
-        rows.append(
-            {
-                'case': key,
-                'wall': data['wall'],
-                'tx_per_host': data['tx_per_host'],
-                'wall_vs_floor': ratio(data['wall'], base['wall'] if base else None),
-                'tx_vs_floor': ratio(data['tx_per_host'], base['tx_per_host'] if base else None),
-                'wall_vs_ansible_floor': ratio(data['wall'], summaries.get('ansible_floor', {}).get('wall')),
-            }
-        )
-    return rows
-
-
-def target_rows(*, by_hosts: dict[str, dict[str, dict]], first_deploy: dict | None, artifact_bytes: int) -> list[dict]:
-    """The targets of the network benchmark, each with its value(s) and whether it is met (None: not measured)."""
-    rows: list[dict] = []
-
-    def add(key: str, label: str, values: dict[str, float | None], limit: float, unit: str) -> None:
-        measured = {count: value for count, value in values.items() if value is not None}
-        met = all(value <= limit for value in measured.values()) if measured else None
-        rows.append({'key': key, 'label': label, 'values': measured, 'limit': limit, 'unit': unit, 'met': met})
-
-    for case in ('ours_archive', 'ours_directory'):
-        add(
-            f'{case}_bytes',
-            f'bytes per host, {LABELS[case]} / rsync floor',
-            {
-                count: ratio(cases.get(case, {}).get('tx_per_host'), cases.get('rsync_floor', {}).get('tx_per_host'))
-                for count, cases in by_hosts.items()
-            },
-            BYTES_LIMIT,
-            'x',
-        )
-    for case in ('ours_archive', 'ours_directory'):
-        cases = by_hosts.get(str(WALL_TARGET_HOSTS), {})
-        add(
-            f'{case}_wall',
-            f'wall at {WALL_TARGET_HOSTS} hosts, {LABELS[case]} / two-task Ansible floor',
-            {str(WALL_TARGET_HOSTS): ratio(cases.get(case, {}).get('wall'), cases.get('ansible_floor', {}).get('wall'))}
-            if cases
-            else {},
-            WALL_LIMIT,
-            'x',
-        )
-    add(
-        'noop_bytes',
-        'no-op re-deploy, bytes per host',
-        {count: cases.get('ours_noop', {}).get('tx_per_host') for count, cases in by_hosts.items()},
-        NOOP_LIMIT,
-        'B',
-    )
-    add(
-        'first_deploy_bytes',
-        'first deploy (v1), bytes per host / v1.tar.gz',
-        {first_deploy['hosts']: first_deploy['tx_per_host'] / artifact_bytes} if first_deploy else {},
-        FIRST_DEPLOY_LIMIT,
-        'x',
-    )
-    return rows
-
-
-def task_breakdown(*, timer: dict, process_start: float, process_end: float) -> list[dict]:
-    """Where one ansible-playbook run's wall time went: start-up, each task (slowest host), the end.
-
-    `timer` is what bench/callback_plugins/bench_timer.py wrote; times are epoch seconds.
-    """
-    tasks = timer['tasks']
-    first = tasks[0]['start'] if tasks else timer['ended']
-    rows = [{'name': '(ansible-playbook start-up, parsing, inventory)', 'seconds': first - process_start}]
-    for index, task in enumerate(tasks):
-        ends = [host['end'] for host in task['hosts'].values()]
-        following = tasks[index + 1]['start'] if index + 1 < len(tasks) else timer['ended']
-        end = max(ends) if ends else following
-        skipped = bool(ends) and all(host['status'] == 'skipped' for host in task['hosts'].values())
-        row = {'name': task['name'], 'seconds': max(end, following) - task['start'], 'skipped': skipped}
-        # bytes sent to each host from the task's start until that host finished it (median over hosts)
-        sent = [
-            host['tx'] - task['tx_start'][name]
-            for name, host in task['hosts'].items()
-            if host.get('tx') is not None and task.get('tx_start', {}).get(name) is not None
-        ]
-        if sent:
-            row['tx_per_host'] = median(sent)
-        rows.append(row)
-    rows.append({'name': '(recap, exit)', 'seconds': process_end - timer['ended']})
-    return rows
-
-
-def merge_breakdowns(breakdowns: list[list[dict]]) -> list[dict]:
-    """Median seconds (and bytes per host, where known) per row name over several runs of the same
-    playbook, rows in first-seen order."""
-    order: list[str] = []
-    values: dict[str, list[float]] = {}
-    sent: dict[str, list[float]] = {}
-    for rows in breakdowns:
-        seen: dict[str, float] = {}
-        seen_tx: dict[str, float] = {}
-        for row in rows:
-            seen[row['name']] = seen.get(row['name'], 0.0) + row['seconds']
-            if 'tx_per_host' in row:
-                seen_tx[row['name']] = seen_tx.get(row['name'], 0.0) + row['tx_per_host']
-        for name, seconds in seen.items():
-            if name not in values:
-                order.append(name)
-                values[name] = []
-            values[name].append(seconds)
-        for name, value in seen_tx.items():
-            sent.setdefault(name, []).append(value)
-    merged = []
-    for name in order:
-        row = {'name': name, 'seconds': median(values[name])}
-        if name in sent:
-            row['tx_per_host'] = median(sent[name])
-        merged.append(row)
-    return merged
-
-
-def fmt_bytes(value: float) -> str:
-    if value >= 1e6:
-        return f'{value / 1e6:.2f} MB'
-    return f'{value / 1e3:.1f} kB'
-
-
-def fmt_ratio(value: float | None) -> str:
-    return 'n/a' if value is None else f'{value:.2f}x'
-
-
-def render_tables(results: dict) -> str:
-    """Markdown: one table per host count (absolute medians and ratios), then the targets."""
-    lines: list[str] = []
-    for count, cases in results['hosts'].items():
-        rows = ratio_rows(summaries=cases)
-        lines += [
-            f'**{count} host{"s" if count != "1" else ""}** (medians of {results["parameters"]["rounds"]} rounds)',
-            '',
-            '| run | wall | wall / rsync | wall / Ansible floor | bytes -> each host | bytes / rsync |',
-            '| --- | ---: | ---: | ---: | ---: | ---: |',
-        ]
-        for row in rows:
-            lines.append(
-                f'| {LABELS[row["case"]]} | {row["wall"]:.2f} s | {fmt_ratio(row["wall_vs_floor"])} | '
-                f'{fmt_ratio(row["wall_vs_ansible_floor"])} | {fmt_bytes(row["tx_per_host"])} | '
-                f'{fmt_ratio(row["tx_vs_floor"])} |'
-            )
-        lines.append('')
-    return '\n'.join(lines + [render_targets(results)])
-
-
-def render_targets(results: dict) -> str:
-    """Markdown: the first deploy, then the targets table."""
-    lines: list[str] = []
-    first = results.get('first_deploy')
-    if first:
-        lines += [
-            f'First deploy (v1, ours, archive) to {first["hosts"]} hosts: {first["wall"]:.2f} s, '
-            f'{fmt_bytes(first["tx_per_host"])} per host (v1.tar.gz is {fmt_bytes(results["artifact_bytes"])}).',
-            '',
-        ]
-    lines += ['| target | measured | limit | met |', '| --- | --- | ---: | :---: |']
-    for row in results['targets']:
-        if row['unit'] == 'B':
-            shown = ', '.join(f'{fmt_bytes(value)} ({count} h)' for count, value in row['values'].items())
-            limit = fmt_bytes(row['limit'])
-        else:
-            shown = ', '.join(f'{value:.2f}x ({count} h)' for count, value in row['values'].items())
-            limit = f'{row["limit"]:.2f}x'
-        met = {True: 'yes', False: 'NO', None: 'not measured'}[row['met']]
-        lines.append(f'| {row["label"]} | {shown or "-"} | <= {limit} | {met} |')
-    return '\n'.join(lines)
-
-
-def render_breakdown(results: dict) -> str:
-    """Per Ansible case: median seconds of each step (slowest host), and the wire time of its bytes."""
-    blocks = []
-    count = str(results.get('breakdown_hosts'))
-    rate = results['parameters']['rate_mbit'] * 1_000_000
-    for key, rows in results.get('breakdown', {}).items():
-        total = sum(row['seconds'] for row in rows)
-        lines = [f'{LABELS.get(key, key)}, {count} hosts (medians per step; total {total:.2f} s):', '']
-        lines += ['| step | seconds | bytes -> each host |', '| --- | ---: | ---: |']
-        lines += [
-            f'| {row["name"]} | {row["seconds"]:.2f} | '
-            f'{fmt_bytes(row["tx_per_host"]) if row.get("tx_per_host") else ""} |'
-            for row in rows
-            if row['seconds'] >= 0.005 or row.get('tx_per_host')
-        ]
-        sent = results['hosts'].get(count, {}).get(key, {}).get('tx_per_host')
-        if sent is not None:
-            lines.append(
-                f"| (included above: the whole run's bytes on each host's own {rate / 1e6:.0f} Mbit/s link, "
-                f'at least) | {sent * 8 / rate:.2f} | {fmt_bytes(sent)} |'
-            )
-        blocks.append('\n'.join(lines))
-    return '\n\n'.join(blocks)
-
-
-def replace_between(*, text: str, start: str, end: str, body: str) -> str:
-    first = text.find(start)
-    last = text.find(end)
-    if first < 0 or last < first:
-        raise NetBenchError(f'markers {start} / {end} not found')
-    return text[: first + len(start)] + '\n' + body + '\n' + text[last:]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -460,41 +196,67 @@ class Fleet:
     up: bool = False
 
 
-def hostctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run_hostctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    # a process of its own: the hosts it starts are reparented away from the bench (no subreaper yet)
     return subprocess.run(
-        ['python3', str(HOSTCTL), *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, str(HOSTCTL), *args], capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def hostctl_state() -> dict:
-    spec = importlib.util.spec_from_file_location('hostctl', HOSTCTL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return json.loads((module.state_root() / NAME / 'state.json').read_text())
 
 
 def bring_up(*, count: int, inventory: Path) -> Fleet:
     log(f'bringing up {count} hosts (hostctl up --name {NAME} --packages rsync)')
-    result = hostctl('up', '--name', NAME, '--count', str(count), '--inventory', str(inventory), '--packages', 'rsync')
+    result = run_hostctl(
+        'up', '--name', NAME, '--count', str(count), '--inventory', str(inventory), '--packages', 'rsync'
+    )
     if result.returncode != 0:
         raise NetBenchError(f'hostctl up failed: {result.stderr.strip()[-2000:]}')
-    state = hostctl_state()
+    state = hostctl.load_state(names=hostctl.Names(name=NAME))
     hosts = [Host(name=h['name'], address=h['address'], veth=h['veth'], netns=h['netns']) for h in state['hosts']]
+    log(f'{count} hosts up in {state.get("up_seconds", 0):.1f} s; {host_memory(state=state)}')
     return Fleet(hosts=hosts, key=Path(state['private_key']), up=True)
 
 
+def host_memory(*, state: dict) -> str:
+    """The resident memory of the hosts' processes (PID 1, sshd), for the log."""
+    total, processes = 0, 0
+    for host in state['hosts']:
+        out = subprocess.run(['ip', 'netns', 'pids', host['netns']], capture_output=True, text=True, check=False)
+        for pid in out.stdout.split():
+            try:
+                fields = Path(f'/proc/{pid}/status').read_text().splitlines()
+            except OSError:
+                continue
+            rss = [line.split()[1] for line in fields if line.startswith('VmRSS:')]
+            total += int(rss[0]) * 1024 if rss else 0
+            processes += 1
+    per_host = total / max(1, len(state['hosts']))
+    return f'{processes} processes in the namespaces, {total / 1e6:.0f} MB resident ({per_host / 1e6:.1f} MB a host)'
+
+
+def check_memory(*, hosts: int, roots: int) -> None:
+    """Refuse a host count whose deploy roots would not fit in the memory that is free now."""
+    need = hosts * roots * ROOT_BYTES + 2_000_000_000
+    available = 0
+    for line in Path('/proc/meminfo').read_text().splitlines():
+        if line.startswith('MemAvailable:'):
+            available = int(line.split()[1]) * 1024
+    if available and need > available:
+        raise NetBenchError(
+            f'{hosts} hosts with {roots} deploy roots each need about {need / 1e9:.1f} GB of tmpfs and controller '
+            f'memory, {available / 1e9:.1f} GB are available: use fewer hosts or fewer cases (--scale-cases)'
+        )
+
+
 def tear_down(fleet: Fleet | None) -> None:
-    if fleet is None:
-        hostctl('down', '--name', NAME, timeout=120)
-        return
-    for veth in list(fleet.shaped):
-        subprocess.run(['tc', 'qdisc', 'del', 'dev', veth, 'root'], capture_output=True, check=False)
-        fleet.shaped.remove(veth)
-    result = hostctl('down', '--name', NAME, timeout=120)
+    if fleet is not None:
+        for veth in list(fleet.shaped):
+            subprocess.run(['tc', 'qdisc', 'del', 'dev', veth, 'root'], capture_output=True, check=False)
+            fleet.shaped.remove(veth)
+    result = run_hostctl('down', '--name', NAME, timeout=300)
     if result.returncode != 0:
         log(f'hostctl down --name {NAME} failed: {result.stderr.strip()}')
-    fleet.up = False
+    if fleet is not None:
+        fleet.up = False
 
 
 def shape(*, fleet: Fleet, rate_bits: int) -> None:
@@ -545,8 +307,13 @@ def measure_link(*, host: Host, payload: int) -> float:
 
 
 def check_shaping(*, fleet: Fleet, rate_bits: int) -> dict[str, float]:
-    measured = {}
+    """Every host's class is read back from the kernel; the first SHAPING_SAMPLE hosts carry 20 MB."""
     for host in fleet.hosts:
+        out = subprocess.run(['tc', 'class', 'show', 'dev', host.veth], capture_output=True, text=True, check=False)
+        if out.returncode != 0 or rate_bits not in htb_rates(out.stdout):
+            raise NetBenchError(f'{host.veth} of {host.name} has no htb class at {rate_bits // 1_000_000} Mbit/s')
+    measured = {}
+    for host in fleet.hosts[:SHAPING_SAMPLE]:
         for attempt in (1, 2):
             seconds = measure_link(host=host, payload=SHAPING_BYTES)
             ok, expected, message = shaping_verdict(seconds=seconds, payload=SHAPING_BYTES, rate_bits=rate_bits)
@@ -567,35 +334,17 @@ def read_counters(hosts: list[Host], which: str) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# ssh
+# ssh (options from hostctl)
 
 
 def ssh_argv(*, fleet: Fleet, host: Host, remote: list[str]) -> list[str]:
     # ssh joins its arguments into one remote shell command: quote each.
-    return [
-        'ssh',
-        '-i',
-        str(fleet.key),
-        '-o',
-        'IdentitiesOnly=yes',
-        '-o',
-        'BatchMode=yes',
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        'UserKnownHostsFile=/dev/null',
-        '-o',
-        'LogLevel=ERROR',
-        '-o',
-        'ConnectTimeout=10',
-        f'deploy@{host.address}',
-        shlex.join(remote),
-    ]
+    return ['ssh', *hostctl.ssh_args(key=fleet.key), f'{hostctl.DEPLOY_USER}@{host.address}', shlex.join(remote)]
 
 
 def ssh_command_string(*, fleet: Fleet) -> str:
     """The -e argument of rsync: the same ssh options, no compression (rsync -a without -z)."""
-    return shlex.join(ssh_argv(fleet=fleet, host=Host('', '', '', ''), remote=[])[:-2])
+    return shlex.join(['ssh', *hostctl.ssh_args(key=fleet.key)])
 
 
 def on_hosts(
@@ -608,7 +357,7 @@ def on_hosts(
             ssh_argv(fleet=fleet, host=host, remote=remote(host)),
             input=stdin,
             capture_output=True,
-            timeout=600,
+            timeout=900,
             check=False,
         )
         if result.returncode != 0:
@@ -618,12 +367,45 @@ def on_hosts(
             )
         return host.name, result.stdout.decode(errors='replace')
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+    # no more than 16 ssh sessions at once: 64 would only queue on the 2 cores
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         return dict(pool.map(one, hosts))
 
 
 def remote(*args: str) -> list[str]:
     return ['python3', '-c', REMOTE, *args]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# controller CPU: every process a run starts, the daemonised ssh masters included
+
+
+def become_subreaper() -> None:
+    """Orphans (ssh's ControlPersist masters, Mitogen's children) are reparented to this process, so
+    their CPU time reaches RUSAGE_CHILDREN once they are reaped."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise NetBenchError(f'prctl(PR_SET_CHILD_SUBREAPER) failed: errno {ctypes.get_errno()}')
+
+
+def reap_orphans(timeout: float = 10.0) -> None:
+    """Wait for every child left (runs are sequential: no other child of the bench is alive now)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                log('children still running after the run; their CPU time is not counted')
+                return
+            time.sleep(0.02)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -642,6 +424,7 @@ class NetEnv:
     logs: Path
     inventories: Path
     deploy_playbook: str
+    mitogen_strategies: str = ''
     run_counter: int = 0
     # 'cold': every run starts with an empty delta cache; 'warm': with the cache the round's v1 deploy left
     delta_cache: str = 'cold'
@@ -660,7 +443,8 @@ def write_config(*, work: Path) -> Path:
         '\n'.join(
             [
                 '[defaults]',
-                'forks = 32',
+                # every host of the largest count at once, as the issue's figures assume
+                f'forks = {FORKS}',
                 'gathering = explicit',
                 f'local_tmp = {work / "ansible" / "local"}',
                 # on each host's tmpfs, like the deploy roots
@@ -680,21 +464,14 @@ def write_config(*, work: Path) -> Path:
     return config
 
 
+def inventory_document(*, env: NetEnv, hosts: dict[str, dict]) -> dict:
+    return {'all': {'vars': hostctl.connection_vars(key=str(env.fleet.key)), 'hosts': hosts}}
+
+
 def write_inventory(*, env: NetEnv, hosts: list[Host]) -> Path:
-    common = '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'
-    inventory = {
-        'all': {
-            'vars': {
-                'ansible_user': 'deploy',
-                'ansible_ssh_private_key_file': str(env.fleet.key),
-                'ansible_ssh_common_args': common,
-                'ansible_python_interpreter': '/usr/bin/python3',
-            },
-            'hosts': {host.name: {'ansible_host': host.address} for host in hosts},
-        }
-    }
+    document = inventory_document(env=env, hosts={host.name: {'ansible_host': host.address} for host in hosts})
     path = env.inventories / f'hosts-{len(hosts)}.yml'
-    path.write_text(json.dumps(inventory, indent=2) + '\n')
+    path.write_text(json.dumps(document, indent=2) + '\n')
     return path
 
 
@@ -737,12 +514,16 @@ def timed_run(
     ansible: list[str] | None = None,
     shell: Callable | None = None,
     keep_cache: bool = False,
+    extra_env: dict[str, str] | None = None,
+    census: bool = True,
 ) -> dict:
-    """Run one case on `hosts`: wall time, bytes per host on the veths, the play recap, the task timings."""
+    """Run one case on `hosts`: wall time, bytes per host on the veths, controller CPU, the play recap,
+    the task timings, the switch, and (census) every transfer's bytes."""
     env.run_counter += 1
     control_dir = env.work / 'cp' / str(env.run_counter)
     control_dir.mkdir(parents=True)
     timer_out = env.logs / f'{name}.timer.json'
+    wire_out = env.logs / f'{name}.wire.jsonl'
     # A cold controller-side delta cache (manifest, bundles) for every run, as a fresh CI job has:
     # with one shared cache, every run after the first would skip computing the manifest. Warm: a
     # copy of the cache the round's v1 deploy left, as on a controller that deployed v1 before.
@@ -755,7 +536,13 @@ def timed_run(
         'BENCH_TIMER_OUT': str(timer_out),
         'ATOMIC_DEPLOY_DELTA_CACHE': str(delta_cache),
         'BENCH_TIMER_IFACES': json.dumps({host.name: host.veth for host in hosts}),
+        **(extra_env or {}),
     }
+    if census:
+        environ['BENCH_TIMER_WIRE'] = str(wire_out)
+        environ['BENCH_TIMER_ADDRESSES'] = json.dumps({host.address: host.veth for host in hosts})
+    reap_orphans()
+    cpu_before = children_cpu()
     tx_before, rx_before = read_counters(hosts, 'tx_bytes'), read_counters(hosts, 'rx_bytes')
     log_path = env.logs / f'{name}.log'
     try:
@@ -774,24 +561,32 @@ def timed_run(
         rx = counter_delta(before=rx_before, after=read_counters(hosts, 'rx_bytes'))
     finally:
         close_masters(control_dir)
+        reap_orphans()
         if not keep_cache:
             shutil.rmtree(delta_cache, ignore_errors=True)
+    cpu = children_cpu() - cpu_before
     output = log_path.read_text(errors='replace')
     if any(codes):
         tail = '\n'.join(output.splitlines()[-40:])
         raise NetBenchError(f'{name} exited {codes}; log {log_path}:\n{tail}')
-    breakdown = None
+    breakdown = switch = wire = None
     if ansible is not None and timer_out.is_file():
-        breakdown = task_breakdown(
-            timer=json.loads(timer_out.read_text()), process_start=process_start, process_end=process_end
-        )
+        timer = json.loads(timer_out.read_text())
+        breakdown = task_breakdown(timer=timer, process_start=process_start, process_end=process_end)
+        switch = switch_metrics(timer)
+        if census and wire_out.is_file():
+            lines = [json.loads(line) for line in wire_out.read_text().splitlines() if line.strip()]
+            wire = census_rows(lines=lines, timer=timer, addresses={host.address: host.name for host in hosts})
     return {
         'delta_cache': delta_cache,
         'wall': wall,
         'tx': tx,
         'rx': rx,
+        'cpu': cpu,
         'changed': bench.recap_changed(output) if ansible is not None else -1,
         'breakdown': breakdown,
+        'switch': switch,
+        'wire': wire,
     }
 
 
@@ -812,8 +607,9 @@ def check_current(*, env: NetEnv, hosts: list[Host], root: str, release: str) ->
             )
 
 
-def prepare_hosts(*, env: NetEnv, hosts: list[Host]) -> dict:
-    """Tmpfs, templates: ours-v1 by our playbook (the first-deploy figure) and a plain v1 for the floors."""
+def prepare_hosts(*, env: NetEnv, hosts: list[Host], first_deploy_hosts: int) -> dict:
+    """Tmpfs, templates: ours-v1 by our playbook on the first `first_deploy_hosts` (the first-deploy
+    figure) and a plain v1 for the floors on every host."""
     fleet = env.fleet
     on_hosts(
         fleet=fleet,
@@ -837,6 +633,7 @@ def prepare_hosts(*, env: NetEnv, hosts: list[Host]) -> dict:
         stdin=env.archives['v1'].read_bytes(),
     )
     check_current(env=env, hosts=hosts, root=f'{HOST_ROOT}/tpl/floor', release='v1')
+    hosts = hosts[:first_deploy_hosts]
     log(f'first deploy: v1 with our playbook to {len(hosts)} hosts (the ours-v1 template)')
     inventory = write_inventory(env=env, hosts=hosts)
     extra = write_vars(env=env, name='first', values=ours_vars(env=env, release='v1', root=f'{HOST_ROOT}/tpl/ours'))
@@ -852,8 +649,11 @@ def prepare_hosts(*, env: NetEnv, hosts: list[Host]) -> dict:
         'hosts': len(hosts),
         'wall': run['wall'],
         'tx_per_host': median(run['tx'].values()),
+        'rx_per_host': median(run['rx'].values()),
+        'cpu': run['cpu'],
         'tx': run['tx'],
         'changed': run['changed'],
+        'census': merge_census([run['wire']]) if run['wire'] else [],
     }
 
 
@@ -874,7 +674,8 @@ def deploy_v1_roots(*, env: NetEnv, hosts: list[Host], keys: list[str], round_in
     """Our cases' roots as a real v1 deploy leaves them (untimed): one playbook run, one alias per root.
 
     Not a copy of a template: delta staging trusts an older release's file by its stat record (inode,
-    ctime among it), and `cp -a` changes both, which would make every copied file look edited.
+    ctime among it), and `cp -a` changes both, which would make every copied file look edited. Set-up
+    only, so ssh does not compress (-C costs the controller ~1 CPU second per host for the archive).
     """
     if not keys:
         return None
@@ -883,24 +684,16 @@ def deploy_v1_roots(*, env: NetEnv, hosts: list[Host], keys: list[str], round_in
         hosts=hosts,
         remote=lambda _host: remote('seed', *[case_root(key) for key in keys]),
     )
-    common = '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'
-    inventory = {
-        'all': {
-            'vars': {
-                'ansible_user': 'deploy',
-                'ansible_ssh_private_key_file': str(env.fleet.key),
-                'ansible_ssh_common_args': common,
-                'ansible_python_interpreter': '/usr/bin/python3',
-            },
-            'hosts': {
-                f'{host.name}-{key}': {'ansible_host': host.address, 'release_root': case_root(key)}
-                for host in hosts
-                for key in keys
-            },
-        }
-    }
+    document = inventory_document(
+        env=env,
+        hosts={
+            f'{host.name}-{key}': {'ansible_host': host.address, 'release_root': case_root(key)}
+            for host in hosts
+            for key in keys
+        },
+    )
     path = env.inventories / f'v1-roots-{len(hosts)}.yml'
-    path.write_text(json.dumps(inventory, indent=2) + '\n')
+    path.write_text(json.dumps(document, indent=2) + '\n')
     values = ours_vars(env=env, release='v1', root='')
     del values['release_root']
     extra = write_vars(env=env, name='v1-roots', values=values)
@@ -913,6 +706,8 @@ def deploy_v1_roots(*, env: NetEnv, hosts: list[Host], keys: list[str], round_in
         name=f'v1-roots-{len(hosts)}h-{round_index}',
         ansible=[env.ansible_playbook, '-i', str(path), '-e', f'@{extra}', env.deploy_playbook],
         keep_cache=env.delta_cache == 'warm',
+        extra_env={'ANSIBLE_SSH_ARGS': '-o ControlMaster=auto -o ControlPersist=60s'},
+        census=False,
     )
     if env.delta_cache == 'warm':
         # every run of this round starts from a copy: a controller that deployed v1 before
@@ -923,51 +718,52 @@ def deploy_v1_roots(*, env: NetEnv, hosts: list[Host], keys: list[str], round_in
     return {'wall': round(run['wall'], 3), 'roots': len(keys), 'tx_per_root': median(run['tx'].values()) / len(keys)}
 
 
+def rsync_floor(*, env: NetEnv, hosts: list[Host], root: str) -> Callable:
+    rsh = ssh_command_string(fleet=env.fleet)
+    source = f'{env.trees["v2"]}/'
+
+    def shell(handle) -> list[int]:
+        # One rsync and one ssh per host, all hosts at once, as a parallel shell loop would.
+        def one(host: Host) -> int:
+            # An absolute --link-dest: a relative one makes rsync's delta against the link-dest basis
+            # fail verification ("update discarded", RsyncProject/rsync#928) with this receiver.
+            sync = subprocess.run(
+                ['rsync', '-a', '-e', rsh, f'--link-dest={root}/releases/v1', source]
+                + [f'{hostctl.DEPLOY_USER}@{host.address}:{root}/releases/v2/'],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+            if sync.returncode != 0:
+                return sync.returncode
+            switch = ['sh', '-ec', f'cd {root} && ln -s releases/v2 .current.tmp && mv -T .current.tmp current']
+            return subprocess.run(
+                ssh_argv(fleet=env.fleet, host=host, remote=switch),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                check=False,
+            ).returncode
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            return list(pool.map(one, hosts))
+
+    return shell
+
+
 def run_case(*, env: NetEnv, case: NetCase, hosts: list[Host], round_index: int) -> dict:
     root = case_root(case.key)
     if case.template:
         on_hosts(
             fleet=env.fleet,
             hosts=hosts,
-            remote=lambda _host: remote('reset', f'{HOST_ROOT}/tpl/{case.template}', root, *case.subdirs),
+            remote=lambda _host: remote('link', f'{HOST_ROOT}/tpl/{case.template}', root, *case.subdirs),
         )
     inventory = env.inventories / f'hosts-{len(hosts)}.yml'
     name = f'{case.key}-{len(hosts)}h-{round_index}'
     if case.key == 'rsync_floor':
-        rsh = ssh_command_string(fleet=env.fleet)
-        source = f'{env.trees["v2"]}/'
-
-        def shell(handle) -> list[int]:
-            # One rsync and one ssh per host, all hosts at once, as a parallel shell loop would.
-            def one(host: Host) -> int:
-                # An absolute --link-dest: a relative one makes rsync's delta against the link-dest basis
-                # fail verification ("update discarded", RsyncProject/rsync#928) with this receiver.
-                sync = subprocess.run(
-                    ['rsync', '-a', '-e', rsh, f'--link-dest={root}/releases/v1', source]
-                    + [f'deploy@{host.address}:{root}/releases/v2/'],
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                )
-                if sync.returncode != 0:
-                    return sync.returncode
-                switch = [
-                    'sh',
-                    '-ec',
-                    f'cd {root} && ln -s releases/v2 .current.tmp && mv -T .current.tmp current',
-                ]
-                return subprocess.run(
-                    ssh_argv(fleet=env.fleet, host=host, remote=switch),
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                ).returncode
-
-            with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-                return list(pool.map(one, hosts))
-
-        run = timed_run(env=env, hosts=hosts, name=name, shell=shell)
+        run = timed_run(env=env, hosts=hosts, name=name, shell=rsync_floor(env=env, hosts=hosts, root=root))
     else:
+        extra_env = {}
         if case.key == 'ansible_floor':
             values = {'bench_root': root, 'bench_release': 'v2', 'bench_archive': str(env.archives['v2'])}
             playbook = str(BENCH_DIR / 'playbooks' / 'ansible_floor.yml')
@@ -976,12 +772,15 @@ def run_case(*, env: NetEnv, case: NetCase, hosts: list[Host], round_index: int)
         else:
             source = 'directory' if case.key == 'ours_directory' else 'archive'
             values, playbook = ours_vars(env=env, release='v2', root=root, source=source), env.deploy_playbook
+            if case.key == 'ours_mitogen':
+                extra_env = {'ANSIBLE_STRATEGY_PLUGINS': env.mitogen_strategies, 'ANSIBLE_STRATEGY': 'mitogen_linear'}
         extra = write_vars(env=env, name=case.key, values=values)
         run = timed_run(
             env=env,
             hosts=hosts,
             name=name,
             ansible=[env.ansible_playbook, '-i', str(inventory), '-e', f'@{extra}', playbook],
+            extra_env=extra_env,
         )
     check_current(env=env, hosts=hosts, root=root, release=case.release)
     if case.key == 'ours_noop' and run['changed'] != 0:
@@ -997,48 +796,101 @@ def make_cases() -> dict[str, NetCase]:
         'ansible_floor': NetCase(key='ansible_floor', template='floor', release='v2', subdirs=('releases/v2',)),
         # ours: no template; deploy_v1_roots makes the roots with a real v1 deploy each round
         'ours_archive': NetCase(key='ours_archive', template='', release='v2'),
+        'ours_mitogen': NetCase(key='ours_mitogen', template='', release='v2'),
         'ours_directory': NetCase(key='ours_directory', template='', release='v2'),
         'ours_noop': NetCase(key='ours_noop', template='', release='v1'),
     }
 
 
-def run_bench(*, env: NetEnv, counts: list[int], rounds: int, selected: list[str]) -> dict:
-    results: dict = {'hosts': {}, 'raw': {}, 'breakdown': {}, 'v1_roots': {}}
+def cases_for(*, count: int, selected: list[str], scale_cases: list[str]) -> list[str]:
+    keys = selected if count <= SCALE_ABOVE else [key for key in selected if key in scale_cases]
+    return [key for key in CASE_ORDER if key in keys]
+
+
+def summarise_count(
+    *, results: dict, count: int, cases: dict[str, NetCase], order: list[str], detail: list[int]
+) -> None:
+    """The medians of one host count into `results`: after the count, or after an interruption
+    (then of the runs it has)."""
+    done = [key for key in order if cases[key].runs.get(str(count))]
+    if not done:
+        return
+    results['hosts'][str(count)] = {key: case_summary(cases[key].runs[str(count)]) for key in done}
+    results['raw'][str(count)] = {
+        key: [
+            {
+                'wall': round(run['wall'], 3),
+                'tx': run['tx'],
+                'rx': run['rx'],
+                'cpu': round(run['cpu'], 3),
+                'changed': run['changed'],
+                'switch': run['switch'],
+            }
+            for run in cases[key].runs[str(count)]
+        ]
+        for key in done
+    }
+    if count not in detail:
+        return
+    for key in done:
+        runs = cases[key].runs[str(count)]
+        breakdowns = [run['breakdown'] for run in runs if run['breakdown']]
+        if breakdowns:
+            results['breakdown'].setdefault(str(count), {})[key] = merge_breakdowns(breakdowns)
+        wires = [run['wire'] for run in runs if run['wire']]
+        if wires:
+            results['census'].setdefault(str(count), {})[key] = merge_census(wires)
+            results['census_seconds'].setdefault(str(count), {})[key] = census_seconds(wires)
+
+
+def run_bench(
+    *,
+    env: NetEnv,
+    counts: list[int],
+    rounds: int,
+    selected: list[str],
+    scale_cases: list[str],
+    detail: list[int],
+    results: dict,
+) -> None:
+    """Every count's rounds; `results` holds every finished count at any time, and the runs of the
+    count under way if the bench is interrupted."""
+    for key in ('hosts', 'raw', 'breakdown', 'census', 'census_seconds', 'v1_roots'):
+        results.setdefault(key, {})
     for count in counts:
         hosts = env.fleet.hosts[:count]
         write_inventory(env=env, hosts=hosts)
         cases = make_cases()
-        order = [key for key in CASE_ORDER if key in selected]
-        for round_index in range(1, rounds + 1):
-            first = deploy_v1_roots(
-                env=env, hosts=hosts, keys=[key for key in order if not cases[key].template], round_index=round_index
-            )
-            if first:
-                results['v1_roots'].setdefault(str(count), []).append(first)
-            # rotate the order each round, so no case always runs right after the same one
-            shift = (round_index - 1) % len(order)
-            for key in order[shift:] + order[:shift]:
-                run = run_case(env=env, case=cases[key], hosts=hosts, round_index=round_index)
-                cases[key].runs.setdefault(str(count), []).append(run)
-                log(
-                    f'{count} hosts round {round_index}/{rounds} {key}: {run["wall"]:.2f} s, '
-                    f'{fmt_bytes(median(run["tx"].values()))} per host'
+        order = cases_for(count=count, selected=selected, scale_cases=scale_cases)
+        # the floors' roots are symlinks to the template, which exists already: only our roots are new
+        check_memory(hosts=count, roots=len([key for key in order if key.startswith('ours')]))
+        try:
+            for round_index in range(1, rounds + 1):
+                first = deploy_v1_roots(
+                    env=env,
+                    hosts=hosts,
+                    keys=[key for key in order if not cases[key].template],
+                    round_index=round_index,
                 )
-        results['hosts'][str(count)] = {key: case_summary(cases[key].runs[str(count)]) for key in order}
-        results['raw'][str(count)] = {
-            key: [
-                {'wall': round(run['wall'], 3), 'tx': run['tx'], 'rx': run['rx'], 'changed': run['changed']}
-                for run in cases[key].runs[str(count)]
-            ]
-            for key in order
-        }
-        if count == WALL_TARGET_HOSTS or (WALL_TARGET_HOSTS not in counts and count == counts[-1]):
-            results['breakdown_hosts'] = count
-            for key in order:
-                breakdowns = [run['breakdown'] for run in cases[key].runs[str(count)] if run['breakdown']]
-                if breakdowns:
-                    results['breakdown'][key] = merge_breakdowns(breakdowns)
-    return results
+                if first:
+                    results['v1_roots'].setdefault(str(count), []).append(first)
+                # rotate the order each round, so no case always runs right after the same one
+                shift = (round_index - 1) % len(order)
+                for key in order[shift:] + order[:shift]:
+                    run = run_case(env=env, case=cases[key], hosts=hosts, round_index=round_index)
+                    cases[key].runs.setdefault(str(count), []).append(run)
+                    log(
+                        f'{count} hosts round {round_index}/{rounds} {key}: {run["wall"]:.2f} s, '
+                        f'{fmt_bytes(median(run["tx"].values()))} -> / {fmt_bytes(median(run["rx"].values()))} <- '
+                        f'per host, controller CPU {run["cpu"]:.2f} s'
+                        + (
+                            f', switch wait {run["switch"]["wait"]:.3f} s skew {run["switch"]["skew"] * 1000:.1f} ms'
+                            if run['switch']
+                            else ''
+                        )
+                    )
+        finally:
+            summarise_count(results=results, count=count, cases=cases, order=order, detail=detail)
 
 
 def extract_trees(*, work: Path, archives: dict[str, Path]) -> dict[str, Path]:
@@ -1059,24 +911,57 @@ def ensure_rsync() -> None:
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900)
 
 
+def mitogen_strategies(venv: Path) -> str:
+    """The directory of ansible_mitogen's strategy plugins in the bench venv."""
+    out = subprocess.run(
+        [
+            str(venv / 'bin' / 'python'),
+            '-c',
+            'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))',
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    path = Path(out.stdout.strip()) / 'plugins' / 'strategy'
+    if out.returncode != 0 or not (path / 'mitogen_linear.py').is_file():
+        raise NetBenchError(f'no ansible_mitogen in {venv} (bench/requirements.txt has mitogen): {out.stderr.strip()}')
+    return str(path)
+
+
+def split_words(value: str) -> list[str]:
+    return value.replace(',', ' ').split()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work', type=Path, required=True, help='scratch directory, normally a fresh tmpfs')
     parser.add_argument('--artifacts', type=Path, required=True, help='directory with v1.tar.gz, v2.tar.gz, manifest')
     parser.add_argument('--venv', type=Path, required=True)
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--hosts', default='1 4 8', help='host counts')
-    parser.add_argument('--cases', default=' '.join(CASE_ORDER))
+    parser.add_argument(
+        '--hosts', default=DEFAULT_HOSTS, help=f'host counts, up to {hostctl.MAX_HOSTS} (e.g. 1,4,16,64)'
+    )
+    parser.add_argument('--cases', default=' '.join(DEFAULT_CASES), help=f'any of {" ".join(CASE_ORDER)}')
+    parser.add_argument(
+        '--scale-cases',
+        default=' '.join(DEFAULT_SCALE_CASES),
+        help=f'the cases that run at more than {SCALE_ABOVE} hosts (of --cases)',
+    )
+    parser.add_argument(
+        '--detail-hosts',
+        default=DEFAULT_BREAKDOWN_HOSTS,
+        help='host counts with the task-by-task time and the payload of every module run',
+    )
     parser.add_argument('--deploy-playbook', default=bench.DEFAULT_DEPLOY_PLAYBOOK)
     parser.add_argument('--results', type=Path, default=BENCH_DIR / 'results')
-    parser.add_argument('--label', default='', help='what this run measures (e.g. "baseline", "delta")')
+    parser.add_argument('--label', default='', help='what this run measures (e.g. "baseline", "flow")')
     parser.add_argument(
         '--delta-cache',
         choices=('cold', 'warm'),
         default='cold',
         help="cold: each run starts with an empty controller delta cache; warm: with the round's v1 deploy's",
     )
-    parser.add_argument('--readme', action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument('--strict', action='store_true', help='exit 1 when a target is missed')
     return parser.parse_args(argv)
 
@@ -1085,29 +970,41 @@ def interrupt(signum: int, _frame: object) -> None:
     raise Interrupted(f'signal {signal.Signals(signum).name}')
 
 
+def load_artifacts(*, work: Path, artifacts: Path) -> tuple[dict, dict[str, Path], dict[str, Path]]:
+    manifest = json.loads((artifacts / 'manifest.json').read_text())
+    archives = {}
+    (work / 'artifacts').mkdir(parents=True, exist_ok=True)
+    for version in ('v1', 'v2'):
+        archives[version] = work / 'artifacts' / f'{version}.tar.gz'
+        shutil.copyfile(artifacts / f'{version}.tar.gz', archives[version])
+    trees = extract_trees(work=work, archives=archives)
+    for version, tree in trees.items():
+        digest, _count = bench.tree_digest(tree)
+        if digest != manifest['archives'][f'{version}.tar.gz']['content']:
+            raise NetBenchError(f'{tree}: the unpacked {version} differs from the artifact')
+    return manifest, archives, trees
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    counts = sorted({int(value) for value in args.hosts.replace(',', ' ').split()})
-    selected = [key for key in CASE_ORDER if key in args.cases.replace(',', ' ').split()]
+    counts = sorted({int(value) for value in split_words(args.hosts)})
+    selected = [key for key in CASE_ORDER if key in split_words(args.cases)]
+    scale_cases = split_words(args.scale_cases)
+    detail = [int(value) for value in split_words(args.detail_hosts)]
     if not counts or counts[0] < 1 or args.rounds < 1 or not selected:
         raise SystemExit('bench-net: --hosts, --rounds and --cases need at least one valid value each')
+    if counts[-1] > hostctl.MAX_HOSTS:
+        raise SystemExit(f'bench-net: --hosts goes up to {hostctl.MAX_HOSTS}')
+    unknown = set(split_words(args.cases)) - set(CASE_ORDER)
+    if unknown:
+        raise SystemExit(f'bench-net: unknown case(s) {", ".join(sorted(unknown))}; known: {" ".join(CASE_ORDER)}')
     if os.geteuid() != 0:
         raise NetBenchError('the network bench needs root (hostctl, tc)')
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
     ensure_rsync()
     work = args.work.resolve()
-    manifest = json.loads((args.artifacts / 'manifest.json').read_text())
-    archives = {}
-    (work / 'artifacts').mkdir(parents=True, exist_ok=True)
-    for version in ('v1', 'v2'):
-        archives[version] = work / 'artifacts' / f'{version}.tar.gz'
-        shutil.copyfile(args.artifacts / f'{version}.tar.gz', archives[version])
-    trees = extract_trees(work=work, archives=archives)
-    for version, tree in trees.items():
-        digest, _count = bench.tree_digest(tree)
-        if digest != manifest['archives'][f'{version}.tar.gz']['content']:
-            raise NetBenchError(f'{tree}: the unpacked {version} differs from the artifact')
+    manifest, archives, trees = load_artifacts(work=work, artifacts=args.artifacts)
     config = write_config(work=work)
     environ = bench.make_environ(work=work, venv=args.venv, collections=bench.collection_tree(work=work), config=config)
     environ.pop('ANSIBLE_REMOTE_TEMP', None)
@@ -1115,10 +1012,18 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
     inventories.mkdir(exist_ok=True)
     fleet: Fleet | None = None
+    first: dict | None = None
+    shaping: dict[str, float] = {}
+    measured: dict = {}
+    stopped = ''
     started = time.time()
     load_before = bench.load_average()
     try:
+        strategies = mitogen_strategies(args.venv) if 'ours_mitogen' in selected else ''
+        # the floors' v1 template on every host
+        check_memory(hosts=counts[-1], roots=1)
         fleet = bring_up(count=counts[-1], inventory=work / 'hostctl-inventory.yml')
+        become_subreaper()
         shape(fleet=fleet, rate_bits=RATE_BITS)
         shaping = check_shaping(fleet=fleet, rate_bits=RATE_BITS)
         env = NetEnv(
@@ -1132,21 +1037,33 @@ def main(argv: list[str] | None = None) -> int:
             logs=logs,
             inventories=inventories,
             deploy_playbook=args.deploy_playbook,
+            mitogen_strategies=strategies,
             delta_cache=args.delta_cache,
         )
-        first = prepare_hosts(env=env, hosts=fleet.hosts)
+        first = prepare_hosts(env=env, hosts=fleet.hosts, first_deploy_hosts=FIRST_DEPLOY_HOSTS)
         log(
             f'first deploy to {first["hosts"]} hosts: {first["wall"]:.2f} s, {fmt_bytes(first["tx_per_host"])} per host'
         )
-        measured = run_bench(env=env, counts=counts, rounds=args.rounds, selected=selected)
-    except Interrupted as exc:
-        log(f'interrupted ({exc}): tearing down')
-        return 130
+        run_bench(
+            env=env,
+            counts=counts,
+            rounds=args.rounds,
+            selected=selected,
+            scale_cases=scale_cases,
+            detail=detail,
+            results=measured,
+        )
+    except (Interrupted, NetBenchError) as exc:
+        # what was measured until then is still written (marked), then the bench fails
+        log(f'stopped ({exc}): tearing down')
+        stopped = str(exc)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log(f'tearing down: qdiscs, hostctl down --name {NAME}')
         tear_down(fleet)
+    if not measured.get('hosts'):
+        raise NetBenchError(stopped or 'nothing was measured')
     artifact_bytes = manifest['archives']['v1.tar.gz']['bytes']
     results = {
         'label': args.label,
@@ -1161,6 +1078,9 @@ def main(argv: list[str] | None = None) -> int:
             'rounds': args.rounds,
             'hosts': counts,
             'cases': selected,
+            'scale_cases': scale_cases,
+            'scale_above': SCALE_ABOVE,
+            'forks': FORKS,
             'rate_mbit': RATE_BITS // 1_000_000,
             'shaping': 'htb on the root-namespace veth (controller -> host); no delay (no netem)',
             'deploy_roots': f'tmpfs at {HOST_ROOT} inside each host',
@@ -1172,21 +1092,15 @@ def main(argv: list[str] | None = None) -> int:
         'first_deploy': first,
         **measured,
     }
+    if stopped:
+        results['stopped'] = stopped
     results['targets'] = target_rows(by_hosts=results['hosts'], first_deploy=first, artifact_bytes=artifact_bytes)
-    tables = render_tables(results)
-    breakdown = render_breakdown(results)
-    print(tables)
-    print()
-    print(breakdown)
-    args.results.mkdir(parents=True, exist_ok=True)
-    name = f'net{"-" + args.label if args.label else ""}.json'
-    for path in (args.results / name, args.results / 'net.json'):
-        temp = path.with_name(f'.{path.name}.tmp')
-        temp.write_text(json.dumps(results, indent=2) + '\n')
-        os.replace(temp, path)
-    log(f'wrote {args.results / name} ({results["duration_s"]} s)')
-    if args.readme:
-        update_readmes(runs=load_runs(args.results) if args.label else [results])
+    print(render_markdown(results))
+    written = write_results(results=results, directory=args.results)
+    log(f'wrote {", ".join(path.name for path in written)} in {args.results} ({results["duration_s"]} s)')
+    if stopped:
+        log(f'the run was stopped before its end ({stopped}): the results hold the runs until then')
+        return 130 if stopped.startswith('signal') else 1
     missed = [row['label'] for row in results['targets'] if row['met'] is False]
     if missed:
         log(f'targets missed: {"; ".join(missed)}')
@@ -1195,105 +1109,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render_header(results: dict) -> str:
-    artifact = results['artifact']
-    return (
-        f'Run {results["finished"]} (commit {results["commit"]}{", " + results["label"] if results["label"] else ""}), '
-        f'{results["duration_s"]:.0f} s; load average {results["load_before"]} before, {results["load_after"]} after. '
-        f'{artifact["files"]} files, {artifact["bytes"] / 1e6:.1f} MB, '
-        f'v1.tar.gz {results["artifact_bytes"] / 1e6:.1f} MB; '
-        f'v2 changes {artifact["changed_files"]} files ({artifact["changed_bytes"] / 1e6:.2f} MB). Links shaped to '
-        f'{results["parameters"]["rate_mbit"]} Mbit/s, checked with 20 MB over TCP per host: '
-        f'{", ".join(f"{value:.2f} s" for value in results["shaping_check_s"].values())}. Bytes are counted on each '
-        f"host's veth (controller -> host, Ethernet frames) and are the firm figure; wall times on this shared 2-core "
-        f'machine are CPU-bound (ssh, Ansible) and noisy.'
-    )
-
-
-def render_comparison(runs: list[dict]) -> str:
-    """One table per host count: every case's wall time and bytes per host in each run, side by side."""
-    names = [run.get('label') or run['finished'] for run in runs]
-    lines: list[str] = []
-    for count in sorted({count for run in runs for count in run['hosts']}, key=int):
-        head = ['run']
-        for name in names:
-            head += [f'wall, {name}', f'bytes -> each host, {name}', f'bytes / rsync, {name}']
-        lines += [f'**{count} host{"s" if count != "1" else ""}**', '', '| ' + ' | '.join(head) + ' |']
-        lines.append('| --- |' + ' ---: |' * (len(head) - 1))
-        for key in CASE_ORDER:
-            cells = [LABELS[key]]
-            for run in runs:
-                cases = run['hosts'].get(count, {})
-                data = cases.get(key)
-                if data is None:
-                    cells += ['-', '-', '-']
-                    continue
-                floor = cases.get('rsync_floor', {}).get('tx_per_host')
-                cells += [
-                    f'{data["wall"]:.2f} s',
-                    fmt_bytes(data['tx_per_host']),
-                    fmt_ratio(ratio(data['tx_per_host'], floor)),
-                ]
-            if any(cell != '-' for cell in cells[1:]):
-                lines.append('| ' + ' | '.join(cells) + ' |')
-        lines.append('')
-    return '\n'.join(lines).rstrip()
-
-
-def load_runs(results_dir: Path) -> list[dict]:
-    """The labelled runs (net-LABEL.json) in results_dir, oldest first."""
-    runs = [json.loads(path.read_text()) for path in sorted(results_dir.glob('net-*.json'))]
-    return sorted(runs, key=lambda run: run['finished'])
-
-
-def update_readmes(*, runs: list[dict]) -> None:
-    """bench/README.md: the comparison, then each run in full (newest first); bench/results/net-summary.md
-    (which README.md links to): the comparison and the newest run's targets. README.md is never written."""
-    # the README's targets: of the runs with a cold delta cache, the one with the most host counts (the newest
-    # of those)
-    cold_runs = [run for run in runs if run['parameters'].get('delta_cache', 'cold') == 'cold'] or runs
-    latest = max(cold_runs, key=lambda run: (len(run['hosts']), run['finished']))
-    comparison = render_comparison(runs) if len(runs) > 1 else ''
-    full = []
-    for run in reversed(runs):
-        title = f'#### {run.get("label") or "run"}'
-        full.append(
-            f'{title}\n\n{render_header(run)}\n\n{render_tables(run)}\n\nWhere the time goes:\n\n'
-            f'{render_breakdown(run)}'
-        )
-    bench_body = '\n\n'.join(([f'#### Side by side\n\n{comparison}'] if comparison else []) + full)
-    # the summary: the oldest cold run (the baseline) next to the one that gives the targets, so the table
-    # stays readable; bench/README.md has every run
-    pair = [run for run in cold_runs if run is cold_runs[0] or run is latest]
-    readme_comparison = render_comparison(pair) if len(pair) > 1 else ''
-    readme_body = (
-        f'{render_header(latest)}\n\n{readme_comparison}\n\n{render_targets(latest)}'
-        if readme_comparison
-        else f'{render_header(latest)}\n\n{render_tables(latest)}'
-    )
-    readme = BENCH_DIR / 'README.md'
-    text = readme.read_text()
-    if README_START in text:
-        readme.write_text(replace_between(text=text, start=README_START, end=README_END, body=bench_body))
-        log(f'updated {readme}')
-    else:
-        log(f'{readme} has no {README_START} marker; not updated')
-    SUMMARY.write_text(f'{SUMMARY_TITLE}\n\n{readme_body}\n')
-    log(f'wrote {SUMMARY}')
-
-
-def render_main(argv: list[str]) -> int:
-    """`net.py render [RESULTS_DIR]`: rewrite the README sections from the saved runs."""
+def compare_main(argv: list[str]) -> int:
+    """`net.py compare [RESULTS_DIR]`: the labelled runs (net-LABEL.json) side by side, as Markdown."""
     runs = load_runs(Path(argv[0]) if argv else BENCH_DIR / 'results')
     if not runs:
-        raise NetBenchError('no net-*.json results to render')
-    update_readmes(runs=runs)
+        raise NetBenchError('no net-*.json results to compare')
+    print(render_comparison(runs))
     return 0
 
 
 if __name__ == '__main__':
     try:
-        sys.exit(render_main(sys.argv[2:]) if sys.argv[1:2] == ['render'] else main())
+        sys.exit(compare_main(sys.argv[2:]) if sys.argv[1:2] == ['compare'] else main())
     except bench.BenchError as exc:
         print(f'bench-net: error: {exc}', file=sys.stderr)
         sys.exit(1)

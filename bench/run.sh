@@ -21,24 +21,26 @@
 #   BENCH_STRICT       1 to exit 1 when a target is missed
 #   BENCH_PYTHON       interpreter that creates bench/.venv (default python3)
 #
-# The network bench (make bench-net): `bash bench/run.sh net`, or BENCH_CASES=net. It runs bench/net.py
-# instead of bench/bench.py (real SSH hosts over shaped links; needs root), with:
-#   BENCH_NET_HOSTS    host counts (default "1 4 8")
+# The network bench (make bench-net): `bash bench/run.sh net [NET.PY ARGS...]`, or BENCH_CASES=net. It runs
+# bench/net.py instead of bench/bench.py (real SSH hosts over shaped links; needs root); its arguments come
+# from the command line (make bench-net BENCH_ARGS="--hosts 1,4,16,64") and these variables:
+#   BENCH_NET_HOSTS    host counts, up to 64 (default "1 4 16 64")
 #   BENCH_NET_ROUNDS   rounds, every case once per round, interleaved (default 3)
-#   BENCH_NET_CASES    subset of: rsync_floor ansible_floor ours_archive ours_directory ours_noop
-#   BENCH_NET_LABEL    a name for the run (results also go to bench/results/net-LABEL.json)
+#   BENCH_NET_CASES    subset of: rsync_floor ansible_floor ours_archive ours_mitogen ours_directory ours_noop
+#                      (default: rsync_floor ours_archive ours_mitogen ours_noop)
+#   BENCH_NET_LABEL    a name for the run (results go to bench/results/net-LABEL.json and .md)
 #   BENCH_NET_DELTA_CACHE  cold (default: every run starts with an empty controller-side delta cache)
 #                      or warm (every run starts with the cache its round's v1 deploy left)
-#   BENCH_README, BENCH_STRICT, BENCH_RESULTS, BENCH_DEPLOY_PLAYBOOK as above
+#   BENCH_STRICT, BENCH_RESULTS, BENCH_DEPLOY_PLAYBOOK as above
+# It writes only under bench/results/ (never a README).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 VENV="${BENCH_DIR}/.venv"
 CACHE="${BENCH_DIR}/.cache"
 PYTHON="${BENCH_PYTHON:-python3}"
-# Same ansible-core as requirements.txt; ansible 12 is the package line built on ansible-core 2.19.
-ANSIBLE_CORE_PIN="ansible-core==2.19.14"
-ANSIBLE_PIN="ansible==12.3.0"
+# The bench venv's pins (ansible-core as the project's, ansible for community.general, mitogen).
+REQUIREMENTS="${BENCH_DIR}/requirements.txt"
 
 die() {
     printf 'bench: error: %s\n' "$*" >&2
@@ -51,24 +53,30 @@ log() {
 
 ensure_venv() {
     local stamp="${VENV}/.bench-requirements"
-    local wanted="${ANSIBLE_CORE_PIN} ${ANSIBLE_PIN}"
+    local wanted
+    wanted="$(sha256sum <"${REQUIREMENTS}")"
     if [[ -x "${VENV}/bin/ansible-playbook" && -f "${stamp}" && "$(cat "${stamp}")" == "${wanted}" ]]; then
         return 0
     fi
-    log "creating ${VENV} with ${wanted}"
+    log "creating ${VENV} from ${REQUIREMENTS}"
     "${PYTHON}" -m venv "${VENV}" || die "cannot create ${VENV} with ${PYTHON} (on Debian: apt-get install python3-venv)"
-    "${VENV}/bin/pip" install --quiet --disable-pip-version-check "${ANSIBLE_CORE_PIN}" "${ANSIBLE_PIN}" \
-        || die "pip install ${wanted} into ${VENV} failed"
+    "${VENV}/bin/pip" install --quiet --disable-pip-version-check -r "${REQUIREMENTS}" \
+        || die "pip install -r ${REQUIREMENTS} into ${VENV} failed"
     compgen -G "${VENV}/lib/python3*/site-packages/ansible_collections/community/general/plugins/modules/deploy_helper.py" \
-        >/dev/null || die "${VENV} has no community.general (expected from ${ANSIBLE_PIN})"
+        >/dev/null || die "${VENV} has no community.general (expected from the ansible package)"
+    compgen -G "${VENV}/lib/python3*/site-packages/ansible_mitogen/plugins/strategy/mitogen_linear.py" \
+        >/dev/null || die "${VENV} has no ansible_mitogen strategy plugins (expected from mitogen)"
     printf '%s' "${wanted}" >"${stamp}"
 }
 
 mode=local
-if [[ "${1:-}" == net || "${BENCH_CASES:-}" == net ]]; then
+if [[ "${1:-}" == net ]]; then
+    mode=net
+    shift
+elif [[ "${BENCH_CASES:-}" == net ]]; then
     mode=net
 elif [[ $# -gt 0 ]]; then
-    die "unknown argument $1 (the only one is: net)"
+    die "unknown argument $1 (the only one is: net, followed by bench/net.py's arguments)"
 fi
 
 # More than one bench at a time would measure each other.
@@ -122,15 +130,15 @@ if [[ "${mode}" == net ]]; then
         --artifacts "${CACHE}/artifacts"
         --venv "${VENV}"
         --rounds "${BENCH_NET_ROUNDS:-3}"
-        --hosts "${BENCH_NET_HOSTS:-1 4 8}"
     )
+    [[ -n "${BENCH_NET_HOSTS:-}" ]] && args+=(--hosts "${BENCH_NET_HOSTS}")
     [[ -n "${BENCH_NET_CASES:-}" ]] && args+=(--cases "${BENCH_NET_CASES}")
     [[ -n "${BENCH_NET_LABEL:-}" ]] && args+=(--label "${BENCH_NET_LABEL}")
     [[ -n "${BENCH_NET_DELTA_CACHE:-}" ]] && args+=(--delta-cache "${BENCH_NET_DELTA_CACHE}")
     [[ -n "${BENCH_DEPLOY_PLAYBOOK:-}" ]] && args+=(--deploy-playbook "${BENCH_DEPLOY_PLAYBOOK}")
     [[ -n "${BENCH_RESULTS:-}" ]] && args+=(--results "${BENCH_RESULTS}")
-    [[ "${BENCH_README:-1}" == 0 ]] && args+=(--no-readme)
     [[ "${BENCH_STRICT:-0}" == 1 ]] && args+=(--strict)
+    args+=("$@")
     # In the background so a signal reaches this script's trap at once, which passes it on; net.py
     # then removes its qdiscs and hosts.
     trap 'kill -TERM "${child}" 2>/dev/null; wait "${child}"; exit 130' INT TERM

@@ -70,7 +70,8 @@ STAMP_FILE = 'etc/hostctl-rootfs.json'
 STATE_FORMAT = 1
 NAME_RE = re.compile(r'^[a-z][a-z0-9-]{0,30}$')
 SUBNET_BASE = ipaddress.ip_network('10.99.0.0/16')
-MAX_HOSTS = 50
+# make bench-net goes up to 64 hosts (issue 21); each host is a python PID 1 and one sshd
+MAX_HOSTS = 64
 READY_TIMEOUT = 20.0
 NOFILE_CAP = 65536
 
@@ -670,17 +671,20 @@ def ssh_args(*, key: Path) -> list[str]:
     ]
 
 
+def connection_vars(*, key: str) -> dict[str, str]:
+    """The Ansible variables every host of a name needs besides its address (the bench uses them too)."""
+    return {
+        'ansible_user': DEPLOY_USER,
+        'ansible_ssh_private_key_file': key,
+        'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes',
+        'ansible_python_interpreter': '/usr/bin/python3',
+    }
+
+
 def render_inventory(*, state: dict[str, Any]) -> str:
     """Ansible YAML inventory; JSON is YAML, and json.dumps quotes every string safely."""
-    common = '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'
     hosts = {
-        host['name']: {
-            'ansible_host': host['address'],
-            'ansible_user': DEPLOY_USER,
-            'ansible_ssh_private_key_file': state['private_key'],
-            'ansible_ssh_common_args': common,
-            'ansible_python_interpreter': '/usr/bin/python3',
-        }
+        host['name']: {'ansible_host': host['address'], **connection_vars(key=state['private_key'])}
         for host in state['hosts']
     }
     lines = [f'# written by tests/hosts/hostctl.py up --name {state["name"]}', 'all:', '  hosts:']

@@ -36,6 +36,14 @@ def test_interface_names_fit_the_kernel_limit() -> None:
     assert all(len(link) <= 15 for link in longest), longest
 
 
+@pytest.mark.parametrize('count', [0, 65])
+def test_up_takes_1_to_64_hosts(count: int, tmp_path: Path) -> None:
+    # make bench-net goes up to 64 hosts; the range is checked before anything is touched
+    with pytest.raises(hostctl.HostctlError, match='out of range 1-64'):
+        hostctl.do_up(names=hostctl.Names(name='range'), count=count, inventory=tmp_path / 'i.yml', packages=[])
+    assert not (tmp_path / 'i.yml').exists()
+
+
 def test_names_of_different_names_do_not_share_prefixes() -> None:
     web, web2 = hostctl.Names(name='web'), hostctl.Names(name='web-2')
     assert web.owns_netns(netns=web.netns(index=1))
