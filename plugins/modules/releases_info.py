@@ -147,7 +147,10 @@ rollback_candidate:
   returned: always
   type: str
 lock:
-  description: The deploy lock record (without its token) and whether it has expired, V(null) when free.
+  description:
+    - The deploy lock record (without its token), whether it has expired (C(expired)) and who holds it
+      (C(holder), a line naming the user, controller, playbook, AWX or CI job, release, start and expiry);
+      V(null) when free.
   returned: always
   type: dict
 history:
@@ -217,9 +220,7 @@ def main() -> None:
         releases, ignored = _release.list_releases(layout)
         current = _release.current_id(layout)
         candidate = _release.rollback_candidate(releases, current)
-        lock = _lock.read(layout.lock)
-        if lock is not None:
-            lock = dict(_lock.public(lock), expired=_lock.expired(lock))
+        lock = _lock.shown(_lock.read(layout.lock))
         listed = [release.as_dict() for release in releases]
         if module.params['verify']:
             from ansible_collections.atomic.deploy.plugins.module_utils import _manifest

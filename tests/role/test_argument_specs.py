@@ -25,6 +25,7 @@ ENTRY_FILES = {
     'main': ['main.yml', 'activate.yml', 'prepare.yml', 'verify.yml', 'checks.yml', 'reload.yml', 'after_rollback.yml'],
     'rollback': ['rollback.yml', 'after_rollback.yml', 'reload.yml'],
     'status': ['status.yml'],
+    'unlock': ['unlock.yml'],
 }
 # Names the role sets (registered results, variables for hooks, set_stats keys) and result keys:
 # outputs, not inputs.
@@ -37,6 +38,7 @@ ROLE_SET = {
     'release_precheck_result',
     'release_rollback_result',
     'release_status_result',
+    'release_unlock_result',
     'release_deploy_id',
     'release_deploy_path',
     'release_previous_id',
@@ -94,8 +96,8 @@ def used_variables(*, entry: str) -> set[str]:
 
 
 def test_entry_points(specs: dict) -> None:
-    assert set(specs) == {'main', 'rollback', 'status'}
-    for entry in ('rollback', 'status'):
+    assert set(specs) == {'main', 'rollback', 'status', 'unlock'}
+    for entry in ('rollback', 'status', 'unlock'):
         assert (TASKS / f'{entry}.yml').is_file(), f'entry point {entry} has no tasks/{entry}.yml'
 
 
