@@ -22,7 +22,18 @@ TASKS = ROLE / 'tasks'
 
 # The task files each entry point runs (main includes the rest of the deploy flow).
 ENTRY_FILES = {
-    'main': ['main.yml', 'activate.yml', 'prepare.yml', 'verify.yml', 'checks.yml', 'reload.yml', 'after_rollback.yml'],
+    'main': [
+        'main.yml',
+        'activate.yml',
+        'prepare.yml',
+        'verify.yml',
+        'checks.yml',
+        'reload.yml',
+        'after_rollback.yml',
+        'maintenance.yml',
+        'finish.yml',
+        'notify.yml',
+    ],
     'rollback': ['rollback.yml', 'after_rollback.yml', 'reload.yml'],
     'status': ['status.yml'],
     'unlock': ['unlock.yml'],
@@ -39,6 +50,10 @@ ROLE_SET = {
     'release_rollback_result',
     'release_status_result',
     'release_unlock_result',
+    'release_notify_result',
+    'release_notify_payload',
+    'release_failure_reason',
+    'release_failure_stage',
     'release_deploy_id',
     'release_deploy_path',
     'release_previous_id',
@@ -173,6 +188,7 @@ def test_hook_points_are_declared(defaults: dict) -> None:
         'release_hooks_before_activate',
         'release_hooks_after_activate',
         'release_hooks_after_rollback',
+        'release_hooks_on_failure',
     }
     assert all(defaults[name] == [] for name in hooks)
 
