@@ -20,47 +20,10 @@ import errno as _errno
 import os
 import stat
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _extract
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
+from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _extract, _manifest, _tree
 
 BUNDLE_MANIFEST = 'manifest.json'
 BUNDLE_OBJECTS = 'objects'
-_WRITE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
-_LINK_REFUSED = frozenset(
-    code
-    for code in (_errno.EMLINK, _errno.EXDEV, _errno.EPERM, _errno.EACCES, getattr(_errno, 'EOPNOTSUPP', None))
-    if code is not None
-)
-
-
-def _copy(source: str, path: str, mode: int, mtime: int) -> None:
-    sfd = os.open(source, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
-    try:
-        fd = os.open(path, _WRITE_FLAGS, 0o600)
-        try:
-            while True:
-                data = os.read(sfd, M.CHUNK)
-                if not data:
-                    break
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            os.fchmod(fd, mode)
-            os.utime(fd, (mtime, mtime))
-        finally:
-            os.close(fd)
-    finally:
-        os.close(sfd)
-
-
-def _link(source: str, path: str) -> bool:
-    try:
-        os.link(source, path, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in _LINK_REFUSED:
-            raise
-        return False
-    return True
 
 
 def assemble(
@@ -70,28 +33,28 @@ def assemble(
     have: dict,
     objects: str | None,
     dedupe: bool = True,
-    reserved=('.release.json', M.MANIFEST_NAME),
+    reserved=('.release.json', _manifest.MANIFEST_NAME),
 ) -> dict:
     """Build the tree ``entries`` inside the empty directory ``dest``; return stats.
 
     ``have`` is digest -> (path, lstat, mode) from _manifest.inventory, built in this run.
     ``objects`` is a directory of delta files named by their sha256.
     """
-    ex = _extract._Extractor(dest=dest, previous=None, dedupe=False, strip_components=0, reserved=reserved)
+    ex = _tree.TreeWriter(dest=dest, previous=None, dedupe=False, strip_components=0, reserved=reserved)
     stats = {'files': 0, 'dirs': 0, 'symlinks': 0, 'linked': 0, 'copied': 0, 'sent': 0, 'bytes_sent': 0}
     verified: dict = {}
     placed: dict = {}
     for e in entries:
         raw = e[0]
         kind = e[1]
-        rel = ex.name(raw, is_dir=kind == M.DIR)
+        rel = ex.name(raw, is_dir=kind == _manifest.DIR)
         if rel != raw:
-            raise M.ManifestError(f'refusing delta manifest path {raw!r}: not in normal form', path=raw)
+            raise _manifest.ManifestError(f'refusing delta manifest path {raw!r}: not in normal form', path=raw)
         try:
-            if kind == M.DIR:
+            if kind == _manifest.DIR:
                 ex.add_dir(rel, raw, mode=e[2], mtime=None)
                 stats['dirs'] += 1
-            elif kind == M.LINK:
+            elif kind == _manifest.LINK:
                 ex.add_symlink(rel, raw, target=e[2])
                 stats['symlinks'] += 1
             else:
@@ -111,44 +74,44 @@ def assemble(
                 ex.kinds[rel] = 'f'
                 stats['files'] += 1
         except OSError as exc:
-            raise M.ManifestError(f'cannot assemble {ex.path(rel)}: {exc.strerror}', path=ex.path(rel)) from exc
+            raise _manifest.ManifestError(f'cannot assemble {ex.path(rel)}: {exc.strerror}', path=ex.path(rel)) from exc
     try:
         ex.finish()
     except OSError as exc:
-        raise M.ManifestError(f'cannot assemble {dest}: {exc.strerror}', path=dest) from exc
+        raise _manifest.ManifestError(f'cannot assemble {dest}: {exc.strerror}', path=dest) from exc
     return stats
 
 
 def _place(path: str, e: list, *, have, objects, dedupe, verified, placed, stats) -> None:
-    mode, size, value, mtime = e[2] & M.MODE_MASK, e[3], e[4], e[5]
+    mode, size, value, mtime = e[2] & _manifest.MODE_MASK, e[3], e[4], e[5]
     source = have.get(value)
     if source is not None:
         src, _st, src_mode = source
-        if dedupe and src_mode == mode and _link(src, path):
+        if dedupe and src_mode == mode and _copy.try_link(src, path):
             stats['linked'] += 1
         else:
-            _copy(src, path, mode, mtime)
+            _copy.copy_file(src, path, mode=mode, mtime=mtime)
             stats['copied'] += 1
         return
     first = placed.get(value)
     if first is not None:
-        if dedupe and first[1] == mode and _link(first[0], path):
+        if dedupe and first[1] == mode and _copy.try_link(first[0], path):
             stats['linked'] += 1
         else:
-            _copy(first[0], path, mode, mtime)
+            _copy.copy_file(first[0], path, mode=mode, mtime=mtime)
             stats['copied'] += 1
         return
     obj = os.path.join(objects, value) if objects else None
     if obj is None or not os.path.isfile(obj) or os.path.islink(obj):
-        raise M.ManifestError(
+        raise _manifest.ManifestError(
             f'content of {e[0]} (sha256 {value}) is neither in the delta nor in a complete release on this host '
             '(a file changed on disk during the deploy?); deploy again',
             path=e[0],
         )
     if value not in verified:
-        got, st = M.hash_file(obj)
+        got, st = _manifest.hash_file(obj)
         if got != value or st.st_size != size:
-            raise M.ManifestError(f'delta content for {e[0]} does not have sha256 {value}', path=e[0])
+            raise _manifest.ManifestError(f'delta content for {e[0]} does not have sha256 {value}', path=e[0])
         verified[value] = True
     os.chmod(obj, mode)
     os.utime(obj, (mtime, mtime), follow_symlinks=False)
@@ -157,7 +120,7 @@ def _place(path: str, e: list, *, have, objects, dedupe, verified, placed, stats
     except OSError as exc:
         if exc.errno != _errno.EXDEV:
             raise
-        _copy(obj, path, mode, mtime)
+        _copy.copy_file(obj, path, mode=mode, mtime=mtime)
     placed[value] = (path, mode)
     stats['sent'] += 1
     stats['bytes_sent'] += size
@@ -178,24 +141,26 @@ def read_bundle(*, bundle: str, workdir: str, bases: dict | None = None) -> tupl
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
-            raise M.ManifestError(f'delta bundle {bundle} has no {BUNDLE_MANIFEST}', path=bundle)
+            raise _manifest.ManifestError(f'delta bundle {bundle} has no {BUNDLE_MANIFEST}', path=bundle)
         with open(path, 'rb') as handle:
             doc = json.loads(handle.read().decode('utf-8'))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise M.ManifestError(f'cannot read {BUNDLE_MANIFEST} of delta bundle {bundle}: {exc}', path=bundle) from exc
+        raise _manifest.ManifestError(
+            f'cannot read {BUNDLE_MANIFEST} of delta bundle {bundle}: {exc}', path=bundle
+        ) from exc
     if not isinstance(doc, dict):
-        raise M.ManifestError(f'delta bundle {bundle}: {BUNDLE_MANIFEST} is not an object', path=bundle)
+        raise _manifest.ManifestError(f'delta bundle {bundle}: {BUNDLE_MANIFEST} is not an object', path=bundle)
     if doc.get('base'):
         base = (bases or {}).get(doc['base'])
         if base is None:
-            raise M.ManifestError(f'delta bundle {bundle}: no complete release here has manifest {doc["base"]}')
+            raise _manifest.ManifestError(f'delta bundle {bundle}: no complete release here has manifest {doc["base"]}')
         remove = doc.get('remove')
         if not isinstance(remove, list) or not all(isinstance(p, str) for p in remove):
-            raise M.ManifestError(f'delta bundle {bundle}: invalid remove list', path=bundle)
-        entries = M.apply_delta(base, M.validate_entries(doc.get('upsert')), remove)
+            raise _manifest.ManifestError(f'delta bundle {bundle}: invalid remove list', path=bundle)
+        entries = _manifest.apply_delta(base, _manifest.validate_entries(doc.get('upsert')), remove)
     else:
         entries = doc.get('entries')
-    entries = M.validate_entries(entries)
-    if M.digest(entries) != doc.get('digest'):
-        raise M.ManifestError(f'delta bundle {bundle}: the manifest does not match its digest', path=bundle)
+    entries = _manifest.validate_entries(entries)
+    if _manifest.digest(entries) != doc.get('digest'):
+        raise _manifest.ManifestError(f'delta bundle {bundle}: the manifest does not match its digest', path=bundle)
     return entries, os.path.join(workdir, BUNDLE_OBJECTS)

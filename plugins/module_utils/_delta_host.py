@@ -14,16 +14,14 @@ import os
 import re
 import shutil
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _assemble as A
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
-from ansible_collections.atomic.deploy.plugins.module_utils import _release as R
+from ansible_collections.atomic.deploy.plugins.module_utils import _assemble, _manifest, _release
 
 PREFIX_LEN = 16
 WORKDIR_PREFIX = 'delta-'
 _SHA1 = re.compile(r'^[0-9a-f]{40}$')
 
 
-def identity_conflict(*, release: R.Release, content_digest=None, checksum=None, git_version=None) -> str | None:
+def identity_conflict(*, release: _release.Release, content_digest=None, checksum=None, git_version=None) -> str | None:
     """The message for a release id reused with another artifact, or None when nothing says so.
 
     Only digests that both sides know are compared; a release made before manifests existed,
@@ -51,15 +49,15 @@ def identity_conflict(*, release: R.Release, content_digest=None, checksum=None,
 
 def source_releases(releases: list, *, exclude: str | None = None) -> list:
     """Paths of complete releases, newest first: the only places content is ever taken from."""
-    return [r.path for r in reversed(releases) if r.state == R.COMPLETE and r.id != exclude]
+    return [r.path for r in reversed(releases) if r.state == _release.COMPLETE and r.id != exclude]
 
 
 def probe(*, releases: list, exclude: str | None = None) -> dict:
     """What the controller needs to build a delta: the content this host verifiably holds (digest
     prefixes, concatenated) and the manifest digests of its complete releases (newest first)."""
-    verifier = M.Verifier()
+    verifier = _manifest.Verifier()
     manifests: list = []
-    have = M.inventory(
+    have = _manifest.inventory(
         releases=source_releases(releases, exclude=exclude), verifier=verifier, uid=_uid(), manifests=manifests
     )
     bases = []
@@ -73,11 +71,13 @@ def _uid():
     return os.geteuid() if hasattr(os, 'geteuid') else None
 
 
-def drift_warning(*, release: R.Release | None, verifier: M.Verifier | None = None) -> tuple[str | None, dict | None]:
+def drift_warning(
+    *, release: _release.Release | None, verifier: _manifest.Verifier | None = None
+) -> tuple[str | None, dict | None]:
     """(warning, report) when the live release's files no longer match its manifest."""
-    if release is None or release.state != R.COMPLETE:
+    if release is None or release.state != _release.COMPLETE:
         return None, None
-    report = M.drift(release=release.path, verifier=verifier)
+    report = _manifest.drift(release=release.path, verifier=verifier)
     if report is None or not report['drifted']:
         return None, report
     parts = []
@@ -110,14 +110,14 @@ def stage_from_bundle(*, tmp: str, dest: str, bundle: str, releases: list, relea
     work = os.path.join(tmp, f'{WORKDIR_PREFIX}{release_id}-{os.urandom(6).hex()}')
     os.mkdir(work, 0o700)
     try:
-        verifier = M.Verifier()
+        verifier = _manifest.Verifier()
         manifests: list = []
-        have = M.inventory(
+        have = _manifest.inventory(
             releases=source_releases(releases, exclude=release_id), verifier=verifier, uid=_uid(), manifests=manifests
         )
         bases = {doc['digest']: doc['entries'] for _path, doc in reversed(manifests)}
-        entries, objects = A.read_bundle(bundle=bundle, workdir=work, bases=bases)
-        stats = A.assemble(dest=dest, entries=entries, have=have, objects=objects, dedupe=dedupe)
+        entries, objects = _assemble.read_bundle(bundle=bundle, workdir=work, bases=bases)
+        stats = _assemble.assemble(dest=dest, entries=entries, have=have, objects=objects, dedupe=dedupe)
         stats['hashed_files'] = verifier.hashed_files
         stats['hashed_bytes'] = verifier.hashed_bytes
         return {'stats': stats, 'entries': entries}
@@ -140,19 +140,23 @@ def write_manifest(
     this is what proves the deployed tree is the artifact.
     """
     if entries is None:
-        ref_ns = M.reference_ns(release)
-        entries, records = M.from_tree(root=release, exclude=('.release.json', M.MANIFEST_NAME), known=digests)
-        value = M.digest(entries)
+        ref_ns = _manifest.reference_ns(release)
+        entries, records = _manifest.from_tree(
+            root=release, exclude=('.release.json', _manifest.MANIFEST_NAME), known=digests
+        )
+        value = _manifest.digest(entries)
         if content_digest and value != content_digest:
-            raise M.ManifestError(
+            raise _manifest.ManifestError(
                 f'the tree extracted into {release} does not match the artifact (manifest {value}, the controller '
                 f'computed {content_digest})',
                 path=release,
             )
-        return M.write(release=release, entries=entries, records=records, ref_ns=ref_ns, exclude=exclude, fsync=fsync)
-    value = M.digest(entries)
+        return _manifest.write(
+            release=release, entries=entries, records=records, ref_ns=ref_ns, exclude=exclude, fsync=fsync
+        )
+    value = _manifest.digest(entries)
     if content_digest and value != content_digest:
-        raise M.ManifestError(
+        raise _manifest.ManifestError(
             f'the delta manifest for {release} is {value}, not the artifact digest {content_digest}', path=release
         )
-    return M.record_tree(release=release, entries=entries, exclude=exclude, fsync=fsync)
+    return _manifest.record_tree(release=release, entries=entries, exclude=exclude, fsync=fsync)

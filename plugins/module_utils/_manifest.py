@@ -278,32 +278,11 @@ def write(*, release: str, entries: list, records: dict, ref_ns: int, exclude=()
         'records': records,
     }
     data = json.dumps(doc, separators=(',', ':'), sort_keys=True).encode('ascii') + b'\n'
-    path = os.path.join(release, MANIFEST_NAME)
-    tmp = os.path.join(release, f'.{MANIFEST_NAME}.tmp-{os.urandom(6).hex()}')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fchmod(fd, 0o644)
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if fsync:
-        dfd = os.open(release, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    # Imported here: the live check ships this file's source alone to the host
+    # (plugin_utils/_delta.live_check_script), where only the stdlib imports at the top resolve.
+    from ansible_collections.atomic.deploy.plugins.module_utils import _fs
+
+    _fs.atomic_write(path=os.path.join(release, MANIFEST_NAME), data=data, mode=0o644, fsync=fsync)
     return doc['digest']
 
 

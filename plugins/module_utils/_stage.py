@@ -2,8 +2,8 @@
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The flows of the ``release`` module: stage (``present``), finalize (``complete``), switch
-(``active``) and fail (``failed``) one release of a deploy root.
+"""The staging flow of the ``release`` module (``state=present``): lock, create, fetch or assemble the
+code, link the shared paths, write the id file and the ``next`` link.
 
 PRIVATE: this module is internal to the atomic.deploy collection. It is not a public API and
 may change without notice. No AnsibleModule code: plain pytest tests it with ``tmp_path``.
@@ -12,111 +12,24 @@ Every flow is a keyword-only function. It fills in the ``result`` dict it is giv
 on an exception (:class:`ReleaseError`, ``FsError``, ``LockHeld``, ``OSError``, ``ValueError``)
 ``result`` holds what was known so far, which the module reports with the failure. Warnings go to
 the ``warn`` callable. The module's ``main()`` builds the argument spec, calls one flow and calls
-``exit_json`` once.
+``exit_json`` once. The other flows (``active``, ``complete``, ``failed``) are in ``_activate.py``;
+the options and their checks in ``_stage_options.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import io
 import os
-import subprocess
 import typing as t
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _fs, _history, _lock, _release, _shared, _source
+from ansible_collections.atomic.deploy.plugins.module_utils import _fetch, _fs, _history, _lock, _release, _shared
 from ansible_collections.atomic.deploy.plugins.module_utils._release import Layout, Release, ReleaseError
-
-Warn = t.Callable[[str], None]
-RunCommand = t.Callable[[t.List[str]], t.Tuple[int, bytes, str]]
-
-
-@dataclasses.dataclass(frozen=True)
-class StageOptions:
-    """What ``state=present`` is asked to build, as the module's parameters give it."""
-
-    source: str = 'none'
-    archive: str | None = None
-    remote_src: bool = False
-    url: str | None = None
-    checksum: str | None = None
-    url_timeout: int = 60
-    git_repo: str | None = None
-    git_version: str = 'HEAD'
-    directory: str | None = None
-    strip_components: int = 0
-    dedupe: bool = True
-    shared_dirs: t.Sequence[str] = ()
-    shared_files: t.Sequence[str] = ()
-    shared_owner: str | None = None
-    shared_group: str | None = None
-    shared_mode: str = '2775'
-    shared_strict: bool = False
-    shared_allow_external: bool = False
-    link_style: str = 'relative'
-    writable_dirs: t.Sequence[str] = ()
-    writable_mode: str = '2775'
-    adopt: bool = False
-    id_file: str | None = None
-    next_link: bool = False
-    delta: bool = True
-    content_digest: str | None = None
-    delta_plan: t.Mapping[str, t.Any] | None = None
-
-    @classmethod
-    def from_params(cls, params: t.Mapping[str, t.Any]) -> StageOptions:
-        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls) if field.name in params})
-
-
-@dataclasses.dataclass
-class StagePlan:
-    """The validated, normalised form of :class:`StageOptions`."""
-
-    shared_dirs: list[str]
-    shared_files: list[str]
-    writable_dirs: list[str]
-    shared_mode: int
-    writable_mode: int
-    uid: int
-    gid: int
-    source: dict
-    id_file: str | None = None
-
-
-def plan_stage(*, options: StageOptions, check_mode: bool) -> StagePlan:
-    """Validate the staging inputs; raise ReleaseError naming the option (and its role variable)."""
-    shared_dirs = [_shared.normalize_rel_path(v, name='shared_dirs') for v in options.shared_dirs]
-    shared_files = [_shared.normalize_rel_path(v, name='shared_files') for v in options.shared_files]
-    overlap = set(shared_dirs) & set(shared_files)
-    if overlap:
-        raise ReleaseError(f'{sorted(overlap)[0]} is listed in both shared_dirs and shared_files', name='shared_files')
-    uid, gid = _shared.resolve_owner(owner=options.shared_owner, group=options.shared_group)
-    return StagePlan(
-        shared_dirs=shared_dirs,
-        shared_files=shared_files,
-        writable_dirs=[_shared.normalize_rel_path(v, name='writable_dirs') for v in options.writable_dirs],
-        shared_mode=_shared.parse_mode(options.shared_mode, name='shared_mode'),
-        writable_mode=_shared.parse_mode(options.writable_mode, name='writable_mode'),
-        uid=uid,
-        gid=gid,
-        source=source_info(options=options, check_mode=check_mode),
-        id_file=id_file_path(options=options, shared=shared_dirs + shared_files),
-    )
-
-
-def id_file_path(*, options: StageOptions, shared: list[str]) -> str | None:
-    """The normalised id_file path, refusing one that would land in the metadata or in shared/."""
-    if not options.id_file:
-        return None
-    rel = _shared.normalize_rel_path(options.id_file, name='id_file')
-    if rel in (_release.METADATA_NAME, '.release.manifest.json'):
-        raise ReleaseError(f'id_file {rel} is the release metadata file; choose another name', name='id_file')
-    for path in shared:
-        if rel == path or rel.startswith(path + '/'):
-            raise ReleaseError(
-                f'id_file {rel} is inside the shared path {path}; it must be a file of the release', name='id_file'
-            )
-    return rel
+from ansible_collections.atomic.deploy.plugins.module_utils._stage_options import (
+    RunCommand,
+    StageOptions,
+    StagePlan,
+    Warn,
+    plan_stage,
+)
 
 
 def write_id_file(*, release_path: str, rel: str, release_id: str, fsync: bool, check_mode: bool) -> bool:
@@ -157,40 +70,6 @@ def point_next(*, layout: Layout, release_id: str, link_style: str, fsync: bool,
     if not check_mode:
         _fs.swap_symlink(path=layout.next, target=text, fsync=fsync)
     return True
-
-
-def source_info(*, options: StageOptions, check_mode: bool) -> dict:
-    """The ``source`` record of the release, after checking that the source is fully given."""
-    o = options
-    kind = o.source
-    info: dict = {'type': kind}
-    if kind in ('archive', 'directory'):
-        if not o.archive:
-            name = 'directory' if kind == 'directory' else 'archive'
-            raise ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
-        info['archive' if kind == 'archive' else 'directory'] = o.directory or o.archive
-        if (not check_mode or o.remote_src) and not o.delta_plan and not os.path.isfile(o.archive):
-            raise ReleaseError(f'archive {o.archive} does not exist on this host', path=o.archive)
-        if o.checksum:
-            _source.parse_checksum(o.checksum)
-    elif kind == 'url':
-        if not o.url:
-            raise ReleaseError('source=url needs url (role variable release_url)', name='url')
-        if not o.checksum:
-            raise ReleaseError(
-                f'source=url needs checksum for {o.url} (role variable release_checksum, e.g. sha256:<hex>)',
-                name='checksum',
-            )
-        _source.parse_checksum(o.checksum)
-        info['url'] = o.url
-    elif kind == 'git':
-        if not o.git_repo:
-            raise ReleaseError('source=git needs git_repo (role variable release_git_repo)', name='git_repo')
-        _source.validate_git_version(o.git_version)
-        info.update(git_repo=o.git_repo, git_version=o.git_version)
-    if o.strip_components < 0:
-        raise ReleaseError('strip_components must not be negative', name='strip_components')
-    return info
 
 
 def ensure_shared(*, layout: Layout, plan: StagePlan, options: StageOptions, check_mode: bool) -> dict:
@@ -245,171 +124,6 @@ def link_release(
         release=path, paths=plan.writable_dirs, mode=plan.writable_mode, check_mode=check_mode
     )
     return {'shared_created': shared['created'], 'shared_fixed': shared['fixed'], 'writable': writable, **links}
-
-
-def dedupe_base(*, releases: list[Release], current: str | None, dedupe: bool) -> str | None:
-    """The release whose unchanged files a new one hard-links: current if complete, else the newest complete."""
-    if not dedupe:
-        return None
-    release = _release.find(releases, current)
-    if release is None or release.state != _release.COMPLETE:
-        complete = [r for r in releases if r.state == _release.COMPLETE]
-        release = complete[-1] if complete else None
-    return release.path if release is not None else None
-
-
-def extractor():
-    """The extraction code, imported only when code is fetched: a no-op re-deploy never pays for it."""
-    from ansible_collections.atomic.deploy.plugins.module_utils import _extract
-
-    return _extract
-
-
-@contextlib.contextmanager
-def extraction_errors():
-    """Report a refused or failed extraction like any other release error."""
-    _extract = extractor()
-    try:
-        yield
-    except _extract.ExtractError as exc:
-        raise ReleaseError(str(exc), path=exc.path) from exc
-
-
-def check_archive(*, options: StageOptions, check_mode: bool) -> None:
-    """Refuse a file that is not a supported archive before anything is locked or created."""
-    plan = options.delta_plan or {}
-    if plan.get('probe') or plan.get('bundle'):
-        return  # the archive is on the controller: the action plugin read it
-    if options.source in ('archive', 'directory') and (not check_mode or options.remote_src):
-        with extraction_errors():
-            extractor().detect_format(options.archive)
-
-
-def run_argv(argv: list[str]) -> tuple[int, bytes, str]:
-    """Run a command without a shell: (rc, stdout bytes, stderr text). The module passes its run_command."""
-    # the pure-logic default; the module passes AnsibleModule.run_command instead (ansible-core 2.21's pylint)
-    proc = subprocess.run(argv, capture_output=True, check=False)  # pylint: disable=ansible-bad-function
-    return proc.returncode, proc.stdout, proc.stderr.decode('utf-8', 'replace')
-
-
-def open_download(url: str, *, timeout: int):
-    from ansible.module_utils.urls import open_url
-
-    return open_url(url, timeout=timeout, http_agent='atomic.deploy')
-
-
-def fetch(
-    *,
-    layout: Layout,
-    path: str,
-    options: StageOptions,
-    plan: StagePlan,
-    base: str | None,
-    run_command: RunCommand | None = None,
-    digests: dict | None = None,
-) -> dict:
-    """Put the code into the release directory ``path``; return the extraction figures.
-
-    ``digests``, when given, gets the sha256 of every file written (for the content manifest).
-
-    Records the verified checksum or the resolved git sha in ``plan.source``.
-    """
-    with extraction_errors():
-        _extract = extractor()
-        o = options
-        common = dict(dest=path, previous=base, dedupe=o.dedupe, strip_components=o.strip_components, digests=digests)
-        if o.source in ('archive', 'directory'):
-            if o.checksum:
-                plan.source['checksum'] = _source.verify_file(path=o.archive, checksum=o.checksum)
-            return _extract.extract_archive(archive=o.archive, **common)
-        if o.source == 'url':
-            os.makedirs(layout.tmp, 0o750, exist_ok=True)
-            download, checksum = _source.download(
-                url=o.url,
-                directory=layout.tmp,
-                checksum=o.checksum,
-                opener=lambda url: open_download(url, timeout=o.url_timeout),
-            )
-            plan.source['checksum'] = checksum
-            try:
-                return _extract.extract_archive(archive=download, **common)
-            finally:
-                _fs.discard(download)
-        if o.source == 'git':
-            sha, tar = _source.git_export(
-                run=run_command or run_argv, repo=o.git_repo, version=o.git_version, mirror=layout.repo
-            )
-            plan.source['git_sha'] = sha
-            return _extract.extract_tar_stream(fileobj=io.BytesIO(tar), **common)
-        return {}
-
-
-def content():
-    """Manifests, delta assembly and identity checks (docs/delta.md), imported when needed."""
-    from ansible_collections.atomic.deploy.plugins.module_utils import _delta_host
-
-    return _delta_host
-
-
-@contextlib.contextmanager
-def manifest_errors():
-    from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
-
-    try:
-        yield
-    except _manifest.ManifestError as exc:
-        raise ReleaseError(str(exc), path=exc.path) from exc
-
-
-def stage_content(
-    *,
-    layout: Layout,
-    path: str,
-    release_id: str,
-    releases: list[Release],
-    current: str | None,
-    options: StageOptions,
-    plan: StagePlan,
-    fsync: bool = True,
-    run_command: RunCommand | None = None,
-) -> dict:
-    """Fetch the code (or assemble it from a delta bundle) into ``path``, then write its manifest."""
-    delta_plan = options.delta_plan or {}
-    entries = None
-    digests: dict = {}
-    if delta_plan.get('bundle'):
-        with manifest_errors():
-            outcome = content().stage_from_bundle(
-                tmp=layout.tmp,
-                dest=path,
-                bundle=delta_plan['bundle'],
-                releases=releases,
-                release_id=release_id,
-                dedupe=options.dedupe,
-            )
-        stats, entries = outcome['stats'], outcome['entries']
-        if options.checksum:
-            # The archive stayed on the controller, which checked it against checksum.
-            plan.source['checksum'] = options.checksum.lower()
-    else:
-        base = dedupe_base(releases=releases, current=current, dedupe=options.dedupe)
-        stats = fetch(
-            layout=layout, path=path, options=options, plan=plan, base=base, run_command=run_command, digests=digests
-        )
-    if options.source != 'none':
-        with manifest_errors():
-            plan.source['content_digest'] = content().write_manifest(
-                release=path,
-                entries=entries,
-                exclude=plan.shared_dirs
-                + plan.shared_files
-                + plan.writable_dirs
-                + ([plan.id_file] if plan.id_file else []),
-                content_digest=options.content_digest if options.source in ('archive', 'directory') else None,
-                fsync=fsync,
-                digests=digests,
-            )
-    return stats
 
 
 def cleanup_failed_stage(*, release: Release, reason: str, fsync: bool = True) -> None:
@@ -499,23 +213,96 @@ def present(
     result['current_before'] = current
     existing = _release.find(releases, release_id)
     delta_plan = options.delta_plan or {}
-    if existing is not None and existing.state == _release.COMPLETE:
-        conflict = content().identity_conflict(
-            release=existing,
-            content_digest=options.content_digest,
-            checksum=options.checksum,
-            git_version=options.git_version if options.source == 'git' else None,
-        )
-        if conflict:
-            raise ReleaseError(conflict, path=existing.path)
-    live = _release.find(releases, current)
-    if live is not None and (delta_plan.get('probe') or not delta_plan):
-        drifted, _report = content().drift_warning(release=live)
-        if drifted:
-            warn(drifted)
+    check_identity(existing=existing, options=options)
+    warn_drift(releases=releases, current=current, delta_plan=delta_plan, warn=warn)
     if existing is not None and existing.state == _release.COMPLETE and current == release_id:
         result.update(live=True, state=_release.COMPLETE, source=existing.meta.get('source') or plan.source)
         return result
+    refuse_foreign(layout=layout, release_id=release_id, existing=existing)
+    _fetch.check_archive(options=options, check_mode=check_mode)
+    check_layout(layout=layout, plan=plan, options=options)
+
+    token, acquired_here = lock_for_staging(
+        layout=layout,
+        release_id=release_id,
+        lock=lock,
+        token=lock_token,
+        timeout=lock_timeout,
+        steal=lock_steal,
+        owner=owner,
+        fsync=fsync,
+        check_mode=check_mode,
+        warn=warn,
+    )
+    result['token'] = token
+    # The probe run of this deploy took the lock: a failure of this run gives it back, as it would have.
+    acquired_here = acquired_here or bool(delta_plan.get('lock_acquired'))
+
+    if existing is not None and existing.state == _release.COMPLETE:
+        return recheck_complete(
+            layout=layout,
+            release=existing,
+            plan=plan,
+            options=options,
+            fsync=fsync,
+            check_mode=check_mode,
+            warn=warn,
+            result=result,
+        )
+
+    if delta_plan.get('probe'):
+        result['changed'] = acquired_here
+        if not check_mode:
+            result['delta'] = dict(
+                _fetch.content().probe(releases=releases, exclude=release_id), probe=True, lock_acquired=acquired_here
+            )
+        return result
+
+    build_release(
+        layout=layout,
+        release_id=release_id,
+        existing=existing,
+        releases=releases,
+        current=current,
+        options=options,
+        plan=plan,
+        owner=owner,
+        token=token,
+        acquired_here=acquired_here,
+        fsync=fsync,
+        check_mode=check_mode,
+        run_command=run_command,
+        warn=warn,
+        result=result,
+    )
+    return result
+
+
+def check_identity(*, existing: Release | None, options: StageOptions) -> None:
+    """Refuse to reuse the id of a complete release that holds other content than this deploy's."""
+    if existing is None or existing.state != _release.COMPLETE:
+        return
+    conflict = _fetch.content().identity_conflict(
+        release=existing,
+        content_digest=options.content_digest,
+        checksum=options.checksum,
+        git_version=options.git_version if options.source == 'git' else None,
+    )
+    if conflict:
+        raise ReleaseError(conflict, path=existing.path)
+
+
+def warn_drift(*, releases: list[Release], current: str | None, delta_plan: t.Mapping[str, t.Any], warn: Warn) -> None:
+    """Warn when files of the live release changed on disk since it was deployed (once per deploy)."""
+    live = _release.find(releases, current)
+    if live is not None and (delta_plan.get('probe') or not delta_plan):
+        drifted, _report = _fetch.content().drift_warning(release=live)
+        if drifted:
+            warn(drifted)
+
+
+def refuse_foreign(*, layout: Layout, release_id: str, existing: Release | None) -> None:
+    """Refuse a release path that is not a release made by atomic.deploy: never deploy through it."""
     if existing is None and os.path.lexists(layout.release(release_id)):
         raise ReleaseError(
             f'{layout.release(release_id)} exists and is not a release directory (a symlink or a file); '
@@ -528,56 +315,120 @@ def present(
             f'(no readable {_release.METADATA_NAME}); move it away or choose another release id',
             path=existing.path,
         )
-    check_archive(options=options, check_mode=check_mode)
-    check_layout(layout=layout, plan=plan, options=options)
 
-    token = lock_token
-    acquired_here = False
+
+def lock_for_staging(
+    *,
+    layout: Layout,
+    release_id: str,
+    lock: bool,
+    token: str | None,
+    timeout: int,
+    steal: bool,
+    owner: dict | None,
+    fsync: bool,
+    check_mode: bool,
+    warn: Warn,
+) -> tuple[str | None, bool]:
+    """Take the deploy lock (``lock``) or check the one held with ``token``: (token, taken by this run)."""
     if lock:
-        token, acquired_here = take_lock(
+        return take_lock(
             layout=layout,
             release_id=release_id,
             token=token,
-            timeout=lock_timeout,
-            steal=lock_steal,
+            timeout=timeout,
+            steal=steal,
             owner=owner,
             fsync=fsync,
             check_mode=check_mode,
             warn=warn,
         )
-    elif token and not check_mode:
+    if token and not check_mode:
         _lock.verify(deploy_dir=layout.deploy, token=token)
-    result['token'] = token
-    # The probe run of this deploy took the lock: a failure of this run gives it back, as it would have.
-    acquired_here = acquired_here or bool(delta_plan.get('lock_acquired'))
+    return token, False
 
-    if existing is not None and existing.state == _release.COMPLETE:
-        # Built by an earlier run and not live: keep it, only re-check its shared links.
-        result.update(state=_release.COMPLETE, source=existing.meta.get('source') or plan.source)
-        links = link_release(
-            layout=layout, path=existing.path, plan=plan, options=options, check_mode=check_mode, warn=warn
-        )
-        result['changed'] = bool(
-            links['linked'] or links['shared_created'] or links['shared_fixed'] or links['writable']
-        )
-        result['links'] = links
-        if plan.id_file and write_id_file(
-            release_path=existing.path, rel=plan.id_file, release_id=release_id, fsync=fsync, check_mode=check_mode
-        ):
-            result['changed'] = True
-        staged_next(
-            layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=check_mode, result=result
-        )
-        return result
 
-    if delta_plan.get('probe'):
-        result['changed'] = acquired_here
-        if not check_mode:
-            result['delta'] = dict(
-                content().probe(releases=releases, exclude=release_id), probe=True, lock_acquired=acquired_here
-            )
-        return result
+def recheck_complete(
+    *,
+    layout: Layout,
+    release: Release,
+    plan: StagePlan,
+    options: StageOptions,
+    fsync: bool,
+    check_mode: bool,
+    warn: Warn,
+    result: dict,
+) -> dict:
+    """A release built by an earlier run and not live: keep it, only re-check its shared links and id file."""
+    result.update(state=_release.COMPLETE, source=release.meta.get('source') or plan.source)
+    links = link_release(layout=layout, path=release.path, plan=plan, options=options, check_mode=check_mode, warn=warn)
+    result['changed'] = bool(links['linked'] or links['shared_created'] or links['shared_fixed'] or links['writable'])
+    result['links'] = links
+    if plan.id_file and write_id_file(
+        release_path=release.path, rel=plan.id_file, release_id=release.id, fsync=fsync, check_mode=check_mode
+    ):
+        result['changed'] = True
+    staged_next(
+        layout=layout, release_id=release.id, options=options, fsync=fsync, check_mode=check_mode, result=result
+    )
+    return result
 
+
+def create_fresh(
+    *,
+    layout: Layout,
+    release_id: str,
+    existing: Release | None,
+    owner: dict | None,
+    source: dict,
+    token: str | None,
+    acquired_here: bool,
+    fsync: bool,
+) -> Release:
+    """Create ``releases/<release_id>`` marked in progress, removing an earlier attempt first.
+
+    On failure, a lock this run took is given back.
+    """
+    try:
+        os.makedirs(layout.releases, 0o755, exist_ok=True)
+        if existing is not None:
+            leftover = _release.discard_release(layout=layout, release=existing)
+            if leftover:
+                raise ReleaseError(
+                    f'could not remove the earlier attempt of {existing.path}: {leftover[:10]}', path=existing.path
+                )
+        meta = _release.new_metadata(release_id=release_id, owner=owner, source=source)
+        path = _release.create_release(layout=layout, release_id=release_id, meta=meta, fsync=fsync)
+    except BaseException:
+        if acquired_here:
+            _lock.release(deploy_dir=layout.deploy, token=token)
+        raise
+    return Release(release_id=release_id, path=path, state=_release.UNFINISHED, meta=meta)
+
+
+def build_release(
+    *,
+    layout: Layout,
+    release_id: str,
+    existing: Release | None,
+    releases: list[Release],
+    current: str | None,
+    options: StageOptions,
+    plan: StagePlan,
+    owner: dict | None,
+    token: str | None,
+    acquired_here: bool,
+    fsync: bool,
+    check_mode: bool,
+    run_command: RunCommand | None,
+    warn: Warn,
+    result: dict,
+) -> None:
+    """Create the release, fetch its code, link the shared paths and write its metadata (unfinished).
+
+    In check mode only report it. A failure marks the release failed, frees what it wrote, records it
+    and gives back a lock taken here.
+    """
     result['rebuilt'] = existing is not None
     result['created'] = True
     result['changed'] = True
@@ -588,25 +439,20 @@ def present(
     if check_mode:
         result['state'] = _release.UNFINISHED
         staged_next(layout=layout, release_id=release_id, options=options, fsync=fsync, check_mode=True, result=result)
-        return result
-
+        return
+    release = create_fresh(
+        layout=layout,
+        release_id=release_id,
+        existing=existing,
+        owner=owner,
+        source=plan.source,
+        token=token,
+        acquired_here=acquired_here,
+        fsync=fsync,
+    )
+    path, meta = release.path, release.meta
     try:
-        os.makedirs(layout.releases, 0o755, exist_ok=True)
-        if existing is not None:
-            leftover = _release.discard_release(layout=layout, release=existing)
-            if leftover:
-                raise ReleaseError(
-                    f'could not remove the earlier attempt of {existing.path}: {leftover[:10]}', path=existing.path
-                )
-        meta = _release.new_metadata(release_id=release_id, owner=owner, source=plan.source)
-        path = _release.create_release(layout=layout, release_id=release_id, meta=meta, fsync=fsync)
-    except BaseException:
-        if acquired_here:
-            _lock.release(deploy_dir=layout.deploy, token=token)
-        raise
-    release = Release(release_id=release_id, path=path, state=_release.UNFINISHED, meta=meta)
-    try:
-        result['stats'] = stage_content(
+        result['stats'] = _fetch.stage_content(
             layout=layout,
             path=path,
             release_id=release_id,
@@ -642,7 +488,6 @@ def present(
         raise
     result['state'] = _release.UNFINISHED
     result['source'] = plan.source
-    return result
 
 
 def staged_next(
@@ -660,201 +505,3 @@ def staged_next(
     diff = result.setdefault('diff', {'before': {}, 'after': {}})
     diff['before']['next'] = before
     diff['after']['next'] = result['next']
-
-
-def usable_release(
-    *,
-    layout: Layout,
-    releases: list[Release],
-    release_id: str,
-    verb: str,
-    lock_token: str | None,
-    check_mode: bool,
-) -> Release | None:
-    """The release to finalize or activate, with the lock checked.
-
-    None in check mode when it does not exist: in --check of a whole deploy the staging task did not
-    really create it, and the caller reports what would happen.
-    """
-    release = _release.find(releases, release_id)
-    if release is None:
-        if check_mode:
-            return None
-        raise ReleaseError(f'release {release_id} does not exist in {layout.releases}', path=layout.release(release_id))
-    if release.state in (_release.FAILED, _release.UNMANAGED):
-        raise ReleaseError(
-            f'refusing to {verb} release {release_id} at {release.path}: it is {release.state}', path=release.path
-        )
-    if lock_token and not check_mode:
-        _lock.verify(deploy_dir=layout.deploy, token=lock_token)
-    return release
-
-
-def active(
-    *,
-    layout: Layout,
-    release_id: str,
-    link_style: str = 'relative',
-    switch_at: float | None = None,
-    adopt: bool = False,
-    prune: bool = False,
-    keep: int = 5,
-    protect: t.Sequence[str] = (),
-    min_age: int = 0,
-    lock_token: str | None = None,
-    unlock: bool = False,
-    owner: dict | None = None,
-    fsync: bool = True,
-    check_mode: bool = False,
-    warn: Warn,
-    result: dict,
-) -> dict:
-    """Finalize the release if needed, switch ``current`` to it, record the history, prune, unlock.
-
-    Pruning here only warns about releases it must leave whole: the release is live by then, and a
-    failure would make a deploy roll back a healthy release for the sake of housekeeping.
-    """
-    result.setdefault('removed', [])
-    releases, _ignored = _release.list_releases(layout)
-    current = _release.current_id(layout)
-    result['current_before'] = current
-    target = layout.link_text(release_id, style=link_style)
-    result['diff'] = {'before': {'current': _fs.read_link(layout.current)}, 'after': {'current': target}}
-    release = usable_release(
-        layout=layout,
-        releases=releases,
-        release_id=release_id,
-        verb='activate',
-        lock_token=lock_token,
-        check_mode=check_mode,
-    )
-    if release is None:
-        result.update(changed=True, state=_release.UNFINISHED)
-        return result
-    was_complete = release.state == _release.COMPLETE
-    switch = current != release_id or _fs.read_link(layout.current) != target
-    result['changed'] = switch or not was_complete
-    result['state'] = _release.COMPLETE
-    if check_mode:
-        if prune:
-            pruned = _release.prune(
-                layout=layout,
-                current=release_id,
-                keep=keep,
-                protect=protect,
-                previous=current,
-                min_age=min_age,
-                check_mode=True,
-            )
-            result['removed'] = pruned['removed']
-        return result
-    if not was_complete:
-        _release.finalize(release=release, fsync=fsync)
-    if switch:
-        outcome = _release.switch_current(
-            layout=layout, release_id=release_id, style=link_style, switch_at=switch_at, fsync=fsync, adopt=adopt
-        )
-        result.update(switched_at=outcome['switched_at'], switch_late=outcome['late'], backup=outcome['backup'])
-        if outcome['late'] > 0.5:
-            warn(f'switched {outcome["late"]:.3f}s after the agreed instant switch_at; other hosts switched earlier')
-    if prune:
-        pruned = _release.prune(
-            layout=layout, current=release_id, keep=keep, protect=protect, previous=current, min_age=min_age
-        )
-        result['removed'] = pruned['removed']
-        for line in _release.blocked_messages(pruned):
-            warn(f'could not prune {line} (left whole: this user cannot delete them)')
-        result['changed'] = result['changed'] or bool(pruned['removed'] or pruned['leftovers'])
-    if switch or not was_complete:
-        _history.record(
-            layout=layout,
-            event='deploy' if not was_complete else 'activate',
-            release_id=release_id,
-            owner=owner,
-            fsync=fsync,
-            previous=current,
-            switched_at=result.get('switched_at'),
-            switch_late=result.get('switch_late'),
-            removed=result['removed'] or None,
-            source=release.meta.get('source') or None,
-        )
-    if unlock and lock_token:
-        _lock.release(deploy_dir=layout.deploy, token=lock_token)
-        result['unlocked'] = True
-    return result
-
-
-def complete(
-    *,
-    layout: Layout,
-    release_id: str,
-    lock_token: str | None = None,
-    fsync: bool = True,
-    check_mode: bool = False,
-    result: dict,
-) -> dict:
-    """Finalize a staged release: write its metadata as complete."""
-    releases, _ignored = _release.list_releases(layout)
-    release = usable_release(
-        layout=layout,
-        releases=releases,
-        release_id=release_id,
-        verb='finalize',
-        lock_token=lock_token,
-        check_mode=check_mode,
-    )
-    if release is None:
-        result.update(changed=True, state=_release.COMPLETE)
-        return result
-    result['state'] = _release.COMPLETE
-    if release.state == _release.UNFINISHED:
-        result['changed'] = True
-        if not check_mode:
-            _release.finalize(release=release, fsync=fsync)
-    return result
-
-
-def failed(
-    *,
-    layout: Layout,
-    release_id: str,
-    reason: str = 'failed',
-    lock_token: str | None = None,
-    unlock: bool = False,
-    owner: dict | None = None,
-    fsync: bool = True,
-    check_mode: bool = False,
-    warn: Warn,
-    result: dict,
-) -> dict:
-    """Mark the release failed with ``reason`` and record it; optionally release the lock."""
-    releases, _ignored = _release.list_releases(layout)
-    release = _release.find(releases, release_id)
-    result['current_before'] = _release.current_id(layout)
-    if release is None:
-        result['state'] = 'absent'
-    elif release.state == _release.UNMANAGED:
-        raise ReleaseError(
-            f'refusing to mark {release.path} failed: it is not a release made by atomic.deploy', path=release.path
-        )
-    elif release.state == _release.FAILED:
-        result['state'] = _release.FAILED
-    else:
-        result.update(changed=True, state=_release.FAILED)
-        if release.current:
-            warn(f'release {release_id} is live; marking it failed does not roll it back (use release_rollback)')
-        if not check_mode:
-            _release.mark_failed(release=release, reason=reason, fsync=fsync)
-            _history.record(
-                layout=layout,
-                event='failed',
-                release_id=release_id,
-                owner=owner,
-                fsync=fsync,
-                reason=reason,
-                previous=result['current_before'],
-            )
-    if unlock and lock_token and not check_mode:
-        outcome = _lock.release(deploy_dir=layout.deploy, token=lock_token)
-        result['unlocked'] = outcome['changed']
-    return result

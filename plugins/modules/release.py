@@ -490,7 +490,16 @@ lock:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _lock, _release, _stage
+from ansible_collections.atomic.deploy.plugins.module_utils import (
+    _activate,
+    _common,
+    _fs,
+    _lock,
+    _prune,
+    _release,
+    _stage,
+    _stage_options,
+)
 
 
 def main() -> None:
@@ -559,7 +568,7 @@ def main() -> None:
         layout = _release.Layout(p['root'])
         release_id = _release.validate_id(p['id'], name='id')
         result['release_path'] = layout.release(release_id)
-        _release.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
+        _prune.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
         if p['state'] == 'present':
 
             def run_command(argv: list[str]) -> tuple[int, bytes, str]:
@@ -569,7 +578,7 @@ def main() -> None:
             _stage.present(
                 layout=layout,
                 release_id=release_id,
-                options=_stage.StageOptions.from_params(p),
+                options=_stage_options.StageOptions.from_params(p),
                 lock=p['lock'],
                 lock_token=p['lock_token'],
                 lock_timeout=p['lock_timeout'],
@@ -580,7 +589,7 @@ def main() -> None:
                 **common,
             )
         elif p['state'] == 'active':
-            _stage.active(
+            _activate.active(
                 layout=layout,
                 release_id=release_id,
                 link_style=p['link_style'],
@@ -597,9 +606,9 @@ def main() -> None:
                 **common,
             )
         elif p['state'] == 'complete':
-            _stage.complete(layout=layout, release_id=release_id, lock_token=p['lock_token'], **common)
+            _activate.complete(layout=layout, release_id=release_id, lock_token=p['lock_token'], **common)
         else:
-            _stage.failed(
+            _activate.failed(
                 layout=layout,
                 release_id=release_id,
                 reason=p['reason'],

@@ -127,7 +127,7 @@ lock:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _lock, _release
+from ansible_collections.atomic.deploy.plugins.module_utils import _common, _fs, _lock, _prune, _release
 
 
 def main() -> None:
@@ -145,10 +145,10 @@ def main() -> None:
     result = dict(changed=False, removed=[], kept=[], leftovers=[], blocked={})
     try:
         layout = _release.Layout(p['root'])
-        _release.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
+        _prune.validate_prune_args(keep=p['keep'], protect=p['protect'], min_age=p['min_age'])
         if _fs.lexists(layout.releases):
             with _common.held_lock(module, layout):
-                outcome = _release.prune(
+                outcome = _prune.prune(
                     layout=layout,
                     current=_release.current_id(layout),
                     keep=p['keep'],
@@ -170,7 +170,7 @@ def main() -> None:
             if outcome['blocked']:
                 # Standalone, pruning is the whole task: a release left whole is a failure here (inside a
                 # deploy, release prune=true only warns; see the notes).
-                details = '; '.join(_release.blocked_messages(outcome))
+                details = '; '.join(_prune.blocked_messages(outcome))
                 raise _release.ReleaseError(
                     f'could not prune releases holding entries this user cannot delete (left whole): {details}'
                 )

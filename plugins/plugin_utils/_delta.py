@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import time
 
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
+from ansible_collections.atomic.deploy.plugins.module_utils import _manifest
 
 PREFIX_LEN = 16
 """Hex digits of each content digest a host reports (64 bits: a collision is ~1e-12 at 5,000 files)."""
@@ -43,7 +43,7 @@ def cache_dir() -> str:
     os.makedirs(path, 0o700, exist_ok=True)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
-        raise M.ManifestError(f'delta cache {path} is not a private directory of this user', path=path)
+        raise _manifest.ManifestError(f'delta cache {path} is not a private directory of this user', path=path)
     return path
 
 
@@ -69,7 +69,7 @@ def identity(*, path: str, kind: str, strip_components: int = 0) -> str:
     h = hashlib.sha256(f'{CACHE_FORMAT}\0{kind}\0{strip_components}\0{os.path.realpath(path)}\0'.encode())
     if kind == 'archive':
         st = os.stat(path)
-        h.update(repr(M.stat_key(st)).encode())
+        h.update(repr(_manifest.stat_key(st)).encode())
         return h.hexdigest()
     for top, dirs, files in os.walk(path):
         dirs.sort()
@@ -77,7 +77,9 @@ def identity(*, path: str, kind: str, strip_components: int = 0) -> str:
             full = os.path.join(top, name)
             st = os.lstat(full)
             h.update(
-                f'{os.path.relpath(full, path)}\0{st.st_mode}\0{M.stat_key(st)}\n'.encode('utf-8', 'surrogateescape')
+                f'{os.path.relpath(full, path)}\0{st.st_mode}\0{_manifest.stat_key(st)}\n'.encode(
+                    'utf-8', 'surrogateescape'
+                )
             )
     return h.hexdigest()
 
@@ -104,7 +106,7 @@ def artifact_manifest(*, path: str, kind: str, strip_components: int = 0) -> dic
         try:
             with open(cached, 'rb') as handle:
                 doc = json.loads(handle.read().decode('ascii'))
-            if doc.get('digest') == M.digest(doc.get('entries') or []):
+            if doc.get('digest') == _manifest.digest(doc.get('entries') or []):
                 doc['path'] = cached
                 return doc if doc['entries'] is not None else None
         except (OSError, ValueError):
@@ -113,7 +115,7 @@ def artifact_manifest(*, path: str, kind: str, strip_components: int = 0) -> dic
         entries = _build(path=path, kind=kind, strip_components=strip_components)
         if identity(path=path, kind=kind, strip_components=strip_components) != key:
             return None  # changed while read: use it whole this time, never cache it
-        doc = {'key': key, 'entries': entries, 'digest': M.digest(entries or [])}
+        doc = {'key': key, 'entries': entries, 'digest': _manifest.digest(entries or [])}
         data = json.dumps(doc, separators=(',', ':')).encode('ascii')
         _atomic(cached, data)
         if entries is not None:
@@ -126,12 +128,12 @@ def artifact_manifest(*, path: str, kind: str, strip_components: int = 0) -> dic
 def _build(*, path: str, kind: str, strip_components: int) -> list | None:
     if kind == 'directory':
         try:
-            entries, _records = M.from_tree(root=path)
-        except M.ManifestError:
+            entries, _records = _manifest.from_tree(root=path)
+        except _manifest.ManifestError:
             return None
         for e in entries:
-            if e[1] != M.LINK:
-                e[2] &= M.MODE_MASK
+            if e[1] != _manifest.LINK:
+                e[2] &= _manifest.MODE_MASK
         return entries
     with open(path, 'rb') as handle:
         head = handle.read(4)
@@ -139,8 +141,8 @@ def _build(*, path: str, kind: str, strip_components: int) -> list | None:
             return None
         handle.seek(0)
         try:
-            return M.from_tar(fileobj=handle, strip_components=strip_components)
-        except M.ManifestError:
+            return _manifest.from_tar(fileobj=handle, strip_components=strip_components)
+        except _manifest.ManifestError:
             return None
 
 
@@ -158,7 +160,7 @@ def known_entries(value: str) -> list | None:
     except (OSError, ValueError):
         return None
     entries = doc.get('entries') if isinstance(doc, dict) else None
-    return entries if isinstance(entries, list) and M.digest(entries) == value else None
+    return entries if isinstance(entries, list) and _manifest.digest(entries) == value else None
 
 
 def parse_have(text) -> set:
@@ -172,7 +174,7 @@ def format_have(digests) -> str:
 
 
 def missing(entries: list, have: set) -> set:
-    return {d for d in M.content_digests(entries) if d[:PREFIX_LEN] not in have}
+    return {d for d in _manifest.content_digests(entries) if d[:PREFIX_LEN] not in have}
 
 
 def bundle(*, path: str, kind: str, strip_components: int, manifest: dict, need: set, bases=()) -> str:
@@ -218,7 +220,7 @@ def _member(name: str, size: int, mtime: int = 0) -> tarfile.TarInfo:
 
 def _write_bundle(raw, *, path, kind, manifest, need, base) -> None:
     if base is not None:
-        body = dict(M.delta_of(base[1], manifest['entries']), base=base[0])
+        body = dict(_manifest.delta_of(base[1], manifest['entries']), base=base[0])
     else:
         body = {'entries': manifest['entries']}
     doc = json.dumps(dict(body, digest=manifest['digest']), separators=(',', ':'))
@@ -230,14 +232,14 @@ def _write_bundle(raw, *, path, kind, manifest, need, base) -> None:
             left = set(need)
             if kind == 'directory':
                 for e in manifest['entries']:
-                    if e[1] == M.FILE and e[4] in left:
+                    if e[1] == _manifest.FILE and e[4] in left:
                         left.discard(e[4])
                         with open(os.path.join(path, e[0]), 'rb') as handle:
                             out.addfile(_member(f'objects/{e[4]}', e[3], e[5]), handle)
             else:
                 _objects_from_tar(out, path=path, left=left)
             if left:
-                raise M.ManifestError(f'artifact {path} changed while it was packed', path=path)
+                raise _manifest.ManifestError(f'artifact {path} changed while it was packed', path=path)
     finally:
         gz.close()
 
@@ -253,7 +255,7 @@ def _objects_from_tar(out, *, path: str, left: set) -> None:
             with spool:
                 h = hashlib.sha256()
                 while True:
-                    data = src.read(M.CHUNK)
+                    data = src.read(_manifest.CHUNK)
                     if not data:
                         break
                     h.update(data)
@@ -305,6 +307,6 @@ def live_check_script(*, root: str, release_id: str, content_digest: str, checks
     so a no-op re-deploy of the live release costs almost nothing. Anything but "live, same
     content" falls through to the release module, which applies the full rules.
     """
-    source = open(M.__file__.replace('.pyc', '.py'), encoding='utf-8').read()
+    source = open(_manifest.__file__.replace('.pyc', '.py'), encoding='utf-8').read()
     args = json.dumps([root, release_id, content_digest, checksum or None])
     return f'{source}\nARGS = {json.dumps(args)}\n{_LIVE_CHECK}'

@@ -127,3 +127,11 @@ def test_lock_held_message_is_the_one_the_module_prints(tmp_path):
         _lock.verify(deploy_dir=str(deploy), token='theirs')
     printed = placeholders(str(lost.value), lost.value.record, deploy / 'lock')
     assert printed in quoted('deploy lock ROOT/.deploy/lock is no longer held'), printed
+
+
+def test_module_utils_table_lists_every_file():
+    match = re.search(r'^\| file \| holds \|\n\| --- \| --- \|\n((?:\|.*\n)+)', DOC, re.M)
+    assert match, 'docs/architecture.md has no "| file | holds |" table of module_utils'
+    listed = set(re.findall(r'^\| `(_\w+\.py)` \|', match.group(1), re.M))
+    present = {path.name for path in (COLLECTION_DIR / 'plugins' / 'module_utils').glob('_*.py')}
+    assert listed == present, f'listed but missing: {sorted(listed - present)}; not listed: {sorted(present - listed)}'

@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _delta_host as H
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
-from ansible_collections.atomic.deploy.plugins.module_utils import _release as R
+from ansible_collections.atomic.deploy.plugins.module_utils import _delta_host, _manifest, _release
 
 
-def release(tmp_path: Path, source: dict, state: str = R.COMPLETE) -> R.Release:
-    return R.Release(release_id='v1', path=str(tmp_path), state=state, meta={'source': source, 'state': state})
+def release(tmp_path: Path, source: dict, state: str = _release.COMPLETE) -> _release.Release:
+    return _release.Release(release_id='v1', path=str(tmp_path), state=state, meta={'source': source, 'state': state})
 
 
 @pytest.mark.parametrize(
@@ -27,7 +25,7 @@ def release(tmp_path: Path, source: dict, state: str = R.COMPLETE) -> R.Release:
     ],
 )
 def test_reused_id_with_another_artifact_is_named(tmp_path: Path, recorded: dict, asked: dict, what: str) -> None:
-    message = H.identity_conflict(release=release(tmp_path, recorded), **asked)
+    message = _delta_host.identity_conflict(release=release(tmp_path, recorded), **asked)
     assert message is not None
     assert message.startswith('release v1 already exists')
     assert what in message and 'under a new id' in message
@@ -46,23 +44,23 @@ def test_reused_id_with_another_artifact_is_named(tmp_path: Path, recorded: dict
     ],
 )
 def test_same_or_unknown_identity_is_no_conflict(tmp_path: Path, recorded: dict, asked: dict) -> None:
-    assert H.identity_conflict(release=release(tmp_path, recorded), **asked) is None
+    assert _delta_host.identity_conflict(release=release(tmp_path, recorded), **asked) is None
 
 
 def test_write_manifest_refuses_a_tree_that_is_not_the_artifact(tmp_path: Path) -> None:
     (tmp_path / 'a').write_bytes(b'a')
-    with pytest.raises(M.ManifestError, match='does not match the artifact'):
-        H.write_manifest(release=str(tmp_path), entries=None, exclude=[], content_digest='sha256:' + '0' * 64)
-    value = H.write_manifest(release=str(tmp_path), entries=None, exclude=[], content_digest=None)
-    assert M.read(str(tmp_path))['digest'] == value
+    with pytest.raises(_manifest.ManifestError, match='does not match the artifact'):
+        _delta_host.write_manifest(release=str(tmp_path), entries=None, exclude=[], content_digest='sha256:' + '0' * 64)
+    value = _delta_host.write_manifest(release=str(tmp_path), entries=None, exclude=[], content_digest=None)
+    assert _manifest.read(str(tmp_path))['digest'] == value
 
 
 def test_drift_warning_names_the_files(tmp_path: Path) -> None:
     (tmp_path / 'a').write_bytes(b'a')
-    H.write_manifest(release=str(tmp_path), entries=None, exclude=[], content_digest=None)
-    assert H.drift_warning(release=release(tmp_path, {}))[0] is None
+    _delta_host.write_manifest(release=str(tmp_path), entries=None, exclude=[], content_digest=None)
+    assert _delta_host.drift_warning(release=release(tmp_path, {}))[0] is None
     (tmp_path / 'b').write_bytes(b'b')
-    warning, report = H.drift_warning(release=release(tmp_path, {}))
+    warning, report = _delta_host.drift_warning(release=release(tmp_path, {}))
     assert warning is not None and 'added b' in warning and report['added'] == ['b']
 
 
@@ -70,17 +68,17 @@ def test_probe_reports_content_and_bases_of_complete_releases_only(tmp_path: Pat
     done = tmp_path / 'done'
     done.mkdir()
     (done / 'a').write_bytes(b'a')
-    value = H.write_manifest(release=str(done), entries=None, exclude=[], content_digest=None)
+    value = _delta_host.write_manifest(release=str(done), entries=None, exclude=[], content_digest=None)
     half = tmp_path / 'half'
     half.mkdir()
     (half / 'b').write_bytes(b'b')
-    H.write_manifest(release=str(half), entries=None, exclude=[], content_digest=None)
+    _delta_host.write_manifest(release=str(half), entries=None, exclude=[], content_digest=None)
     releases = [
-        R.Release(release_id='done', path=str(done), state=R.COMPLETE, meta={}),
-        R.Release(release_id='half', path=str(half), state=R.UNFINISHED, meta={}),
+        _release.Release(release_id='done', path=str(done), state=_release.COMPLETE, meta={}),
+        _release.Release(release_id='half', path=str(half), state=_release.UNFINISHED, meta={}),
     ]
-    found = H.probe(releases=releases)
+    found = _delta_host.probe(releases=releases)
     import hashlib
 
-    assert found['have'] == hashlib.sha256(b'a').hexdigest()[: H.PREFIX_LEN]
+    assert found['have'] == hashlib.sha256(b'a').hexdigest()[: _delta_host.PREFIX_LEN]
     assert found['bases'] == [value]

@@ -2,7 +2,7 @@
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests for plugins/module_utils/_extract.py."""
+"""Unit tests for plugins/module_utils/_extract.py, _tree.py and _copy.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _extract
+from ansible_collections.atomic.deploy.plugins.module_utils import _copy, _tree
 from ansible_collections.atomic.deploy.plugins.module_utils._extract import (
     ExtractError,
     detect_format,
@@ -937,8 +937,8 @@ def test_dedupe_unexpected_link_error_is_reported(tmp_path, monkeypatch):
 @pytest.fixture
 def small_limits(monkeypatch):
     """Make 'large file' mean > 4 KiB, streamed in 1000-byte chunks, so the spooling path runs on small data."""
-    monkeypatch.setattr(_extract, 'SMALL_FILE', 4096)
-    monkeypatch.setattr(_extract, 'CHUNK', 1000)
+    monkeypatch.setattr(_tree, 'SMALL_FILE', 4096)
+    monkeypatch.setattr(_copy, 'CHUNK', 1000)
 
 
 BIG = bytes(range(256)) * 40  # 10240 bytes
@@ -974,7 +974,7 @@ def test_dedupe_compare_catches_a_previous_file_that_grew(tmp_path, monkeypatch,
     # the metadata check saw equal sizes, then the previous file grew before its content was read
     data = BIG[:size]
     prev = make_release(tmp_path, 'v1', [reg('f.bin', data + b'appended')])[0]
-    monkeypatch.setattr(_extract._Extractor, '_candidate', lambda self, rel, mode, size: str(prev / rel))
+    monkeypatch.setattr(_tree.TreeWriter, '_candidate', lambda self, rel, mode, size: str(prev / rel))
     new, stats = make_release(tmp_path, 'v2', [reg('f.bin', data)], previous=str(prev))
     assert stats['linked'] == 0
     assert (new / 'f.bin').read_bytes() == data

@@ -14,9 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _assemble as A
-from ansible_collections.atomic.deploy.plugins.module_utils import _extract
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
+from ansible_collections.atomic.deploy.plugins.module_utils import _assemble, _extract, _manifest
 
 
 def sha(data: bytes) -> str:
@@ -57,16 +55,20 @@ def test_tar_manifest_equals_the_extracted_tree(tmp_path: Path) -> None:
     src.mkdir()
     make_tree(src)
     data = tar_of(src, prefix='pkg-1/')
-    entries = M.from_tar(fileobj=io.BytesIO(data), strip_components=1)
+    entries = _manifest.from_tar(fileobj=io.BytesIO(data), strip_components=1)
     dest = tmp_path / 'dest'
     dest.mkdir()
     (tmp_path / 'a.tgz').write_bytes(data)
     _extract.extract_archive(archive=str(tmp_path / 'a.tgz'), dest=str(dest), strip_components=1)
-    tree, records = M.from_tree(root=str(dest))
-    assert M.digest(entries) == M.digest(tree)
-    assert set(records) == {e[0] for e in tree if e[1] == M.FILE}
+    tree, records = _manifest.from_tree(root=str(dest))
+    assert _manifest.digest(entries) == _manifest.digest(tree)
+    assert set(records) == {e[0] for e in tree if e[1] == _manifest.FILE}
     kinds = {e[0]: e[1] for e in entries}
-    assert kinds['bin/index'] == M.LINK and kinds['empty'] == M.DIR and kinds['app/lib/a.py'] == M.FILE
+    assert (
+        kinds['bin/index'] == _manifest.LINK
+        and kinds['empty'] == _manifest.DIR
+        and kinds['app/lib/a.py'] == _manifest.FILE
+    )
 
 
 def test_tar_manifest_follows_the_extractor_rules(tmp_path: Path) -> None:
@@ -81,7 +83,7 @@ def test_tar_manifest_follows_the_extractor_rules(tmp_path: Path) -> None:
         link.type = tarfile.LNKTYPE
         link.linkname = 'y'
         tf.addfile(link)
-    entries = M.from_tar(fileobj=io.BytesIO(buf.getvalue()))
+    entries = _manifest.from_tar(fileobj=io.BytesIO(buf.getvalue()))
     assert entries == [
         ['x', 'd', 0o755],
         ['x/a', 'f', 0o775, 3, sha(b'two'), 0],
@@ -92,7 +94,7 @@ def test_tar_manifest_follows_the_extractor_rules(tmp_path: Path) -> None:
     dest = tmp_path / 'd'
     dest.mkdir()
     _extract.extract_archive(archive=str(tmp_path / 'a.tar'), dest=str(dest))
-    assert M.digest(M.from_tree(root=str(dest))[0]) == M.digest(entries)
+    assert _manifest.digest(_manifest.from_tree(root=str(dest))[0]) == _manifest.digest(entries)
 
 
 @pytest.mark.parametrize('name', ['../x', '/etc/passwd', '.release.json', 'a/../../b'])
@@ -101,36 +103,36 @@ def test_tar_manifest_refuses_what_the_extractor_refuses(name: str) -> None:
     with tarfile.open(fileobj=buf, mode='w') as tf:
         info = tarfile.TarInfo(name)
         tf.addfile(info, io.BytesIO(b''))
-    with pytest.raises(M.ManifestError):
-        M.from_tar(fileobj=io.BytesIO(buf.getvalue()))
+    with pytest.raises(_manifest.ManifestError):
+        _manifest.from_tar(fileobj=io.BytesIO(buf.getvalue()))
 
 
 def test_digest_ignores_mtime_but_not_mode_or_content() -> None:
     base = [['a', 'f', 0o644, 1, sha(b'a'), 10]]
-    assert M.digest(base) == M.digest([['a', 'f', 0o644, 1, sha(b'a'), 99]])
-    assert M.digest(base) != M.digest([['a', 'f', 0o755, 1, sha(b'a'), 10]])
-    assert M.digest(base) != M.digest([['a', 'f', 0o644, 1, sha(b'b'), 10]])
+    assert _manifest.digest(base) == _manifest.digest([['a', 'f', 0o644, 1, sha(b'a'), 99]])
+    assert _manifest.digest(base) != _manifest.digest([['a', 'f', 0o755, 1, sha(b'a'), 10]])
+    assert _manifest.digest(base) != _manifest.digest([['a', 'f', 0o644, 1, sha(b'b'), 10]])
 
 
 def test_diff() -> None:
     old = [['a', 'f', 0o644, 1, sha(b'a'), 1], ['b', 'l', 'a'], ['c', 'd', 0o755]]
     new = [['a', 'f', 0o644, 1, sha(b'A'), 1], ['b', 'l', 'a'], ['d', 'd', 0o755]]
-    assert M.diff(old, new) == {'added': ['d'], 'removed': ['c'], 'changed': ['a']}
-    assert M.diff(old, old) == {'added': [], 'removed': [], 'changed': []}
+    assert _manifest.diff(old, new) == {'added': ['d'], 'removed': ['c'], 'changed': ['a']}
+    assert _manifest.diff(old, old) == {'added': [], 'removed': [], 'changed': []}
 
 
 def test_write_and_read_round_trip(tmp_path: Path) -> None:
     make_tree(tmp_path)
-    entries, _records = M.from_tree(root=str(tmp_path))
-    value = M.record_tree(release=str(tmp_path), entries=entries, exclude=['shared'])
-    doc = M.read(str(tmp_path))
-    assert doc is not None and doc['digest'] == value == M.digest(entries)
+    entries, _records = _manifest.from_tree(root=str(tmp_path))
+    value = _manifest.record_tree(release=str(tmp_path), entries=entries, exclude=['shared'])
+    doc = _manifest.read(str(tmp_path))
+    assert doc is not None and doc['digest'] == value == _manifest.digest(entries)
     assert doc['exclude'] == ['shared'] and doc['ref_ns'] > 0
     assert not [p for p in os.listdir(tmp_path) if 'tmp' in p or 'clock' in p]
-    (tmp_path / M.MANIFEST_NAME).write_text('{"format": 1, "entries": [], "digest": "sha256:0"}')
-    assert M.read(str(tmp_path)) is None  # a manifest that does not match its digest is "nothing known"
-    os.unlink(tmp_path / M.MANIFEST_NAME)
-    assert M.read(str(tmp_path)) is None
+    (tmp_path / _manifest.MANIFEST_NAME).write_text('{"format": 1, "entries": [], "digest": "sha256:0"}')
+    assert _manifest.read(str(tmp_path)) is None  # a manifest that does not match its digest is "nothing known"
+    os.unlink(tmp_path / _manifest.MANIFEST_NAME)
+    assert _manifest.read(str(tmp_path)) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,16 +141,16 @@ def test_write_and_read_round_trip(tmp_path: Path) -> None:
 
 def recorded_release(root: Path) -> list:
     make_tree(root)
-    entries, _records = M.from_tree(root=str(root))
+    entries, _records = _manifest.from_tree(root=str(root))
     settle()
-    M.record_tree(release=str(root), entries=entries)
+    _manifest.record_tree(release=str(root), entries=entries)
     return entries
 
 
 def test_stat_shortcut_trusts_an_untouched_file_without_reading_it(tmp_path: Path) -> None:
     recorded_release(tmp_path)
-    verifier = M.Verifier()
-    have = M.inventory(releases=[str(tmp_path)], verifier=verifier)
+    verifier = _manifest.Verifier()
+    have = _manifest.inventory(releases=[str(tmp_path)], verifier=verifier)
     assert verifier.hashed_files == 0 and verifier.trusted == 3  # a.py and same.py hold one digest
     assert sha(b'a' * 1000) in have and sha(b'<?php echo 1;\n') in have
 
@@ -162,24 +164,24 @@ def test_hot_patch_that_keeps_size_and_mtime_is_caught(tmp_path: Path) -> None:
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
     after = os.stat(target)
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
-    verifier = M.Verifier()
-    have = M.inventory(releases=[str(tmp_path)], verifier=verifier)
+    verifier = _manifest.Verifier()
+    have = _manifest.inventory(releases=[str(tmp_path)], verifier=verifier)
     assert sha(b'<?php echo 1;\n') not in have
     assert verifier.hashed_files == 1
-    assert M.drift(release=str(tmp_path))['changed'] == ['app/index.php']
+    assert _manifest.drift(release=str(tmp_path))['changed'] == ['app/index.php']
 
 
 def test_racy_file_is_hashed_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_tree(tmp_path)
-    entries, _records = M.from_tree(root=str(tmp_path))
+    entries, _records = _manifest.from_tree(root=str(tmp_path))
     # The marker's ctime is no later than any file's (the same clock tick, at best): none of them may
     # be trusted, however the files' ctimes fall on a loaded machine.
     files = [e for e in entries if e[1] == 'f']
     oldest = min(os.lstat(tmp_path / e[0]).st_ctime_ns for e in files)
-    monkeypatch.setattr(M, 'reference_ns', lambda directory: oldest)
-    M.record_tree(release=str(tmp_path), entries=entries)
-    verifier = M.Verifier()
-    M.inventory(releases=[str(tmp_path)], verifier=verifier)
+    monkeypatch.setattr(_manifest, 'reference_ns', lambda directory: oldest)
+    _manifest.record_tree(release=str(tmp_path), entries=entries)
+    verifier = _manifest.Verifier()
+    _manifest.inventory(releases=[str(tmp_path)], verifier=verifier)
     assert verifier.trusted == 0 and verifier.hashed_files >= 1
 
 
@@ -189,39 +191,39 @@ def test_each_inode_is_hashed_once_across_releases(tmp_path: Path) -> None:
     entries = recorded_release(first)
     second = tmp_path / 'v2'
     second.mkdir()
-    A.assemble(dest=str(second), entries=entries, have=M.inventory(releases=[str(first)]), objects=None)
+    _assemble.assemble(dest=str(second), entries=entries, have=_manifest.inventory(releases=[str(first)]), objects=None)
     # link() changed the ctime of every shared inode: v1's records are stale, v2 has none yet.
-    verifier = M.Verifier()
-    M.inventory(releases=[str(second), str(first)], verifier=verifier)
-    drift1 = M.drift(release=str(first), verifier=verifier)
+    verifier = _manifest.Verifier()
+    _manifest.inventory(releases=[str(second), str(first)], verifier=verifier)
+    drift1 = _manifest.drift(release=str(first), verifier=verifier)
     assert drift1 is not None and not drift1['drifted']
     assert verifier.hashed_files == 3  # three distinct inodes (same.py is its own file), each read once
 
 
 def test_only_the_deploy_users_files_and_real_parents_are_sources(tmp_path: Path) -> None:
     recorded_release(tmp_path)
-    have = M.inventory(releases=[str(tmp_path)], uid=os.getuid() + 1)
+    have = _manifest.inventory(releases=[str(tmp_path)], uid=os.getuid() + 1)
     assert have == {}
 
 
 def test_release_without_manifest_is_nothing_known(tmp_path: Path) -> None:
     make_tree(tmp_path)
-    assert M.inventory(releases=[str(tmp_path)]) == {}
-    assert M.drift(release=str(tmp_path)) is None
+    assert _manifest.inventory(releases=[str(tmp_path)]) == {}
+    assert _manifest.drift(release=str(tmp_path)) is None
 
 
 def test_drift_reports_changed_added_removed_and_ignores_excluded(tmp_path: Path) -> None:
     make_tree(tmp_path)
-    entries, _records = M.from_tree(root=str(tmp_path))
+    entries, _records = _manifest.from_tree(root=str(tmp_path))
     os.symlink('../../shared/config', tmp_path / 'config')
     settle()
-    M.record_tree(release=str(tmp_path), entries=entries, exclude=['config'])
-    assert M.drift(release=str(tmp_path))['drifted'] is False
+    _manifest.record_tree(release=str(tmp_path), entries=entries, exclude=['config'])
+    assert _manifest.drift(release=str(tmp_path))['drifted'] is False
     (tmp_path / 'app' / 'lib' / 'a.py').write_bytes(b'b' * 1000)
     (tmp_path / 'app' / 'new.php').write_bytes(b'x')
     os.unlink(tmp_path / 'bin' / 'run')
     os.chmod(tmp_path / 'empty', 0o700)
-    report = M.drift(release=str(tmp_path))
+    report = _manifest.drift(release=str(tmp_path))
     assert report['changed'] == ['app/lib/a.py', 'empty']
     assert report['added'] == ['app/new.php']
     assert report['removed'] == ['bin/run']
@@ -249,15 +251,15 @@ def test_assemble_links_present_content_and_writes_the_delta(tmp_path: Path) -> 
     ]
     dest = tmp_path / 'v2'
     dest.mkdir()
-    stats = A.assemble(
+    stats = _assemble.assemble(
         dest=str(dest),
         entries=sorted(new_entries),
-        have=M.inventory(releases=[str(old)]),
+        have=_manifest.inventory(releases=[str(old)]),
         objects=objects_dir(tmp_path, b'<?php echo 2;\n'),
     )
     assert stats['sent'] == 1 and stats['linked'] == 3
-    tree, _records = M.from_tree(root=str(dest))
-    assert M.digest(tree) == M.digest(new_entries)
+    tree, _records = _manifest.from_tree(root=str(dest))
+    assert _manifest.digest(tree) == _manifest.digest(new_entries)
     assert os.stat(dest / 'app' / 'lib' / 'a.py').st_ino == os.stat(old / 'app' / 'lib' / 'a.py').st_ino
     assert os.stat(dest / 'app' / 'index.php').st_mtime == 1000
     assert os.readlink(dest / 'bin' / 'index') == '../app/index.php'
@@ -269,12 +271,12 @@ def test_assemble_without_dedupe_copies(tmp_path: Path) -> None:
     entries = recorded_release(old)
     dest = tmp_path / 'v2'
     dest.mkdir()
-    stats = A.assemble(
-        dest=str(dest), entries=entries, have=M.inventory(releases=[str(old)]), objects=None, dedupe=False
+    stats = _assemble.assemble(
+        dest=str(dest), entries=entries, have=_manifest.inventory(releases=[str(old)]), objects=None, dedupe=False
     )
     assert stats['linked'] == 0 and stats['copied'] == 4
     assert os.stat(dest / 'app' / 'lib' / 'a.py').st_ino != os.stat(old / 'app' / 'lib' / 'a.py').st_ino
-    assert M.digest(M.from_tree(root=str(dest))[0]) == M.digest(entries)
+    assert _manifest.digest(_manifest.from_tree(root=str(dest))[0]) == _manifest.digest(entries)
 
 
 def test_assemble_never_links_a_hot_patched_file(tmp_path: Path) -> None:
@@ -284,14 +286,14 @@ def test_assemble_never_links_a_hot_patched_file(tmp_path: Path) -> None:
     (old / 'app' / 'index.php').write_bytes(b'<?php echo 9;\n')
     dest = tmp_path / 'v2'
     dest.mkdir()
-    with pytest.raises(M.ManifestError, match='neither in the delta nor'):
-        A.assemble(dest=str(dest), entries=entries, have=M.inventory(releases=[str(old)]), objects=None)
+    with pytest.raises(_manifest.ManifestError, match='neither in the delta nor'):
+        _assemble.assemble(dest=str(dest), entries=entries, have=_manifest.inventory(releases=[str(old)]), objects=None)
     dest2 = tmp_path / 'v3'
     dest2.mkdir()
-    A.assemble(
+    _assemble.assemble(
         dest=str(dest2),
         entries=entries,
-        have=M.inventory(releases=[str(old)]),
+        have=_manifest.inventory(releases=[str(old)]),
         objects=objects_dir(tmp_path, b'<?php echo 1;\n'),
     )
     assert (dest2 / 'app' / 'index.php').read_bytes() == b'<?php echo 1;\n'
@@ -303,8 +305,10 @@ def test_assemble_checks_delta_content(tmp_path: Path) -> None:
     (folder / sha(b'good')).write_bytes(b'evil')
     dest = tmp_path / 'v'
     dest.mkdir()
-    with pytest.raises(M.ManifestError, match='does not have sha256'):
-        A.assemble(dest=str(dest), entries=[['a', 'f', 0o644, 4, sha(b'good'), 0]], have={}, objects=str(folder))
+    with pytest.raises(_manifest.ManifestError, match='does not have sha256'):
+        _assemble.assemble(
+            dest=str(dest), entries=[['a', 'f', 0o644, 4, sha(b'good'), 0]], have={}, objects=str(folder)
+        )
 
 
 @pytest.mark.parametrize(
@@ -323,17 +327,17 @@ def test_assemble_checks_delta_content(tmp_path: Path) -> None:
 def test_assemble_refuses_hostile_manifests(tmp_path: Path, entries: list) -> None:
     dest = tmp_path / 'v'
     dest.mkdir()
-    with pytest.raises((M.ManifestError, _extract.ExtractError)):
-        A.assemble(dest=str(dest), entries=entries, have={}, objects=objects_dir(tmp_path, b'x'))
+    with pytest.raises((_manifest.ManifestError, _extract.ExtractError)):
+        _assemble.assemble(dest=str(dest), entries=entries, have={}, objects=objects_dir(tmp_path, b'x'))
     assert not (tmp_path / 'escape').exists()
 
 
 def test_validate_entries_refuses_bad_shapes() -> None:
-    with pytest.raises(M.ManifestError):
-        M.validate_entries([['a', 'f', 0o644]])
-    with pytest.raises(M.ManifestError):
-        M.validate_entries({'a': 1})
-    assert M.validate_entries([['a', 'd', 0o755]]) == [['a', 'd', 0o755]]
+    with pytest.raises(_manifest.ManifestError):
+        _manifest.validate_entries([['a', 'f', 0o644]])
+    with pytest.raises(_manifest.ManifestError):
+        _manifest.validate_entries({'a': 1})
+    assert _manifest.validate_entries([['a', 'd', 0o755]]) == [['a', 'd', 0o755]]
 
 
 def test_digests_kept_by_the_extractor_match_a_fresh_read(tmp_path: Path) -> None:
@@ -346,15 +350,15 @@ def test_digests_kept_by_the_extractor_match_a_fresh_read(tmp_path: Path) -> Non
     digests: dict = {}
     _extract.extract_archive(archive=str(tmp_path / 'a.tgz'), dest=str(dest), digests=digests)
     assert digests['app/index.php'] == sha(b'<?php echo 1;\n')
-    from_digests, _records = M.from_tree(root=str(dest), known=digests)
-    fresh, _records = M.from_tree(root=str(dest))
+    from_digests, _records = _manifest.from_tree(root=str(dest), known=digests)
+    fresh, _records = _manifest.from_tree(root=str(dest))
     assert from_digests == fresh
 
 
 def test_the_manifest_name_is_reserved_in_archives(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w') as tf:
-        tf.addfile(tarfile.TarInfo(M.MANIFEST_NAME), io.BytesIO(b''))
+        tf.addfile(tarfile.TarInfo(_manifest.MANIFEST_NAME), io.BytesIO(b''))
     (tmp_path / 'a.tar').write_bytes(buf.getvalue())
     dest = tmp_path / 'd'
     dest.mkdir()

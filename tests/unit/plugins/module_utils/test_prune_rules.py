@@ -15,7 +15,7 @@ import os
 import time
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _release, _stage
+from ansible_collections.atomic.deploy.plugins.module_utils import _activate, _prune, _release, _stage, _stage_options
 
 
 @pytest.fixture
@@ -25,8 +25,8 @@ def layout(tmp_path) -> _release.Layout:
 
 def deploy(layout, release_id, **active) -> dict:
     warn = [].append
-    _stage.present(layout=layout, release_id=release_id, options=_stage.StageOptions(), warn=warn, result={})
-    return _stage.active(layout=layout, release_id=release_id, warn=warn, result={}, **active)
+    _stage.present(layout=layout, release_id=release_id, options=_stage_options.StageOptions(), warn=warn, result={})
+    return _activate.active(layout=layout, release_id=release_id, warn=warn, result={}, **active)
 
 
 def meta(layout, release_id) -> dict:
@@ -42,7 +42,7 @@ def test_a_switch_records_deactivated_at_on_the_release_it_leaves(layout):
     assert 'deactivated_at' not in meta(layout, 'r1')
     before = time.time()
     deploy(layout, 'r2')
-    left = _release.deactivated_at(_release.find(_release.list_releases(layout)[0], 'r1'))
+    left = _prune.deactivated_at(_release.find(_release.list_releases(layout)[0], 'r1'))
     assert before - 1 <= left <= time.time() + 1
     assert 'deactivated_at' not in meta(layout, 'r2')
 
@@ -68,9 +68,9 @@ def test_deploy_prune_keeps_the_release_it_switched_away_from(layout):
 def test_deploy_prune_in_check_mode_predicts_the_same(layout):
     for rid in ('r1', 'r2', 'r3'):
         deploy(layout, rid)
-    _stage.present(layout=layout, release_id='r4', options=_stage.StageOptions(), warn=[].append, result={})
-    _stage.complete(layout=layout, release_id='r4', result={})
-    check = _stage.active(
+    _stage.present(layout=layout, release_id='r4', options=_stage_options.StageOptions(), warn=[].append, result={})
+    _activate.complete(layout=layout, release_id='r4', result={})
+    check = _activate.active(
         layout=layout, release_id='r4', prune=True, keep=1, check_mode=True, warn=[].append, result={}
     )
     assert check['removed'] == ['r1', 'r2']
@@ -79,10 +79,10 @@ def test_deploy_prune_in_check_mode_predicts_the_same(layout):
 def test_standalone_prune_keeps_the_release_current_left_last(layout):
     for rid in ('r1', 'r2', 'r3'):
         deploy(layout, rid)
-    outcome = _release.prune(layout=layout, current='r3', keep=1)
+    outcome = _prune.prune(layout=layout, current='r3', keep=1)
     assert outcome['removed'] == ['r1'] and 'r2' in outcome['kept']
     deploy(layout, 'r4')  # the next switch ends the protection of r2
-    assert _release.prune(layout=layout, current='r4', keep=1)['removed'] == ['r2']
+    assert _prune.prune(layout=layout, current='r4', keep=1)['removed'] == ['r2']
 
 
 def test_the_previous_release_is_kept_after_a_rollback_too(layout):
@@ -92,7 +92,7 @@ def test_the_previous_release_is_kept_after_a_rollback_too(layout):
     releases, _ignored = _release.list_releases(layout)
     _release.mark_failed(release=_release.find(releases, 'r3'), reason='rolled back')
     # current left r3 last: the failed r3 is kept (a server may still serve it); r1 goes
-    outcome = _release.prune(layout=layout, current='r2', keep=1)
+    outcome = _prune.prune(layout=layout, current='r2', keep=1)
     assert outcome['removed'] == ['r1'] and set(outcome['kept']) == {'r2', 'r3'}
 
 
@@ -100,9 +100,9 @@ def test_min_age_keeps_releases_live_recently(layout):
     for rid in ('r1', 'r2', 'r3', 'r4'):
         deploy(layout, rid)
     now = time.time()
-    plan = _release.prune(layout=layout, current='r4', keep=1, min_age=3600, now=now, check_mode=True)
+    plan = _prune.prune(layout=layout, current='r4', keep=1, min_age=3600, now=now, check_mode=True)
     assert plan['removed'] == []
-    later = _release.prune(layout=layout, current='r4', keep=1, min_age=3600, now=now + 7200, check_mode=True)
+    later = _prune.prune(layout=layout, current='r4', keep=1, min_age=3600, now=now + 7200, check_mode=True)
     assert later['removed'] == ['r1', 'r2']  # r3 is still the previous release
 
 
@@ -113,10 +113,10 @@ def test_min_age_counts_from_deactivated_at(layout):
     ]
     releases[0].meta['deactivated_at'] = '2026-01-01T00:00:00.000000Z'
     releases[1].meta['deactivated_at'] = '2026-01-01T00:10:00.000000Z'
-    now = _release.deactivated_at(releases[1]) + 60
-    remove, _kept = _release.prune_plan(releases, current='r3', keep=1, min_age=300, now=now, previous='r3')
+    now = _prune.deactivated_at(releases[1]) + 60
+    remove, _kept = _prune.prune_plan(releases, current='r3', keep=1, min_age=300, now=now, previous='r3')
     assert [r.id for r in remove] == ['r1']  # r2 left 60 s ago, r1 11 minutes ago
-    remove, _kept = _release.prune_plan(releases, current='r3', keep=1, min_age=0, now=now, previous='r3')
+    remove, _kept = _prune.prune_plan(releases, current='r3', keep=1, min_age=0, now=now, previous='r3')
     assert [r.id for r in remove] == ['r1', 'r2']
 
 
@@ -124,7 +124,7 @@ def test_prune_never_removes_the_release_next_points_at(layout):
     for rid in ('r1', 'r2', 'r3', 'r4'):
         deploy(layout, rid)
     os.symlink('releases/r1', layout.next)
-    outcome = _release.prune(layout=layout, current='r4', keep=1)
+    outcome = _prune.prune(layout=layout, current='r4', keep=1)
     assert 'r1' not in outcome['removed'] and 'r1' in ids(layout)
     assert outcome['removed'] == ['r2']
 
@@ -132,7 +132,7 @@ def test_prune_never_removes_the_release_next_points_at(layout):
 @pytest.mark.parametrize('min_age', [-1, True, 1.5])
 def test_min_age_must_be_whole_seconds(min_age):
     with pytest.raises(_release.ReleaseError, match='min_age must be a number of seconds >= 0'):
-        _release.validate_prune_args(keep=1, protect=[], min_age=min_age)
+        _prune.validate_prune_args(keep=1, protect=[], min_age=min_age)
 
 
 def test_without_deactivated_at_the_history_names_the_previous_release(layout):
@@ -142,5 +142,5 @@ def test_without_deactivated_at_the_history_names_the_previous_release(layout):
         data = meta(layout, rid)
         data.pop('deactivated_at')
         _release.write_metadata(release_path=layout.release(rid), meta=data)
-    outcome = _release.prune(layout=layout, current='r3', keep=1, check_mode=True)
+    outcome = _prune.prune(layout=layout, current='r3', keep=1, check_mode=True)
     assert outcome['removed'] == ['r1']  # r2: the history's last deploy of r3 left it

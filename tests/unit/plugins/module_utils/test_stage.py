@@ -2,7 +2,8 @@
 # Copyright (c) atomic.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Plain pytest for plugins/module_utils/_stage.py: the release flows without AnsibleModule."""
+"""Plain pytest for plugins/module_utils/_stage.py, _stage_options.py, _fetch.py and _activate.py: the release flows
+without AnsibleModule."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ import os
 import tarfile
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _history, _lock, _release, _stage
+from ansible_collections.atomic.deploy.plugins.module_utils import (
+    _activate,
+    _fetch,
+    _history,
+    _lock,
+    _prune,
+    _release,
+    _stage,
+    _stage_options,
+)
 
 
 @pytest.fixture
@@ -44,7 +54,7 @@ def stage(layout, release_id, warnings, *, check_mode=False, **options) -> dict:
     return _stage.present(
         layout=layout,
         release_id=release_id,
-        options=_stage.StageOptions(**options),
+        options=_stage_options.StageOptions(**options),
         owner={'user': 'alice'},
         check_mode=check_mode,
         warn=warnings.append,
@@ -53,7 +63,7 @@ def stage(layout, release_id, warnings, *, check_mode=False, **options) -> dict:
 
 
 def activate(layout, release_id, warnings, *, check_mode=False, **kwargs) -> dict:
-    return _stage.active(
+    return _activate.active(
         layout=layout, release_id=release_id, check_mode=check_mode, warn=warnings.append, result={}, **kwargs
     )
 
@@ -81,14 +91,16 @@ def deploy(layout, release_id, warnings, **kwargs) -> dict:
 )
 def test_plan_stage_refuses_incomplete_or_unsafe_inputs(options, name, text):
     with pytest.raises(_release.ReleaseError) as caught:
-        _stage.plan_stage(options=_stage.StageOptions(**options), check_mode=False)
+        _stage_options.plan_stage(options=_stage_options.StageOptions(**options), check_mode=False)
     assert text in str(caught.value)
     assert caught.value.details.get('name') == name
 
 
 def test_plan_stage_normalises_paths_and_records_the_source():
-    plan = _stage.plan_stage(
-        options=_stage.StageOptions(source='git', git_repo='/srv/repo.git', shared_dirs=['./storage/', 'public//up']),
+    plan = _stage_options.plan_stage(
+        options=_stage_options.StageOptions(
+            source='git', git_repo='/srv/repo.git', shared_dirs=['./storage/', 'public//up']
+        ),
         check_mode=False,
     )
     assert plan.shared_dirs == ['storage', 'public/up']
@@ -96,7 +108,7 @@ def test_plan_stage_normalises_paths_and_records_the_source():
 
 
 def test_options_from_params_ignores_other_parameters():
-    options = _stage.StageOptions.from_params({'source': 'archive', 'archive': '/a.tgz', 'state': 'present'})
+    options = _stage_options.StageOptions.from_params({'source': 'archive', 'archive': '/a.tgz', 'state': 'present'})
     assert options.source == 'archive' and options.archive == '/a.tgz' and options.dedupe is True
 
 
@@ -146,7 +158,7 @@ def test_present_keeps_a_complete_release_that_is_not_live(layout, warnings):
 
 def test_present_rebuilds_a_failed_release(layout, warnings):
     stage(layout, 'r1', warnings)
-    _stage.failed(layout=layout, release_id='r1', reason='broken', warn=warnings.append, result={})
+    _activate.failed(layout=layout, release_id='r1', reason='broken', warn=warnings.append, result={})
     result = stage(layout, 'r1', warnings)
     assert result['rebuilt'] is True and result['state'] == 'unfinished'
 
@@ -161,7 +173,7 @@ def test_a_failed_fetch_marks_the_release_failed_records_it_and_frees_the_lock(l
         _stage.present(
             layout=layout,
             release_id='r1',
-            options=_stage.StageOptions(source='archive', archive=good_head, checksum='sha256:' + '0' * 64),
+            options=_stage_options.StageOptions(source='archive', archive=good_head, checksum='sha256:' + '0' * 64),
             lock=True,
             warn=warnings.append,
             result=result,
@@ -247,7 +259,7 @@ def test_active_prune_warns_about_a_release_it_must_leave_whole(layout, warnings
 
 def test_active_refuses_a_failed_release(layout, warnings):
     stage(layout, 'r1', warnings)
-    _stage.failed(layout=layout, release_id='r1', warn=warnings.append, result={})
+    _activate.failed(layout=layout, release_id='r1', warn=warnings.append, result={})
     with pytest.raises(_release.ReleaseError, match='refusing to activate release r1'):
         activate(layout, 'r1', warnings)
 
@@ -270,14 +282,14 @@ def test_active_with_a_lost_lock_fails(layout, warnings):
 
 def test_complete_finalizes_once(layout, warnings):
     stage(layout, 'r1', warnings)
-    first = _stage.complete(layout=layout, release_id='r1', result={})
-    second = _stage.complete(layout=layout, release_id='r1', result={})
+    first = _activate.complete(layout=layout, release_id='r1', result={})
+    second = _activate.complete(layout=layout, release_id='r1', result={})
     assert first == {'state': 'complete', 'changed': True}
     assert second == {'state': 'complete'}
 
 
 def test_complete_in_check_mode_of_a_release_not_staged(layout):
-    assert _stage.complete(layout=layout, release_id='r1', check_mode=True, result={}) == {
+    assert _activate.complete(layout=layout, release_id='r1', check_mode=True, result={}) == {
         'changed': True,
         'state': 'complete',
     }
@@ -285,7 +297,7 @@ def test_complete_in_check_mode_of_a_release_not_staged(layout):
 
 def test_failed_marks_records_and_warns_when_live(layout, warnings):
     deploy(layout, 'r1', warnings)
-    result = _stage.failed(layout=layout, release_id='r1', reason='smoke test', warn=warnings.append, result={})
+    result = _activate.failed(layout=layout, release_id='r1', reason='smoke test', warn=warnings.append, result={})
     assert result['changed'] is True and result['state'] == 'failed' and result['current_before'] == 'r1'
     assert 'does not roll it back' in warnings[-1]
     entry = history(layout)[-1]
@@ -293,7 +305,7 @@ def test_failed_marks_records_and_warns_when_live(layout, warnings):
 
 
 def test_failed_of_a_missing_release_is_absent(layout, warnings):
-    assert _stage.failed(layout=layout, release_id='nope', warn=warnings.append, result={})['state'] == 'absent'
+    assert _activate.failed(layout=layout, release_id='nope', warn=warnings.append, result={})['state'] == 'absent'
 
 
 # --- pieces -------------------------------------------------------------------------------------
@@ -304,9 +316,9 @@ def test_dedupe_base_prefers_a_complete_current(layout, warnings):
     deploy(layout, 'r2', warnings)
     _release.ensure_deploy_dir(layout)
     releases, _ignored = _release.list_releases(layout)
-    assert _stage.dedupe_base(releases=releases, current='r1', dedupe=True) == layout.release('r1')
-    assert _stage.dedupe_base(releases=releases, current=None, dedupe=True) == layout.release('r2')
-    assert _stage.dedupe_base(releases=releases, current='r1', dedupe=False) is None
+    assert _fetch.dedupe_base(releases=releases, current='r1', dedupe=True) == layout.release('r1')
+    assert _fetch.dedupe_base(releases=releases, current=None, dedupe=True) == layout.release('r2')
+    assert _fetch.dedupe_base(releases=releases, current='r1', dedupe=False) is None
 
 
 def test_history_record_adds_host_and_who(layout):
@@ -323,7 +335,7 @@ def test_history_record_adds_host_and_who(layout):
 )
 def test_validate_prune_args(keep, protect, text):
     with pytest.raises(_release.ReleaseError, match=text):
-        _release.validate_prune_args(keep=keep, protect=protect)
+        _prune.validate_prune_args(keep=keep, protect=protect)
 
 
 # --- id_file and next_link ------------------------------------------------------------------------
@@ -362,7 +374,9 @@ def test_id_file_is_added_to_a_complete_release_that_is_not_live(layout, warning
 )
 def test_id_file_refusals(id_file, shared, text):
     with pytest.raises(_release.ReleaseError, match=text) as caught:
-        _stage.plan_stage(options=_stage.StageOptions(id_file=id_file, shared_dirs=shared), check_mode=False)
+        _stage_options.plan_stage(
+            options=_stage_options.StageOptions(id_file=id_file, shared_dirs=shared), check_mode=False
+        )
     assert caught.value.details['name'] == 'id_file'
 
 

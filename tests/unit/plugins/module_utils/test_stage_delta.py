@@ -12,9 +12,16 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _assemble, _lock, _release, _stage
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
-from ansible_collections.atomic.deploy.plugins.plugin_utils import _delta as D
+from ansible_collections.atomic.deploy.plugins.module_utils import (
+    _activate,
+    _assemble,
+    _lock,
+    _manifest,
+    _release,
+    _stage,
+    _stage_options,
+)
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _delta
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +51,7 @@ def present(layout, release_id, warnings, **options) -> dict:
     return _stage.present(
         layout=layout,
         release_id=release_id,
-        options=_stage.StageOptions(**options),
+        options=_stage_options.StageOptions(**options),
         lock=True,
         lock_token='t0ken',
         owner={'user': 'alice'},
@@ -54,11 +61,11 @@ def present(layout, release_id, warnings, **options) -> dict:
 
 
 def deploy_full(layout, release_id, archive: Path, warnings) -> dict:
-    manifest = D.artifact_manifest(path=str(archive), kind='archive')
+    manifest = _delta.artifact_manifest(path=str(archive), kind='archive')
     result = present(
         layout, release_id, warnings, source='archive', archive=str(archive), content_digest=manifest['digest']
     )
-    _stage.active(
+    _activate.active(
         layout=layout, release_id=release_id, lock_token='t0ken', unlock=True, warn=warnings.append, result={}
     )
     return result
@@ -66,13 +73,13 @@ def deploy_full(layout, release_id, archive: Path, warnings) -> dict:
 
 def deploy_delta(layout, release_id, archive: Path, warnings) -> tuple[dict, dict]:
     """What the action plugin does: probe, bundle of the missing content, assemble."""
-    manifest = D.artifact_manifest(path=str(archive), kind='archive')
+    manifest = _delta.artifact_manifest(path=str(archive), kind='archive')
     common = dict(source='archive', archive=str(archive), content_digest=manifest['digest'])
     existed = os.path.exists(layout.release(release_id))
     probe = present(layout, release_id, warnings, delta_plan={'probe': True}, **common)
     assert existed or not os.path.exists(layout.release(release_id)), 'the probe creates nothing'
-    need = D.missing(manifest['entries'], D.parse_have(probe['delta']['have']))
-    bundle = D.bundle(
+    need = _delta.missing(manifest['entries'], _delta.parse_have(probe['delta']['have']))
+    bundle = _delta.bundle(
         path=str(archive),
         kind='archive',
         strip_components=0,
@@ -81,7 +88,7 @@ def deploy_delta(layout, release_id, archive: Path, warnings) -> tuple[dict, dic
         bases=probe['delta']['bases'],
     )
     result = present(layout, release_id, warnings, delta_plan={'bundle': bundle, 'lock_acquired': False}, **common)
-    _stage.active(
+    _activate.active(
         layout=layout, release_id=release_id, lock_token='t0ken', unlock=True, warn=warnings.append, result={}
     )
     return probe, result
@@ -97,10 +104,10 @@ def test_probe_takes_the_lock_and_assembly_builds_the_artifact(layout, tmp_path)
     probe, result = deploy_delta(layout, 'v2', v2, warnings)
     assert probe['token'] == 't0ken' and other is _lock.acquire
     assert result['stats']['sent'] == 1 and result['stats']['linked'] == 19
-    tree, _records = M.from_tree(root=layout.release('v2'), exclude=('.release.json', M.MANIFEST_NAME))
-    assert M.digest(tree) == D.artifact_manifest(path=str(v2), kind='archive')['digest']
+    tree, _records = _manifest.from_tree(root=layout.release('v2'), exclude=('.release.json', _manifest.MANIFEST_NAME))
+    assert _manifest.digest(tree) == _delta.artifact_manifest(path=str(v2), kind='archive')['digest']
     meta = _release.read_metadata(layout.release('v2'))
-    assert meta['source']['content_digest'] == M.digest(tree)
+    assert meta['source']['content_digest'] == _manifest.digest(tree)
 
 
 def test_a_second_deploy_is_refused_by_the_probe(layout, tmp_path):
@@ -143,8 +150,8 @@ def test_kill_in_the_middle_of_assembly_never_leaves_a_source(layout, tmp_path, 
     # the next deploy: the half-built release is not a source, the result is exact
     probe, result = deploy_delta(layout, 'v2', v2, warnings)
     assert result['rebuilt'] is True
-    tree, _records = M.from_tree(root=layout.release('v2'), exclude=('.release.json', M.MANIFEST_NAME))
-    assert M.digest(tree) == D.artifact_manifest(path=str(v2), kind='archive')['digest']
+    tree, _records = _manifest.from_tree(root=layout.release('v2'), exclude=('.release.json', _manifest.MANIFEST_NAME))
+    assert _manifest.digest(tree) == _delta.artifact_manifest(path=str(v2), kind='archive')['digest']
 
 
 def test_reused_id_with_another_artifact_fails_and_the_same_stays_a_noop(layout, tmp_path):
@@ -152,10 +159,10 @@ def test_reused_id_with_another_artifact_fails_and_the_same_stays_a_noop(layout,
     v1 = tarball(tmp_path / 'v1.tgz', FILES)
     deploy_full(layout, 'v1', v1, warnings)
     v2 = tarball(tmp_path / 'v2.tgz', dict(FILES, **{'src/f1.txt': b'other\n'}))
-    digest = D.artifact_manifest(path=str(v2), kind='archive')['digest']
+    digest = _delta.artifact_manifest(path=str(v2), kind='archive')['digest']
     with pytest.raises(_release.ReleaseError, match='release v1 already exists .* under a new id'):
         present(layout, 'v1', warnings, source='archive', archive=str(v2), content_digest=digest)
-    same = D.artifact_manifest(path=str(v1), kind='archive')['digest']
+    same = _delta.artifact_manifest(path=str(v1), kind='archive')['digest']
     result = present(layout, 'v1', warnings, source='archive', archive=str(v1), content_digest=same)
     assert result['live'] is True and result.get('changed') is not True
 

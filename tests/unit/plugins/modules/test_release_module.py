@@ -12,8 +12,7 @@ import os
 import tarfile
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _history, _lock
-from ansible_collections.atomic.deploy.plugins.module_utils import _release as R
+from ansible_collections.atomic.deploy.plugins.module_utils import _history, _lock, _release
 from ansible_collections.atomic.deploy.plugins.modules import release
 
 
@@ -47,7 +46,7 @@ def sha256(path: str) -> str:
 
 
 def meta(root: str, release_id: str) -> dict:
-    with open(os.path.join(root, 'releases', release_id, R.METADATA_NAME)) as handle:
+    with open(os.path.join(root, 'releases', release_id, _release.METADATA_NAME)) as handle:
         return json.load(handle)
 
 
@@ -157,7 +156,7 @@ def test_archive_checksum_mismatch_fails_marks_failed_and_keeps_current(root, tm
     # the result reports the state the release was left in
     assert result['state'] == 'failed'
     # what was fetched is gone, the marker stays
-    assert os.listdir(os.path.join(root, 'releases', 'r2')) == [R.METADATA_NAME]
+    assert os.listdir(os.path.join(root, 'releases', 'r2')) == [_release.METADATA_NAME]
     assert history(root)[-1]['event'] == 'failed'
 
 

@@ -14,9 +14,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.module_utils import _assemble as A
-from ansible_collections.atomic.deploy.plugins.module_utils import _manifest as M
-from ansible_collections.atomic.deploy.plugins.plugin_utils import _delta as D
+from ansible_collections.atomic.deploy.plugins.module_utils import _assemble, _manifest
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _delta
 
 
 @pytest.fixture(autouse=True)
@@ -39,38 +38,38 @@ def make_artifact(tmp_path: Path, files: dict) -> Path:
 
 def test_manifest_is_computed_once_per_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     archive = make_artifact(tmp_path, {'a': b'1', 'b/c': b'2'})
-    first = D.artifact_manifest(path=str(archive), kind='archive')
+    first = _delta.artifact_manifest(path=str(archive), kind='archive')
     assert first is not None and [e[0] for e in first['entries']] == ['a', 'b', 'b/c']
 
     def boom(**_kwargs):
         raise AssertionError('built twice')
 
-    monkeypatch.setattr(D, '_build', boom)
-    again = D.artifact_manifest(path=str(archive), kind='archive')
+    monkeypatch.setattr(_delta, '_build', boom)
+    again = _delta.artifact_manifest(path=str(archive), kind='archive')
     assert again is not None and again['digest'] == first['digest']
 
 
 def test_a_changed_artifact_gets_a_new_manifest(tmp_path: Path) -> None:
     archive = make_artifact(tmp_path, {'a': b'1'})
-    first = D.artifact_manifest(path=str(archive), kind='archive')
+    first = _delta.artifact_manifest(path=str(archive), kind='archive')
     archive = make_artifact(tmp_path, {'a': b'2'})
-    second = D.artifact_manifest(path=str(archive), kind='archive')
+    second = _delta.artifact_manifest(path=str(archive), kind='archive')
     assert first['digest'] != second['digest']
 
 
 def test_zip_and_hostile_archives_have_no_manifest(tmp_path: Path) -> None:
     (tmp_path / 'z.zip').write_bytes(b'PK\x03\x04' + b'\0' * 40)
-    assert D.artifact_manifest(path=str(tmp_path / 'z.zip'), kind='archive') is None
+    assert _delta.artifact_manifest(path=str(tmp_path / 'z.zip'), kind='archive') is None
     hostile = make_artifact(tmp_path, {'../evil': b'x'})
-    assert D.artifact_manifest(path=str(hostile), kind='archive') is None
+    assert _delta.artifact_manifest(path=str(hostile), kind='archive') is None
 
 
 def test_have_round_trip_and_missing() -> None:
     digests = [hashlib.sha256(bytes([i])).hexdigest() for i in range(5)]
-    have = D.parse_have(D.format_have(digests[:3]))
+    have = _delta.parse_have(_delta.format_have(digests[:3]))
     entries = [[str(i), 'f', 0o644, 1, d, 0] for i, d in enumerate(digests)]
-    assert D.missing(entries, have) == set(digests[3:])
-    assert D.parse_have(None) == set()
+    assert _delta.missing(entries, have) == set(digests[3:])
+    assert _delta.parse_have(None) == set()
 
 
 @pytest.mark.parametrize('kind', ['archive', 'directory'])
@@ -83,10 +82,10 @@ def test_bundle_holds_only_the_missing_content_and_assembles(tmp_path: Path, kin
         (path / 'b').mkdir(parents=True)
         for name, data in files.items():
             (path / name).write_bytes(data)
-    manifest = D.artifact_manifest(path=str(path), kind=kind)
+    manifest = _delta.artifact_manifest(path=str(path), kind=kind)
     need = {hashlib.sha256(b'new content').hexdigest()}
-    bundle = D.bundle(path=str(path), kind=kind, strip_components=0, manifest=manifest, need=need)
-    assert D.bundle(path=str(path), kind=kind, strip_components=0, manifest=manifest, need=need) == bundle
+    bundle = _delta.bundle(path=str(path), kind=kind, strip_components=0, manifest=manifest, need=need)
+    assert _delta.bundle(path=str(path), kind=kind, strip_components=0, manifest=manifest, need=need) == bundle
     with tarfile.open(bundle) as tf:
         assert tf.getnames() == ['manifest.json', f'objects/{next(iter(need))}']
     # the host side: the old content is in a complete release, the new one comes from the bundle
@@ -94,33 +93,37 @@ def test_bundle_holds_only_the_missing_content_and_assembles(tmp_path: Path, kin
     old.mkdir()
     (old / 'a').write_bytes(b'old' * 100)
     os.chmod(old / 'a', 0o644)
-    M.record_tree(release=str(old), entries=[['a', 'f', 0o644, 300, hashlib.sha256(b'old' * 100).hexdigest(), 0]])
+    _manifest.record_tree(
+        release=str(old), entries=[['a', 'f', 0o644, 300, hashlib.sha256(b'old' * 100).hexdigest(), 0]]
+    )
     work = tmp_path / 'work'
     work.mkdir()
-    entries, objects = A.read_bundle(bundle=bundle, workdir=str(work))
+    entries, objects = _assemble.read_bundle(bundle=bundle, workdir=str(work))
     dest = tmp_path / 'v2'
     dest.mkdir()
-    stats = A.assemble(dest=str(dest), entries=entries, have=M.inventory(releases=[str(old)]), objects=objects)
+    stats = _assemble.assemble(
+        dest=str(dest), entries=entries, have=_manifest.inventory(releases=[str(old)]), objects=objects
+    )
     assert stats['sent'] == 1 and stats['linked'] == 2
-    assert M.digest(M.from_tree(root=str(dest))[0]) == manifest['digest']
+    assert _manifest.digest(_manifest.from_tree(root=str(dest))[0]) == manifest['digest']
 
 
 def test_bundle_sends_the_manifest_as_a_difference_from_a_known_base(tmp_path: Path) -> None:
     files = {f'f{i}': bytes([i]) * 100 for i in range(50)}
     v1 = make_artifact(tmp_path, files)
-    first = D.artifact_manifest(path=str(v1), kind='archive')
+    first = _delta.artifact_manifest(path=str(v1), kind='archive')
     old = tmp_path / 'v1'
     old.mkdir()
     for name, data in files.items():
         (old / name).write_bytes(data)
-    M.record_tree(release=str(old), entries=first['entries'])
+    _manifest.record_tree(release=str(old), entries=first['entries'])
     (tmp_path / 'v2').mkdir()
     files['f3'] = b'changed'
     v2 = make_artifact(tmp_path / 'v2', files)
-    second = D.artifact_manifest(path=str(v2), kind='archive')
+    second = _delta.artifact_manifest(path=str(v2), kind='archive')
     need = {hashlib.sha256(b'changed').hexdigest()}
-    full = D.bundle(path=str(v2), kind='archive', strip_components=0, manifest=second, need=need)
-    small = D.bundle(
+    full = _delta.bundle(path=str(v2), kind='archive', strip_components=0, manifest=second, need=need)
+    small = _delta.bundle(
         path=str(v2), kind='archive', strip_components=0, manifest=second, need=need, bases=[first['digest']]
     )
     with tarfile.open(small) as tf:
@@ -131,15 +134,17 @@ def test_bundle_sends_the_manifest_as_a_difference_from_a_known_base(tmp_path: P
     assert os.path.getsize(small) < os.path.getsize(full)
     work = tmp_path / 'work'
     work.mkdir()
-    with pytest.raises(M.ManifestError, match='no complete release here'):
-        A.read_bundle(bundle=small, workdir=str(work))
+    with pytest.raises(_manifest.ManifestError, match='no complete release here'):
+        _assemble.read_bundle(bundle=small, workdir=str(work))
     work2 = tmp_path / 'work2'
     work2.mkdir()
-    entries, objects = A.read_bundle(bundle=small, workdir=str(work2), bases={first['digest']: first['entries']})
+    entries, objects = _assemble.read_bundle(
+        bundle=small, workdir=str(work2), bases={first['digest']: first['entries']}
+    )
     dest = tmp_path / 'dest'
     dest.mkdir()
-    A.assemble(dest=str(dest), entries=entries, have=M.inventory(releases=[str(old)]), objects=objects)
-    assert M.digest(M.from_tree(root=str(dest))[0]) == second['digest']
+    _assemble.assemble(dest=str(dest), entries=entries, have=_manifest.inventory(releases=[str(old)]), objects=objects)
+    assert _manifest.digest(_manifest.from_tree(root=str(dest))[0]) == second['digest']
 
 
 def test_live_check_script_runs_standalone(tmp_path: Path) -> None:
@@ -150,13 +155,13 @@ def test_live_check_script_runs_standalone(tmp_path: Path) -> None:
     release = root / 'releases' / 'v1'
     release.mkdir(parents=True)
     (release / 'a').write_bytes(b'a')
-    value = M.record_tree(release=str(release), entries=M.from_tree(root=str(release))[0])
+    value = _manifest.record_tree(release=str(release), entries=_manifest.from_tree(root=str(release))[0])
     meta = {'id': 'v1', 'state': 'complete', 'source': {'content_digest': value}}
     (release / '.release.json').write_text(json.dumps(meta))
     os.symlink('releases/v1', root / 'current')
 
     def run(digest: str) -> dict:
-        script = D.live_check_script(root=str(root), release_id='v1', content_digest=digest, checksum=None)
+        script = _delta.live_check_script(root=str(root), release_id='v1', content_digest=digest, checksum=None)
         done = subprocess.run([sys.executable, '-'], input=script, capture_output=True, text=True, check=True)
         return json.loads(done.stdout)
 

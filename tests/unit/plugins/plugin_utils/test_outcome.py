@@ -9,7 +9,7 @@ the AWX stats."""
 from __future__ import annotations
 
 import pytest
-from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome as O
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _outcome
 
 TOKEN = 'tok'
 PLAN = {
@@ -53,43 +53,49 @@ FAILED_HOOK = {
 @pytest.mark.parametrize(
     ('host_state', 'cause', 'msg'),
     [
-        ({'stage': None}, O.STAGE, 'staging failed on host h2: it did not stage'),
-        ({'stage': {}}, O.STAGE, 'staging failed on host h2: it did not stage'),
+        ({'stage': None}, _outcome.STAGE, 'staging failed on host h2: it did not stage'),
+        ({'stage': {}}, _outcome.STAGE, 'staging failed on host h2: it did not stage'),
         (
             {'stage': {'failed': True, 'msg': 'checksum mismatch'}},
-            O.STAGE,
+            _outcome.STAGE,
             'staging failed on host h2: checksum mismatch',
         ),
-        ({'stage': {'unreachable': True, 'msg': 'ssh: no route'}}, O.STAGE, 'staging failed on host h2: ssh: no route'),
+        (
+            {'stage': {'unreachable': True, 'msg': 'ssh: no route'}},
+            _outcome.STAGE,
+            'staging failed on host h2: ssh: no route',
+        ),
         (
             {'prepared': '', **FAILED_HOOK},
-            O.PREPARE,
+            _outcome.PREPARE,
             'host h2 failed in the pre-activation steps: Run the hook: hook said no',
         ),
         (
             {'prepared': 'earlier-run', 'failed_task': None, 'failed_result': None},
-            O.PREPARE,
+            _outcome.PREPARE,
             'host h2 failed in the pre-activation steps: unknown task: see its error above',
         ),
     ],
 )
 def test_pre_blocker_causes(host_state, cause, msg):
-    found = O.blockers(phase='pre', plan=plan(), states={'h1': state(), 'h2': state(**host_state)})
+    found = _outcome.blockers(phase='pre', plan=plan(), states={'h1': state(), 'h2': state(**host_state)})
     assert found == [{'host': 'h2', 'cause': cause, 'msg': msg}]
 
 
 def test_pre_blockers_none_when_every_host_is_ready():
-    assert O.blockers(phase='pre', plan=plan(), states={'h1': state(), 'h2': state()}) == []
+    assert _outcome.blockers(phase='pre', plan=plan(), states={'h1': state(), 'h2': state()}) == []
 
 
 def test_live_release_never_blocks():
     live = {'stage': {'live': True, 'changed': False}, 'prepared': None, 'switch': None}
     for phase in ('pre', 'post'):
-        assert O.blockers(phase=phase, plan=plan(), states={'h1': state(), 'h2': live}) == []
+        assert _outcome.blockers(phase=phase, plan=plan(), states={'h1': state(), 'h2': live}) == []
 
 
 def test_without_pre_steps_an_unprepared_host_is_ready():
-    assert O.blockers(phase='pre', plan=plan(pre=False), states={'h1': state(prepared=None), 'h2': state()}) == []
+    assert (
+        _outcome.blockers(phase='pre', plan=plan(pre=False), states={'h1': state(prepared=None), 'h2': state()}) == []
+    )
 
 
 def test_failed_migration_is_named_once():
@@ -100,13 +106,13 @@ def test_failed_migration_is_named_once():
         'failed_task': {'name': 'Stop when the migrations failed'},
         'failed_result': {'failed': True, 'msg': 'x'},
     }
-    found = O.blockers(
+    found = _outcome.blockers(
         phase='pre', plan=plan(migrate_host='h1'), states={'h1': state(**stopped), 'h2': state(**stopped)}
     )
     assert found == [
         {
             'host': 'h1',
-            'cause': O.MIGRATE,
+            'cause': _outcome.MIGRATE,
             'msg': 'migrations failed on host h1: non-zero return code (rc 3): '
             'line 2 / line 3 / line 4 / line 5 / line 6',
         }
@@ -116,15 +122,15 @@ def test_failed_migration_is_named_once():
 @pytest.mark.parametrize('migrate', [{'skipped': True}, {'rc': 0, 'changed': True}, None])
 def test_migration_that_did_not_fail_is_not_the_cause(migrate):
     host = state(prepared=None, migrate=migrate, **FAILED_HOOK)
-    found = O.blockers(phase='pre', plan=plan(migrate_host='h1'), states={'h1': host, 'h2': state()})
-    assert [r['cause'] for r in found] == [O.PREPARE]
+    found = _outcome.blockers(phase='pre', plan=plan(migrate_host='h1'), states={'h1': host, 'h2': state()})
+    assert [r['cause'] for r in found] == [_outcome.PREPARE]
 
 
 def test_blockers_follow_the_batch_order_and_missing_hosts_count():
-    found = O.blockers(
+    found = _outcome.blockers(
         phase='pre', plan=plan(batch=['h2', 'h1', 'h9']), states={'h1': state(stage=None), 'h2': state()}
     )
-    assert [(r['host'], r['cause']) for r in found] == [('h1', O.STAGE), ('h9', O.STAGE)]
+    assert [(r['host'], r['cause']) for r in found] == [('h1', _outcome.STAGE), ('h9', _outcome.STAGE)]
 
 
 # --- after the switch -----------------------------------------------------------------------------
@@ -133,12 +139,16 @@ def test_blockers_follow_the_batch_order_and_missing_hosts_count():
 @pytest.mark.parametrize(
     ('host_state', 'cause', 'msg'),
     [
-        ({'switch': None}, O.SWITCH, 'switch failed on host h2: it did not switch'),
-        ({'switch': {'skipped': True}}, O.SWITCH, 'switch failed on host h2: it did not switch'),
-        ({'switch': {**SWITCHED, 'token': 'earlier-run'}}, O.SWITCH, 'switch failed on host h2: it did not switch'),
+        ({'switch': None}, _outcome.SWITCH, 'switch failed on host h2: it did not switch'),
+        ({'switch': {'skipped': True}}, _outcome.SWITCH, 'switch failed on host h2: it did not switch'),
+        (
+            {'switch': {**SWITCHED, 'token': 'earlier-run'}},
+            _outcome.SWITCH,
+            'switch failed on host h2: it did not switch',
+        ),
         (
             {'switch': {'failed': True, 'token': TOKEN, 'msg': 'lock lost'}},
-            O.SWITCH,
+            _outcome.SWITCH,
             'switch failed on host h2: lock lost',
         ),
         (
@@ -147,23 +157,26 @@ def test_blockers_follow_the_batch_order_and_missing_hosts_count():
                 'failed_task': {'name': 'Check the application URL after the switch'},
                 'failed_result': {'failed': True, 'msg': 'Status code was 500'},
             },
-            O.VERIFY,
+            _outcome.VERIFY,
             'post-activation steps failed on host h2: Check the application URL after the switch: Status code was 500',
         ),
     ],
 )
 def test_post_blocker_causes(host_state, cause, msg):
-    found = O.blockers(phase='post', plan=plan(), states={'h1': state(), 'h2': state(**host_state)})
+    found = _outcome.blockers(phase='post', plan=plan(), states={'h1': state(), 'h2': state(**host_state)})
     assert found == [{'host': 'h2', 'cause': cause, 'msg': msg}]
 
 
 def test_without_checks_an_unverified_host_passes():
-    assert O.blockers(phase='post', plan=plan(checks=False), states={'h1': state(verified=None), 'h2': state()}) == []
+    assert (
+        _outcome.blockers(phase='post', plan=plan(checks=False), states={'h1': state(verified=None), 'h2': state()})
+        == []
+    )
 
 
 def test_unknown_phase():
     with pytest.raises(KeyError):
-        O.blockers(phase='later', plan=plan(), states={})
+        _outcome.blockers(phase='later', plan=plan(), states={})
 
 
 # --- messages of failed results -------------------------------------------------------------------
@@ -199,7 +212,7 @@ def test_unknown_phase():
     ],
 )
 def test_result_message(result, expected):
-    assert O.result_message(result) == expected
+    assert _outcome.result_message(result) == expected
 
 
 @pytest.mark.parametrize(
@@ -217,46 +230,54 @@ def test_result_message(result, expected):
     ],
 )
 def test_command_failure(result, expected):
-    assert O.command_failure(result, what='reload', host='h1') == expected
+    assert _outcome.command_failure(result, what='reload', host='h1') == expected
 
 
 # --- the rescue -----------------------------------------------------------------------------------
 
 
 def test_rescue_before_the_switch_uses_the_gate():
-    gate = {'token': TOKEN, 'blockers': [{'host': 'h2', 'cause': O.STAGE, 'msg': 'staging failed on host h2: x'}]}
-    found = O.outcome(host='h1', plan=plan(), state=state(switch={'skipped': True}, gate=gate, post_gate=gate))
+    gate = {
+        'token': TOKEN,
+        'blockers': [{'host': 'h2', 'cause': _outcome.STAGE, 'msg': 'staging failed on host h2: x'}],
+    }
+    found = _outcome.outcome(host='h1', plan=plan(), state=state(switch={'skipped': True}, gate=gate, post_gate=gate))
     assert found['switched'] is False and found['rollback_target'] == ''
     assert found['reasons'] == gate['blockers'] and found['reason'] == 'staging failed on host h2: x'
     assert found['holding'] is True and found['mark_failed'] is True
-    assert O.failed_reason(result=found) == 'not switched: staging failed on host h2: x'
-    assert O.final_message(plan=plan(), result=found) == (
+    assert _outcome.failed_reason(result=found) == 'not switched: staging failed on host h2: x'
+    assert _outcome.final_message(plan=plan(), result=found) == (
         'release v2 was not switched on any host: staging failed on host h2: x; current still points at v1 on host h1'
     )
 
 
 def test_rescue_after_the_switch_uses_the_post_gate_and_rolls_back():
     pre = {'token': TOKEN, 'blockers': []}
-    post = {'token': TOKEN, 'blockers': [{'host': 'h2', 'cause': O.VERIFY, 'msg': 'post-activation steps failed: 500'}]}
-    found = O.outcome(host='h1', plan=plan(), state=state(gate=pre, post_gate=post))
+    post = {
+        'token': TOKEN,
+        'blockers': [{'host': 'h2', 'cause': _outcome.VERIFY, 'msg': 'post-activation steps failed: 500'}],
+    }
+    found = _outcome.outcome(host='h1', plan=plan(), state=state(gate=pre, post_gate=post))
     assert found['switched'] is True and found['rollback_target'] == 'v1'
     assert found['reason'] == 'post-activation steps failed: 500'
     assert found['mark_failed'] is False, 'the rollback marks the release failed'
     rollback = {'changed': True, 'current': 'v1', 'rolled_back_from': 'v2'}
-    assert O.final_message(plan=plan(), result=found, rollback=rollback) == (
+    assert _outcome.final_message(plan=plan(), result=found, rollback=rollback) == (
         'release v2 failed after the switch: post-activation steps failed: 500; rolled back to v1: current points at '
         'v1 on host h1, release v2 is marked failed'
     )
-    after = O.final_message(plan=plan(), result=found, rollback=rollback, after_rollback='Reload failed on host h1: x')
+    after = _outcome.final_message(
+        plan=plan(), result=found, rollback=rollback, after_rollback='Reload failed on host h1: x'
+    )
     assert after.endswith('release v2 is marked failed; after the rollback, Reload failed on host h1: x')
 
 
 def test_gates_of_an_earlier_run_do_not_count():
-    old = {'token': 'earlier', 'blockers': [{'host': 'h2', 'cause': O.STAGE, 'msg': 'old news'}]}
-    found = O.outcome(
+    old = {'token': 'earlier', 'blockers': [{'host': 'h2', 'cause': _outcome.STAGE, 'msg': 'old news'}]}
+    found = _outcome.outcome(
         host='h1', plan=plan(), state=state(gate=old, post_gate=old, stage={'failed': True, 'msg': 'disk full'})
     )
-    assert found['reasons'] == [{'host': 'h1', 'cause': O.STAGE, 'msg': 'staging failed on host h1: disk full'}]
+    assert found['reasons'] == [{'host': 'h1', 'cause': _outcome.STAGE, 'msg': 'staging failed on host h1: disk full'}]
 
 
 def test_own_failure_after_the_switch_on_a_single_host():
@@ -265,11 +286,11 @@ def test_own_failure_after_the_switch_on_a_single_host():
         failed_task={'name': 'Check the application URL after the switch'},
         failed_result={'failed': True, 'msg': 'Status code was -1'},
     )
-    found = O.outcome(host='h1', plan=plan(batch=['h1']), state=host)
+    found = _outcome.outcome(host='h1', plan=plan(batch=['h1']), state=host)
     assert found['reasons'] == [
         {
             'host': 'h1',
-            'cause': O.VERIFY,
+            'cause': _outcome.VERIFY,
             'msg': 'Check the application URL after the switch failed on host h1: Status code was -1',
         }
     ]
@@ -278,22 +299,22 @@ def test_own_failure_after_the_switch_on_a_single_host():
 
 def test_first_deploy_that_fails_after_the_switch_has_nothing_to_roll_back_to():
     host = state(switch={**SWITCHED, 'current_before': None}, **FAILED_HOOK)
-    found = O.outcome(host='h1', plan=plan(batch=['h1']), state=host)
+    found = _outcome.outcome(host='h1', plan=plan(batch=['h1']), state=host)
     assert found['rollback_target'] == '' and found['mark_failed'] is True
-    assert O.failed_reason(result=found).startswith('was live without a previous release to roll back to: ')
-    assert O.final_message(plan=plan(), result=found, rollback={'skipped': True}).endswith(
+    assert _outcome.failed_reason(result=found).startswith('was live without a previous release to roll back to: ')
+    assert _outcome.final_message(plan=plan(), result=found, rollback={'skipped': True}).endswith(
         'not rolled back: there is no previous release, current still points at it on host h1 (marked failed)'
     )
 
 
 def test_reactivated_release_is_not_rolled_back_to_itself():
     host = state(switch={**SWITCHED, 'current_before': 'v2'}, **FAILED_HOOK)
-    assert O.outcome(host='h1', plan=plan(), state=host)['rollback_target'] == ''
+    assert _outcome.outcome(host='h1', plan=plan(), state=host)['rollback_target'] == ''
 
 
 def test_reactivated_release_is_not_marked_failed_when_not_switched():
     host = state(stage={**STAGED, 'created': False}, switch={'skipped': True}, prepared=None, **FAILED_HOOK)
-    assert O.outcome(host='h1', plan=plan(), state=host)['mark_failed'] is False
+    assert _outcome.outcome(host='h1', plan=plan(), state=host)['mark_failed'] is False
 
 
 @pytest.mark.parametrize(
@@ -302,7 +323,7 @@ def test_reactivated_release_is_not_marked_failed_when_not_switched():
         (
             {'stage': {'failed': True, 'msg': 'lock held by bob'}},
             {},
-            O.STAGE,
+            _outcome.STAGE,
             'staging failed on host h1: lock held by bob',
         ),
         (
@@ -312,13 +333,13 @@ def test_reactivated_release_is_not_marked_failed_when_not_switched():
                 'migrate': {'rc': 1, 'msg': 'non-zero return code', 'stderr_lines': ['no such table']},
             },
             {'migrate_host': 'h1'},
-            O.MIGRATE,
+            _outcome.MIGRATE,
             'migrations failed on host h1: non-zero return code (rc 1): no such table',
         ),
         (
             {'prepared': None, 'switch': {'skipped': True}, **FAILED_HOOK},
             {},
-            O.PREPARE,
+            _outcome.PREPARE,
             'Run the hook failed on host h1: hook said no',
         ),
         (
@@ -328,20 +349,20 @@ def test_reactivated_release_is_not_marked_failed_when_not_switched():
                 'failed_result': {'failed': True, 'msg': 'lock lost'},
             },
             {},
-            O.SWITCH,
+            _outcome.SWITCH,
             'Switch current to release v2 failed on host h1: lock lost',
         ),
         (
             {'switch': {'skipped': True}, 'failed_task': {'name': 'Agree'}, 'failed_result': {'failed': True}},
             {'pre': False},
-            O.ERROR,
+            _outcome.ERROR,
             'Agree failed on host h1: unknown error',
         ),
-        ({'verified': None, **FAILED_HOOK}, {}, O.VERIFY, 'Run the hook failed on host h1: hook said no'),
+        ({'verified': None, **FAILED_HOOK}, {}, _outcome.VERIFY, 'Run the hook failed on host h1: hook said no'),
     ],
 )
 def test_every_own_failure(host_state, host_plan, cause, msg):
-    found = O.outcome(host='h1', plan=plan(batch=['h1'], **host_plan), state=state(**host_state))
+    found = _outcome.outcome(host='h1', plan=plan(batch=['h1'], **host_plan), state=state(**host_state))
     assert found['reasons'] == [{'host': 'h1', 'cause': cause, 'msg': msg}]
 
 
@@ -366,7 +387,7 @@ def test_every_own_failure(host_state, host_plan, cause, msg):
     ],
 )
 def test_holding(host_state, check_mode, expected):
-    assert O.holding(plan=plan(), state=state(**host_state), check_mode=check_mode) is expected
+    assert _outcome.holding(plan=plan(), state=state(**host_state), check_mode=check_mode) is expected
 
 
 # --- AWX stats ------------------------------------------------------------------------------------
@@ -379,12 +400,12 @@ def test_stats_name_the_switched_hosts_of_every_batch():
         'h3': state(switch={'skipped': True}),
         'h4': state(switch={**SWITCHED, 'token': 'earlier'}),
     }
-    found = O.stats(plan=plan(hosts=['h1', 'h2', 'h3', 'h4']), states=states)
+    found = _outcome.stats(plan=plan(hosts=['h1', 'h2', 'h3', 'h4']), states=states)
     assert found == {'release_deployed_id': 'v2', 'release_previous_id': 'v1', 'release_switched_hosts': ['h1', 'h2']}
 
 
 def test_stats_of_a_first_deploy_have_an_empty_previous_id():
-    found = O.stats(plan=plan(), states={'h1': state(switch={**SWITCHED, 'current_before': None})})
+    found = _outcome.stats(plan=plan(), states={'h1': state(switch={**SWITCHED, 'current_before': None})})
     assert found == {'release_deployed_id': 'v2', 'release_previous_id': '', 'release_switched_hosts': ['h1']}
 
 
@@ -397,10 +418,10 @@ class Undefined:
 
 def test_host_state_reads_the_role_variables():
     values = {'release_stage_result': STAGED, '__release_prepared': TOKEN, 'release_switch_result': Undefined()}
-    found = O.host_state(values)
+    found = _outcome.host_state(values)
     assert found['stage'] == STAGED and found['prepared'] == TOKEN
     assert found['switch'] is None and found['failed_task'] is None
-    assert set(found) == set(O.STATE_VARS)
+    assert set(found) == set(_outcome.STATE_VARS)
 
 
 def test_states_of_unknown_hosts_are_empty():
@@ -408,6 +429,6 @@ def test_states_of_unknown_hosts_are_empty():
         def get(self, key, default=None):
             raise RuntimeError('template error')
 
-    found = O.states({'h1': Broken()}, ['h1', 'h2'])
+    found = _outcome.states({'h1': Broken()}, ['h1', 'h2'])
     assert all(value is None for value in found['h1'].values())
     assert all(value is None for value in found['h2'].values())

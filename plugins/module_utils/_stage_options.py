@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) atomic.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What ``release state=present`` is asked to build (:class:`StageOptions`) and its validated form
+(:class:`StagePlan`), with the checks that name the option (and its role variable).
+
+PRIVATE: this module is internal to the atomic.deploy collection. It is not a public API and
+may change without notice. No AnsibleModule code: plain pytest tests it with ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing as t
+
+from ansible_collections.atomic.deploy.plugins.module_utils import _release, _shared, _source
+from ansible_collections.atomic.deploy.plugins.module_utils._release import ReleaseError
+
+Warn = t.Callable[[str], None]
+RunCommand = t.Callable[[t.List[str]], t.Tuple[int, bytes, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class StageOptions:
+    """What ``state=present`` is asked to build, as the module's parameters give it."""
+
+    source: str = 'none'
+    archive: str | None = None
+    remote_src: bool = False
+    url: str | None = None
+    checksum: str | None = None
+    url_timeout: int = 60
+    git_repo: str | None = None
+    git_version: str = 'HEAD'
+    directory: str | None = None
+    strip_components: int = 0
+    dedupe: bool = True
+    shared_dirs: t.Sequence[str] = ()
+    shared_files: t.Sequence[str] = ()
+    shared_owner: str | None = None
+    shared_group: str | None = None
+    shared_mode: str = '2775'
+    shared_strict: bool = False
+    shared_allow_external: bool = False
+    link_style: str = 'relative'
+    writable_dirs: t.Sequence[str] = ()
+    writable_mode: str = '2775'
+    adopt: bool = False
+    id_file: str | None = None
+    next_link: bool = False
+    delta: bool = True
+    content_digest: str | None = None
+    delta_plan: t.Mapping[str, t.Any] | None = None
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any]) -> StageOptions:
+        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+
+
+@dataclasses.dataclass
+class StagePlan:
+    """The validated, normalised form of :class:`StageOptions`."""
+
+    shared_dirs: list[str]
+    shared_files: list[str]
+    writable_dirs: list[str]
+    shared_mode: int
+    writable_mode: int
+    uid: int
+    gid: int
+    source: dict
+    id_file: str | None = None
+
+
+def plan_stage(*, options: StageOptions, check_mode: bool) -> StagePlan:
+    """Validate the staging inputs; raise ReleaseError naming the option (and its role variable)."""
+    shared_dirs = [_shared.normalize_rel_path(v, name='shared_dirs') for v in options.shared_dirs]
+    shared_files = [_shared.normalize_rel_path(v, name='shared_files') for v in options.shared_files]
+    overlap = set(shared_dirs) & set(shared_files)
+    if overlap:
+        raise ReleaseError(f'{sorted(overlap)[0]} is listed in both shared_dirs and shared_files', name='shared_files')
+    uid, gid = _shared.resolve_owner(owner=options.shared_owner, group=options.shared_group)
+    return StagePlan(
+        shared_dirs=shared_dirs,
+        shared_files=shared_files,
+        writable_dirs=[_shared.normalize_rel_path(v, name='writable_dirs') for v in options.writable_dirs],
+        shared_mode=_shared.parse_mode(options.shared_mode, name='shared_mode'),
+        writable_mode=_shared.parse_mode(options.writable_mode, name='writable_mode'),
+        uid=uid,
+        gid=gid,
+        source=source_info(options=options, check_mode=check_mode),
+        id_file=id_file_path(options=options, shared=shared_dirs + shared_files),
+    )
+
+
+def id_file_path(*, options: StageOptions, shared: list[str]) -> str | None:
+    """The normalised id_file path, refusing one that would land in the metadata or in shared/."""
+    if not options.id_file:
+        return None
+    rel = _shared.normalize_rel_path(options.id_file, name='id_file')
+    if rel in (_release.METADATA_NAME, '.release.manifest.json'):
+        raise ReleaseError(f'id_file {rel} is the release metadata file; choose another name', name='id_file')
+    for path in shared:
+        if rel == path or rel.startswith(path + '/'):
+            raise ReleaseError(
+                f'id_file {rel} is inside the shared path {path}; it must be a file of the release', name='id_file'
+            )
+    return rel
+
+
+def source_info(*, options: StageOptions, check_mode: bool) -> dict:
+    """The ``source`` record of the release, after checking that the source is fully given."""
+    o = options
+    kind = o.source
+    info: dict = {'type': kind}
+    if kind in ('archive', 'directory'):
+        if not o.archive:
+            name = 'directory' if kind == 'directory' else 'archive'
+            raise ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
+        info['archive' if kind == 'archive' else 'directory'] = o.directory or o.archive
+        if (not check_mode or o.remote_src) and not o.delta_plan and not os.path.isfile(o.archive):
+            raise ReleaseError(f'archive {o.archive} does not exist on this host', path=o.archive)
+        if o.checksum:
+            _source.parse_checksum(o.checksum)
+    elif kind == 'url':
+        if not o.url:
+            raise ReleaseError('source=url needs url (role variable release_url)', name='url')
+        if not o.checksum:
+            raise ReleaseError(
+                f'source=url needs checksum for {o.url} (role variable release_checksum, e.g. sha256:<hex>)',
+                name='checksum',
+            )
+        _source.parse_checksum(o.checksum)
+        info['url'] = o.url
+    elif kind == 'git':
+        if not o.git_repo:
+            raise ReleaseError('source=git needs git_repo (role variable release_git_repo)', name='git_repo')
+        _source.validate_git_version(o.git_version)
+        info.update(git_repo=o.git_repo, git_version=o.git_version)
+    if o.strip_components < 0:
+        raise ReleaseError('strip_components must not be negative', name='strip_components')
+    return info
