@@ -52,6 +52,7 @@ class StageOptions:
     next_link: bool = False
     delta: bool = True
     content_digest: str | None = None
+    archive_origin: str | None = None
     delta_plan: t.Mapping[str, t.Any] | None = None
 
     @classmethod
@@ -119,7 +120,9 @@ def source_info(*, options: StageOptions, check_mode: bool) -> dict:
         if not o.archive:
             name = 'directory' if kind == 'directory' else 'archive'
             raise ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
-        info['archive' if kind == 'archive' else 'directory'] = o.directory or o.archive
+        # The controller path when the artifact came from the controller, whether it was sent whole
+        # (o.archive is then a temp path on the host) or in delta (o.archive is the controller path).
+        info['archive' if kind == 'archive' else 'directory'] = o.directory or o.archive_origin or o.archive
         if (not check_mode or o.remote_src) and not o.delta_plan and not os.path.isfile(o.archive):
             raise ReleaseError(f'archive {o.archive} does not exist on this host', path=o.archive)
         if o.checksum:

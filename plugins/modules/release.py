@@ -238,6 +238,11 @@ options:
         it on the controller; the staged tree must match it, and it is recorded in the release's
         metadata so that a release id reused for another artifact is refused.
     type: str
+  archive_origin:
+    description:
+      - Internal, set by the action plugin to the archive's path on the controller, which the metadata records as
+        C(source.archive) also when the archive was sent to a temp path on the host. Do not set it.
+    type: str
   delta_plan:
     description:
       - Internal, set by the action plugin for the two module runs of delta staging (C(probe),
@@ -544,6 +549,7 @@ def main() -> None:
             reason=dict(type='str', default='failed'),
             delta=dict(type='bool', default=True),
             content_digest=dict(type='str'),
+            archive_origin=dict(type='str'),
             delta_plan=dict(type='dict'),
         ),
         supports_check_mode=True,

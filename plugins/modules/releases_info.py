@@ -119,7 +119,8 @@ releases:
       type: str
       returned: always
     deployed_by:
-      description: Who deployed it (user, controller, playbook, AWX job).
+      description: Who deployed it (user, controller, playbook, AWX or CI job), and C(host_user), the user that
+        wrote the release on the host.
       type: dict
       returned: always
     source:
