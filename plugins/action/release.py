@@ -117,6 +117,8 @@ class ActionModule(OwnerActionBase):
             if local is None:
                 result.update(self.execute(args, task_vars))
                 return result
+            if kind == 'archive':
+                args['_archive_origin'] = local
             delta_on = boolean(args.get('delta', True), strict=False)
             in_place = self._task.check_mode or (
                 self._connection.transport == 'local' and not self._play_context.become

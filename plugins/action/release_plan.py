@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.atomic.deploy.plugins.plugin_utils import _plan
+from ansible_collections.atomic.deploy.plugins.plugin_utils import _controller, _plan
 
 # The result every host of a batch registers (run_once registers it on each of them).
 REGISTER = '__release_plan'
@@ -77,5 +77,7 @@ class ActionModule(ActionBase):
         except _plan.PlanError as exc:
             result.update(failed=True, msg=str(exc), problems=exc.problems)
             return result
+        # Who runs the deploy, for the notification (release_notify_url).
+        plan['by'] = _controller.controller_owner(task_vars)
         result.update(changed=False, plan=plan)
         return result

@@ -102,6 +102,13 @@ def public(record: dict | None) -> dict | None:
     return {key: value for key, value in record.items() if key != 'token'}
 
 
+def shown(record: dict | None) -> dict | None:
+    """``public`` plus ``expired`` and ``holder`` (the ``describe`` text), for people reading a result."""
+    if not record:
+        return None
+    return dict(public(record), expired=expired(record), holder=describe(record))
+
+
 def expired(record: dict, *, now: float | None = None) -> bool:
     expires_at = record.get('expires_at')
     if not isinstance(expires_at, (int, float)):
@@ -120,6 +127,8 @@ def describe(record: dict) -> str:
         details.append(f'playbook {owner["playbook"]}')
     if owner.get('awx_job_id'):
         details.append(f'awx job {owner["awx_job_id"]}')
+    if owner.get('ci_job_url'):
+        details.append(f'ci job {owner["ci_job_url"]}')
     if record.get('release_id'):
         details.append(f'release {record["release_id"]}')
     text = who + (f' ({", ".join(details)})' if details else '')

@@ -19,6 +19,7 @@ import datetime
 import errno
 import json
 import os
+import pwd
 import re
 import socket
 import stat
@@ -341,13 +342,23 @@ def rollback_candidate(releases: list[Release], current: str | None) -> Release 
     return None
 
 
+def host_user() -> str:
+    """The user this process runs as on the host (the remote user, or the become user)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
 def new_metadata(*, release_id: str, owner: dict | None, source: dict | None) -> dict:
+    # deployed_by: who ran the deploy, as the controller knows them (user, controller, AWX job),
+    # and host_user, the user that wrote the release on this host.
     return {
         'format': FORMAT,
         'id': release_id,
         'state': 'in_progress',
         'started': iso(),
-        'deployed_by': owner or {},
+        'deployed_by': dict(owner or {}, host_user=host_user()),
         'source': source or {},
         'host': socket.gethostname(),
     }

@@ -24,7 +24,12 @@ RunCommand = t.Callable[..., t.Tuple[int, bytes, str]]
 
 
 # The internal module options (set by the action plugin) -> their StageOptions field.
-INTERNAL = {'_content_digest': 'content_digest', '_delta': 'delta_step', '_bundle': 'bundle'}
+INTERNAL = {
+    '_content_digest': 'content_digest',
+    '_delta': 'delta_step',
+    '_bundle': 'bundle',
+    '_archive_origin': 'archive_origin',
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +70,11 @@ class StageOptions:
     id_file: str | None = None
     next_link: bool = False
     delta: bool = True
-    # Set by the action plugin only (module options _content_digest, _delta, _bundle).
+    # Set by the action plugin only (module options _content_digest, _delta, _bundle, _archive_origin).
     content_digest: str | None = None
     delta_step: t.Mapping[str, t.Any] | None = None
     bundle: str | None = None
+    archive_origin: str | None = None
 
     @classmethod
     def from_params(cls, params: t.Mapping[str, t.Any]) -> StageOptions:
@@ -159,7 +165,9 @@ def source_info(*, options: StageOptions, check_mode: bool) -> dict:
         if not o.archive:
             name = 'directory' if kind == 'directory' else 'archive'
             raise ReleaseError(f'source={kind} needs {name} (role variable release_{name})', name=name)
-        info['archive' if kind == 'archive' else 'directory'] = o.directory or o.archive
+        # The controller path when the artifact came from the controller, whether it was sent whole
+        # (o.archive is then a temp path on the host) or in delta (o.archive is the controller path).
+        info['archive' if kind == 'archive' else 'directory'] = o.directory or o.archive_origin or o.archive
         if (not check_mode or o.remote_src) and not o.delta_step and not os.path.isfile(o.archive):
             raise ReleaseError(f'archive {o.archive} does not exist on this host', path=o.archive)
         if o.checksum:

@@ -60,8 +60,9 @@ options:
     default: 0
   owner:
     description:
-      - Who is deploying. The action plugin fills in C(user), C(controller), C(playbook) and, under
-        AWX, C(awx_job_id); keys given here win.
+      - Who is deploying. The action plugin fills in C(user), C(controller), C(playbook), under
+        AWX C(awx_job_id) (from C(awx_job_id) or C(tower_job_id)), and in a CI job C(ci_job_url) (from
+        C(CI_JOB_URL), C(GITHUB_RUN_ID) or C(BUILD_URL) in the controller's environment); keys given here win.
     type: dict
 attributes:
   action:
@@ -102,6 +103,18 @@ EXAMPLES = r"""
   atomic.deploy.deploy_lock:
     root: /srv/www/example
     steal: true
+
+# The playbook atomic.deploy.unlock shows the holder and frees the lock only with its token or force.
+- name: Free a lock left by a cancelled job, whoever holds it
+  atomic.deploy.deploy_lock:
+    root: /srv/www/example
+    state: absent
+  register: unlocked
+
+- name: Say whose lock it was
+  ansible.builtin.debug:
+    msg: "released the lock of {{ unlocked.released.holder }}"
+  when: unlocked.released
 """
 
 RETURN = r"""
@@ -127,6 +140,22 @@ taken_over:
   description: The record of an expired or stolen lock this run replaced, else V(null).
   returned: always
   type: dict
+released:
+  description:
+    - With V(absent), the record of the lock this run released (or would release in check mode), without its
+      token, plus C(expired) and C(holder), a line that says who held it, from which playbook and job, for which
+      release, since when; else V(null).
+  returned: always
+  type: dict
+  sample:
+    owner: {user: deploy, controller: ci-runner-3, playbook: deploy.yml, awx_job_id: 4242}
+    release_id: 20260112T143052Z
+    started: "2026-01-12T14:30:52.000000Z"
+    expires: "2026-01-12T15:30:52.000000Z"
+    expired: false
+    holder: >-
+      deploy@ci-runner-3 (playbook deploy.yml, awx job 4242, release 20260112T143052Z) since
+      2026-01-12T14:30:52.000000Z, expires 2026-01-12T15:30:52.000000Z
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -148,7 +177,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    result = dict(changed=False, token=params['token'], acquired=False, lock=None, taken_over=None)
+    result = dict(changed=False, token=params['token'], acquired=False, lock=None, taken_over=None, released=None)
     try:
         layout = _release.Layout(params['root'])
         if params['timeout'] < 1:
@@ -158,9 +187,11 @@ def main() -> None:
         if params['state'] == 'absent':
             outcome = _lock.release(deploy_dir=layout.deploy, token=params['token'], check_mode=module.check_mode)
             result['changed'] = outcome['changed']
+            if outcome['changed']:
+                result['released'] = _lock.shown(outcome['record'])
             if outcome['warning']:
                 module.warn(outcome['warning'])
-                result['lock'] = _lock.public(outcome['record'])
+                result['lock'] = _lock.shown(outcome['record'])
         else:
             token = params['token'] or _lock.new_token()
             result['token'] = token

@@ -266,6 +266,11 @@ options:
         C(sha256:<hex>), computed on the controller; the staged tree must match it, and it is
         recorded in the release's metadata so that a release id reused for another artifact is refused.
     type: str
+  _archive_origin:
+    description:
+      - Internal, set by the action plugin to the archive's path on the controller, which the metadata records as
+        C(source.archive) also when the archive was sent whole to a temp path on the host.
+    type: str
   _delta:
     description:
       - Internal, set by the action plugin. Which module run of delta staging this is. With C(probe=true),
@@ -630,6 +635,7 @@ def main() -> None:
             _content_digest=dict(type='str'),
             _delta=dict(type='dict'),
             _bundle=dict(type='path'),
+            _archive_origin=dict(type='str'),
         ),
         supports_check_mode=True,
     )

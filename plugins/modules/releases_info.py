@@ -124,7 +124,8 @@ releases:
       type: str
       returned: always
     deployed_by:
-      description: Who deployed it (user, controller, playbook, AWX job).
+      description: Who deployed it (user, controller, playbook, AWX or CI job), and C(host_user), the user that
+        wrote the release on the host.
       type: dict
       returned: always
     source:
@@ -154,7 +155,10 @@ rollback_candidate:
   returned: always
   type: str
 lock:
-  description: The deploy lock record (without its token) and whether it has expired, V(null) when free.
+  description:
+    - The deploy lock record (without its token), whether it has expired (C(expired)) and who holds it
+      (C(holder), a line naming the user, controller, playbook, AWX or CI job, release, start and expiry);
+      V(null) when free.
   returned: always
   type: dict
 history:
@@ -246,9 +250,7 @@ def main() -> None:
             module.warn(warning)
         current = _release.current_id(layout)
         candidate = _release.rollback_candidate(releases, current)
-        lock = _lock.read(layout.lock)
-        if lock is not None:
-            lock = dict(_lock.public(lock), expired=_lock.expired(lock))
+        lock = _lock.shown(_lock.read(layout.lock))
         listed = [release.as_dict() for release in releases]
         if module.params['verify']:
             from ansible_collections.atomic.deploy.plugins.module_utils import _manifest

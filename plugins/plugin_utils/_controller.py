@@ -51,7 +51,23 @@ def controller_owner(task_vars: dict) -> dict:
         value = task_vars.get(key) or task_vars.get(key.replace('awx_', 'tower_'))
         if value not in (None, ''):
             owner[key] = value
+    job = ci_job_url(os.environ)
+    if job:
+        owner['ci_job_url'] = job
     return owner
+
+
+def ci_job_url(environ) -> str | None:
+    """The web page of the CI job that runs ansible-playbook (GitLab, GitHub Actions, Jenkins), if any:
+    after a cancelled job, whoever finds its lock can see which job left it."""
+    if environ.get('CI_JOB_URL'):
+        return str(environ['CI_JOB_URL'])
+    if environ.get('GITHUB_RUN_ID') and environ.get('GITHUB_REPOSITORY'):
+        server = environ.get('GITHUB_SERVER_URL') or 'https://github.com'
+        return f'{server}/{environ["GITHUB_REPOSITORY"]}/actions/runs/{environ["GITHUB_RUN_ID"]}'
+    if environ.get('BUILD_URL'):
+        return str(environ['BUILD_URL'])
+    return None
 
 
 def failure_text(result: dict) -> str | None:

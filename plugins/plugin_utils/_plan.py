@@ -19,6 +19,7 @@ import datetime
 import json
 import math
 import os
+import time
 
 from ansible_collections.atomic.deploy.plugins.module_utils import _lock, _release
 
@@ -59,8 +60,19 @@ VARIABLES = (
     'release_writable_become',
     'release_writable_dirs',
     'release_hooks_after_rollback',
+    'release_maintenance_file',
+    'release_maintenance_up',
+    'release_maintenance_down',
 )
-COMMANDS = ('release_migrate_command', 'release_healthcheck_command', 'release_reload_command')
+COMMANDS = (
+    'release_migrate_command',
+    'release_healthcheck_command',
+    'release_reload_command',
+    'release_maintenance_up',
+    'release_maintenance_down',
+)
+# Names of the deploy root the maintenance flag file must not take.
+ROOT_NAMES = ('.', '..', 'current', 'next', 'releases', 'shared', '.deploy')
 # What each source needs, by variable.
 SOURCE_NEEDS = {
     'archive': ('release_archive',),
@@ -277,6 +289,16 @@ def make_plan(
             problems.append(f'{name} must be a string, got {type(get(name)).__name__}')
     _number(get('release_prune_min_age', 0), name='release_prune_min_age', kind=int, problems=problems, minimum=0)
     precheck = bool(get('release_precheck_url'))
+    maintenance_file = get('release_maintenance_file') or ''
+    # The flag file lives in the deploy root, where only the deploy user writes: never in shared/,
+    # where the web user could swap it for a link the deploy would then write or delete through.
+    if not isinstance(maintenance_file, str) or '/' in maintenance_file or maintenance_file in ROOT_NAMES:
+        problems.append(
+            f'release_maintenance_file must be a file name in release_root (no /, not one of '
+            f'{", ".join(ROOT_NAMES)}), got {maintenance_file!r}'
+        )
+        maintenance_file = ''
+    maintenance = bool(maintenance_file or argv['release_maintenance_up'] or argv['release_maintenance_down'])
 
     if problems:
         raise PlanError(problems)
@@ -309,7 +331,12 @@ def make_plan(
         # The pre-switch URL check reaches the staged release through ROOT/next.
         'next_link': _flag(get('release_next_link')) or precheck,
         'precheck': precheck,
+        'maintenance': maintenance,
+        'maintenance_file': maintenance_file,
+        # For the notification's duration: the start of the run, kept across serial batches.
+        'started_at': float(previous.get('started_at') or 0) if again else (now.timestamp() if now else time.time()),
         'pre': bool(run_on)
+        or maintenance
         or skipped
         # the writable dirs as a step of their own, with become
         or (_flag(get('release_writable_become')) and some('release_writable_dirs'))

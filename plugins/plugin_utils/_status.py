@@ -33,6 +33,11 @@ def lock_line(lock) -> str:
         f'lock     {_text(owner.get("user"))}@{_text(owner.get("controller"))} for {_text(lock.get("release_id"))}'
         f' since {_text(lock.get("started"))}'
     )
+    # Which job to look at (or cancel) before freeing the lock with the unlock playbook.
+    if owner.get('awx_job_id'):
+        line += f' (awx job {owner["awx_job_id"]})'
+    elif owner.get('ci_job_url'):
+        line += f' ({owner["ci_job_url"]})'
     return line + (' (expired)' if lock.get('expired') else '')
 
 

@@ -22,9 +22,21 @@ TASKS = ROLE / 'tasks'
 
 # The task files each entry point runs (main includes the rest of the deploy flow).
 ENTRY_FILES = {
-    'main': ['main.yml', 'activate.yml', 'prepare.yml', 'verify.yml', 'checks.yml', 'reload.yml', 'after_rollback.yml'],
+    'main': [
+        'main.yml',
+        'activate.yml',
+        'prepare.yml',
+        'verify.yml',
+        'checks.yml',
+        'reload.yml',
+        'after_rollback.yml',
+        'maintenance.yml',
+        'finish.yml',
+        'notify.yml',
+    ],
     'rollback': ['rollback.yml', 'after_rollback.yml', 'reload.yml'],
     'status': ['status.yml'],
+    'unlock': ['unlock.yml'],
 }
 # Names the role sets (registered results, variables for hooks, set_stats keys) and result keys:
 # outputs, not inputs.
@@ -37,6 +49,11 @@ ROLE_SET = {
     'release_precheck_result',
     'release_rollback_result',
     'release_status_result',
+    'release_unlock_result',
+    'release_notify_result',
+    'release_notify_payload',
+    'release_failure_reason',
+    'release_failure_stage',
     'release_deploy_id',
     'release_deploy_path',
     'release_previous_id',
@@ -94,8 +111,8 @@ def used_variables(*, entry: str) -> set[str]:
 
 
 def test_entry_points(specs: dict) -> None:
-    assert set(specs) == {'main', 'rollback', 'status'}
-    for entry in ('rollback', 'status'):
+    assert set(specs) == {'main', 'rollback', 'status', 'unlock'}
+    for entry in ('rollback', 'status', 'unlock'):
         assert (TASKS / f'{entry}.yml').is_file(), f'entry point {entry} has no tasks/{entry}.yml'
 
 
@@ -171,6 +188,7 @@ def test_hook_points_are_declared(defaults: dict) -> None:
         'release_hooks_before_activate',
         'release_hooks_after_activate',
         'release_hooks_after_rollback',
+        'release_hooks_on_failure',
     }
     assert all(defaults[name] == [] for name in hooks)
 

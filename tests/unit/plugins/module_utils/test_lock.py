@@ -271,6 +271,22 @@ def test_describe_without_owner_details():
     assert text == 'unknown user@unknown controller since S, expires E'
 
 
+def test_describe_and_shown_name_the_job():
+    record = {
+        'token': 't',
+        'owner': {'user': 'ci', 'controller': 'runner', 'playbook': 'deploy.yml', 'ci_job_url': 'https://ci.example/7'},
+        'release_id': 'r9',
+        'started': 'S',
+        'expires': 'E',
+        'expires_at': 0,
+    }
+    holder = 'ci@runner (playbook deploy.yml, ci job https://ci.example/7, release r9) since S, expires E'
+    assert _lock.describe(record) == holder
+    shown = _lock.shown(record)
+    assert shown['holder'] == holder and shown['expired'] is True and 'token' not in shown
+    assert _lock.shown(None) is None
+
+
 def test_new_token_is_random():
     tokens = {_lock.new_token() for _n in range(100)}
     assert len(tokens) == 100

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 
 import pytest
 from ansible_collections.atomic.deploy.plugins.module_utils import _fs, _prune, _release
@@ -366,7 +367,7 @@ def test_create_release_writes_marker(layout):
     stored = _release.read_metadata(path)
     assert stored['state'] == 'in_progress'
     assert stored['id'] == 'r1'
-    assert stored['deployed_by'] == {'user': 'deploy'}
+    assert stored['deployed_by'] == {'user': 'deploy', 'host_user': pwd.getpwuid(os.geteuid()).pw_name}
     assert stored['started'].endswith('Z')
     assert _release.leftovers(layout) == []
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o755)

@@ -107,6 +107,17 @@ def test_plan_stage_normalises_paths_and_records_the_source():
     assert plan.source == {'type': 'git', 'git_repo': '/srv/repo.git', 'git_version': 'HEAD'}
 
 
+def test_plan_stage_records_the_controller_path_of_a_sent_archive(tmp_path):
+    sent = tmp_path / 'ansible-tmp-123' / 'source'
+    sent.parent.mkdir()
+    sent.write_bytes(b'')
+    options = _stage_options.StageOptions(
+        source='archive', archive=str(sent), remote_src=True, archive_origin='/ci/build/app.tar.gz'
+    )
+    plan = _stage_options.plan_stage(options=options, check_mode=False)
+    assert plan.source == {'type': 'archive', 'archive': '/ci/build/app.tar.gz'}
+
+
 def test_options_from_params_ignores_other_parameters():
     options = _stage_options.StageOptions.from_params({'source': 'archive', 'archive': '/a.tgz', 'state': 'present'})
     assert options.source == 'archive' and options.archive == '/a.tgz' and options.dedupe is True
@@ -122,7 +133,8 @@ def test_present_stages_an_unfinished_release(layout, warnings):
     assert result['diff'] == {'before': {'release': 'absent'}, 'after': {'release': 'staged'}}
     assert os.readlink(os.path.join(layout.release('r1'), 'storage')) == '../../shared/storage'
     meta = _release.read_metadata(layout.release('r1'))
-    assert meta['state'] == 'in_progress' and meta['deployed_by'] == {'user': 'alice'}
+    assert meta['state'] == 'in_progress' and meta['deployed_by']['user'] == 'alice'
+    assert meta['deployed_by']['host_user'] == _release.host_user()
 
 
 def test_present_in_check_mode_changes_nothing(layout, warnings):

@@ -99,9 +99,21 @@ def test_release_idempotent_and_wrong_token(root, run_module):
 
 
 def test_admin_unlock(root, run_module):
-    run_module(deploy_lock, {'root': root, 'token': 'tok-a'})
-    assert run_module(deploy_lock, {'root': root, 'state': 'absent'})['changed'] is True
+    run_module(deploy_lock, {'root': root, 'token': 'tok-a', 'release_id': 'r1', 'owner': {'awx_job_id': 4242}})
+    result = run_module(deploy_lock, {'root': root, 'state': 'absent'})
+    assert result['changed'] is True
     assert not os.path.exists(lock_file(root))
+    released = result['released']
+    assert 'token' not in released and released['release_id'] == 'r1' and released['expired'] is False
+    assert 'awx job 4242, release r1) since' in released['holder']
+
+
+def test_released_is_null_when_nothing_was_released(root, run_module):
+    run_module(deploy_lock, {'root': root, 'token': 'tok-a'})
+    wrong = run_module(deploy_lock, {'root': root, 'state': 'absent', 'token': 'tok-b'})
+    assert wrong['released'] is None and 'holder' in wrong['lock']
+    assert run_module(deploy_lock, {'root': root, 'state': 'absent', 'token': 'tok-a'})['released'] is not None
+    assert run_module(deploy_lock, {'root': root, 'state': 'absent'})['released'] is None
 
 
 @pytest.mark.parametrize(('args', 'name'), [({'timeout': 0}, 'timeout'), ({'wait': -1}, 'wait'), ({}, 'root')])

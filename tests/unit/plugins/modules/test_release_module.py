@@ -309,7 +309,7 @@ def test_lock_in_the_same_call_and_unlock(root, run_module):
     assert result['changed'] is True and result.get('unlocked') is True
     assert _lock.read(os.path.join(root, '.deploy', 'lock')) is None
     assert history(root)[-1]['by'] == {'user': 'alice', 'controller': 'ci'}
-    assert meta(root, 'r1')['deployed_by'] == {'user': 'alice', 'controller': 'ci'}
+    assert meta(root, 'r1')['deployed_by'] == {'user': 'alice', 'controller': 'ci', 'host_user': _release.host_user()}
 
 
 def test_lock_held_by_another_deploy(root, run_module, assert_error):

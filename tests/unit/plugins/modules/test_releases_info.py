@@ -61,6 +61,7 @@ def test_lock_without_token_and_expiry(tmp_path, run_module, build_root):
     _lock.acquire(deploy_dir=os.path.join(root, '.deploy'), token='secret-token', owner={'user': 'bob'}, timeout=1)
     result = run_module(releases_info, {'root': root})
     assert result['lock']['owner']['user'] == 'bob' and result['lock']['expired'] is False
+    assert result['lock']['holder'].startswith('bob@unknown controller since ')
     assert 'secret-token' not in json.dumps(result)
     time.sleep(1.05)
     assert run_module(releases_info, {'root': root})['lock']['expired'] is True

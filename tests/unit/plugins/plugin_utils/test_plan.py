@@ -89,7 +89,41 @@ def test_defaults_plan_a_plain_deploy():
         'pre': False,
         'checks': False,
         'after': False,
+        'maintenance': False,
+        'maintenance_file': '',
+        'started_at': 1768033822.0,
     }
+
+
+@pytest.mark.parametrize(
+    'extra',
+    [
+        {'release_maintenance_file': 'maintenance.on'},
+        {'release_maintenance_up': 'php artisan down'},
+        {'release_maintenance_down': ['php', 'artisan', 'up']},
+    ],
+)
+def test_maintenance_mode_runs_the_pre_activation_steps(extra):
+    found = plan(**extra)
+    assert found['maintenance'] is True and found['pre'] is True
+
+
+@pytest.mark.parametrize('name', ['shared', 'releases', 'current', '.deploy', '..', 'shared/maintenance.on', '/tmp/m'])
+def test_maintenance_file_must_be_a_name_in_the_root(name):
+    with pytest.raises(_plan.PlanError, match='release_maintenance_file must be a file name in release_root'):
+        plan(release_maintenance_file=name)
+
+
+def test_maintenance_command_with_shell_syntax_is_refused():
+    with pytest.raises(_plan.PlanError, match='release_maintenance_up'):
+        plan(release_maintenance_up='php artisan down && touch x')
+
+
+def test_a_later_serial_batch_keeps_the_start_of_the_run():
+    play = [*HOSTS, 'h4']
+    first = plan(play=play)
+    later = _plan.make_plan(values=values(), play_hosts=play, batch=['h4'], previous=first)
+    assert later['started_at'] == first['started_at'] and later['first'] is False
 
 
 def test_token_comes_from_the_lock_module(monkeypatch):

@@ -26,6 +26,14 @@ LOCK = {
         (LOCK, 'lock     alice@ctl for v3 since 2026-01-10T08:30:22.123456Z'),
         ({**LOCK, 'expired': True}, 'lock     alice@ctl for v3 since 2026-01-10T08:30:22.123456Z (expired)'),
         ({'owner': None, 'corrupt': True}, 'lock     ?@? for ? since ?'),
+        (
+            {**LOCK, 'owner': {'user': 'awx', 'controller': 'tower', 'awx_job_id': 4242}},
+            'lock     awx@tower for v3 since 2026-01-10T08:30:22.123456Z (awx job 4242)',
+        ),
+        (
+            {**LOCK, 'owner': {'user': 'ci', 'controller': 'runner', 'ci_job_url': 'https://ci.example/jobs/7'}},
+            'lock     ci@runner for v3 since 2026-01-10T08:30:22.123456Z (https://ci.example/jobs/7)',
+        ),
     ],
 )
 def test_lock_line(lock, line):
