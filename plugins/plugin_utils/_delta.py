@@ -289,7 +289,7 @@ def compact(source: str) -> str:
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             indent = lines[first.lineno - 1][: first.col_offset]
             # The module's own docstring goes: nothing may come before ``from __future__``.
-            lines[first.lineno - 1] = '' if isinstance(node, ast.Module) else f'{indent}pass'
+            lines[first.lineno - 1] = '' if isinstance(node, ast.Module) else indent + 'pass'
             for index in range(first.lineno, first.end_lineno):
                 lines[index] = ''
     return '\n'.join(line for line in lines if line.strip() and not line.lstrip().startswith('#')) + '\n'
