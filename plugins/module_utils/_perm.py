@@ -240,9 +240,7 @@ def apply(fd: int, *, path: str, grant: Grant, check_mode: bool = False) -> dict
         raise _fs.FsError(refusal, path=path)
     if not result['changed'] or check_mode:
         return result
-    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
-        os.fchown(fd, uid, gid)
-    os.fchmod(fd, grant.mode)
+    _fs.set_owner_mode(fd, mode=grant.mode, uid=uid, gid=gid, path=path)
     if wanted is not None:
         blob = encode_acl(wanted)
         try:
